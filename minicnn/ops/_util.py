@@ -1,0 +1,47 @@
+"""Small helpers shared by the ops: argument checks with teaching error messages."""
+from ..autograd import Tensor
+
+
+def data_of(x):
+    """The backend array of a Tensor (or the array itself)."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+def shape_of(x):
+    return tuple(data_of(x).shape)
+
+
+def check_float(op, name, x):
+    """Differentiable ops take floating-point inputs: TypeError naming the argument otherwise."""
+    if x is None:
+        return
+    dtype = data_of(x).dtype
+    if dtype.kind != "f":
+        raise TypeError(f"{op}: {name} must be a floating-point array, got dtype {dtype} "
+                        f"with shape {shape_of(x)}; convert it with .astype(np.float32)")
+
+
+def check_ndim(op, name, x, ndim, layout):
+    """ValueError naming the argument, its shape and the expected layout, e.g. '(N, C, H, W)'."""
+    shape = shape_of(x)
+    if len(shape) != ndim:
+        raise ValueError(f"{op}: {name} must have {ndim} dimensions {layout}, got shape {shape}")
+
+
+def pair(op, name, v, minimum=0):
+    """An int or a pair of ints -> (a, b), each >= minimum."""
+    t = (v, v) if isinstance(v, int) else tuple(v)
+    if len(t) != 2 or not all(isinstance(i, int) for i in t):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
+    if min(t) < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {v!r}")
+    return t
+
+
+def unbroadcast(g, shape):
+    """Sum a broadcast gradient back down to ``shape`` (the adjoint of broadcasting)."""
+    shape = tuple(shape)
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g

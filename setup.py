@@ -1,0 +1,22 @@
+"""Installer for minicnn: pip install -e ".[test]"."""
+from setuptools import find_packages, setup
+
+setup(
+    name="minicnn",
+    version="0.1.0",
+    description="A from-scratch NumPy/CuPy engine for understanding convolutional networks",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["minicnn", "minicnn.*"]),
+    package_data={"minicnn": ["labels/*.txt"]},
+    install_requires=["numpy>=1.24", "scipy>=1.10", "pillow>=9", "matplotlib>=3.6", "tqdm>=4.60"],
+    extras_require={
+        # torch is only the reference in parity tests; minicnn never imports it.
+        "test": ["pytest>=7", "safetensors>=0.4"],
+        "torch": ["torch==2.13.0"],
+        "cupy": ["cupy-cuda12x"],
+    },
+    entry_points={"console_scripts": ["minicnn=minicnn.cli:main"]},
+)
