@@ -1,0 +1,146 @@
+"""Read and write the safetensors format with NumPy only.
+
+A safetensors file is, in order:
+
+1. 8 bytes: N, the length of the header, an unsigned little-endian integer;
+2. N bytes: a UTF-8 JSON object (padded with spaces) mapping each tensor name to
+   ``{"dtype": "F32", "shape": [64, 3, 3, 3], "data_offsets": [begin, end]}``,
+   plus an optional ``"__metadata__": {str: str}``;
+3. the data: each tensor's bytes, C order, little-endian, at ``begin:end``
+   counted from the first byte after the header.
+
+There is no code in it to execute, which is the point of the format. Loading
+only has to check that every ``[begin, end)`` fits the data, matches
+shape x dtype size, and does not overlap another tensor.
+"""
+import json
+import os
+import struct
+
+import numpy as np
+
+from .download import atomic_write
+
+# safetensors dtype code -> little-endian NumPy dtype (BF16 is read as raw uint16).
+DTYPES = {
+    "F16": "<f2", "F32": "<f4", "F64": "<f8", "BF16": "<u2",
+    "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+    "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
+}
+CODES = {np.dtype(v).newbyteorder("="): k for k, v in DTYPES.items() if k != "BF16"}
+MAX_HEADER_BYTES = 100_000_000
+
+
+def read_safetensors_header(path):
+    """Return ``(tensors, metadata, data_start)``: the validated header of a safetensors file.
+
+    ``tensors`` maps name -> ``{"dtype", "shape", "data_offsets"}`` and
+    ``data_start`` is the file position of byte 0 of the data.
+    """
+    path = os.fspath(path)
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        first = f.read(8)
+        if len(first) < 8:
+            raise ValueError(f"{path}: {size} bytes is too short for a safetensors file (8-byte header length)")
+        (n,) = struct.unpack("<Q", first)
+        if n > min(MAX_HEADER_BYTES, size - 8):
+            raise ValueError(f"{path}: header length {n} does not fit a {size}-byte file "
+                             f"(not a safetensors file, or truncated)")
+        try:
+            header = json.loads(f.read(n).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: the header is not valid UTF-8 JSON: {err}") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: the header is a JSON {type(header).__name__}, expected an object")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError(f"{path}: __metadata__ must map strings to strings, got {metadata!r:.100}")
+    data_len = size - 8 - n
+    spans = []
+    for name, info in header.items():
+        where = f"{path}: tensor '{name}'"
+        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+            raise ValueError(f"{where}: expected keys dtype, shape, data_offsets; got {info!r:.100}")
+        if info["dtype"] not in DTYPES:
+            raise ValueError(f"{where}: dtype {info['dtype']!r} is not one of {sorted(DTYPES)}")
+        shape, offsets = info["shape"], info["data_offsets"]
+        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
+            raise ValueError(f"{where}: shape {shape!r} is not a list of non-negative integers")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= data_len):
+            raise ValueError(f"{where}: data_offsets {offsets!r} do not lie within the {data_len} data bytes")
+        expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(DTYPES[info["dtype"]]).itemsize
+        if offsets[1] - offsets[0] != expected:
+            raise ValueError(f"{where}: shape {tuple(shape)} of {info['dtype']} needs {expected} bytes, "
+                             f"data_offsets {offsets} give {offsets[1] - offsets[0]}")
+        spans.append((offsets[0], offsets[1], name))
+    spans.sort()
+    for (_, end, a), (begin, _, b) in zip(spans, spans[1:]):
+        if begin < end:
+            raise ValueError(f"{path}: the bytes of tensors '{a}' and '{b}' overlap")
+    return header, metadata, 8 + n
+
+
+def load_safetensors(path, *, dtype=np.float32):
+    """Read every tensor of a safetensors file into a dict of NumPy arrays (in header order).
+
+    ``dtype`` is what 16-bit floats become (float32 by default; ``None`` keeps
+    float16). BF16 always becomes float32: its bits are the top half of a float32.
+    The header's ``__metadata__`` is available from ``read_safetensors_header``.
+    """
+    path = os.fspath(path)
+    tensors, _, start = read_safetensors_header(path)
+    state = {}
+    with open(path, "rb") as f:
+        for name, info in tensors.items():
+            begin, end = info["data_offsets"]
+            buf = bytearray(end - begin)
+            f.seek(start + begin)
+            f.readinto(buf)
+            arr = np.frombuffer(buf, dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
+            arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)
+            if info["dtype"] == "BF16":
+                arr = (arr.astype(np.uint32) << 16).view(np.float32).astype(dtype or np.float32, copy=False)
+            elif info["dtype"] == "F16" and dtype is not None:
+                arr = arr.astype(dtype)
+            state[name] = arr
+    return state
+
+
+def save_safetensors(path, state, metadata=None):
+    """Write ``{name: array}`` as a safetensors file (atomically: temp file + rename).
+
+    ``metadata`` is an optional ``{str: str}`` stored as ``__metadata__``.
+    Arrays are written C-contiguous and little-endian, in the order given.
+    """
+    path = os.fspath(path)
+    if metadata is not None and not (isinstance(metadata, dict) and
+                                     all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
+        raise ValueError(f"{path}: metadata must be a dict of str -> str, got {metadata!r:.100}")
+    header, arrays, offset = {}, [], 0
+    if metadata:
+        header["__metadata__"] = dict(metadata)
+    for name, value in state.items():
+        if not isinstance(name, str) or name == "__metadata__":
+            raise ValueError(f"{path}: tensor name {name!r} is not allowed")
+        arr = np.asarray(value)
+        native = arr.dtype.newbyteorder("=")
+        if native not in CODES:
+            raise ValueError(f"{path}: tensor '{name}' has dtype {arr.dtype}, which safetensors cannot "
+                             f"store (supported: {sorted(str(d) for d in CODES)})")
+        arr = np.asarray(arr, dtype=native.newbyteorder("<"), order="C")  # keeps 0-d arrays 0-d
+        header[name] = {"dtype": CODES[native], "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + arr.nbytes]}
+        arrays.append(arr)
+        offset += arr.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # data then starts 8-byte aligned
+
+    def write(f):
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for arr in arrays:
+            f.write(arr.tobytes())
+
+    atomic_write(path, write)
