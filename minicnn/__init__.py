@@ -12,7 +12,8 @@ from . import ops
 
 __version__ = "0.1.0"
 
-_LAZY = {"nn", "optim", "gradcheck", "io", "data", "models", "techniques", "plot"}
+_LAZY = {"nn", "optim", "gradcheck", "io", "data", "images", "cifar", "models", "techniques",
+         "plot", "training"}
 
 
 def __getattr__(name):
