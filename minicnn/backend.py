@@ -112,7 +112,7 @@ def _get(name):
 def as_backend(a, name):
     """Return array ``a`` on backend ``name`` (no copy if it is already there)."""
     target = _get(name)
-    if target.is_array(a):
+    if _backend_of(a).name == name:
         return a
     return target.from_numpy(to_numpy(a))
 
