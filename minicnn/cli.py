@@ -1,0 +1,91 @@
+"""The ``minicnn`` command (also ``python -m minicnn``).
+
+    minicnn gradcheck                 check every built-in op's gradient, print a table
+    minicnn bench [--only SECTION]    time minicnn beside PyTorch CPU (when installed)
+    minicnn train NAME                train a shipped model (fashion_net, cifar_net) by its recipe
+    minicnn weights list|fetch|import manage pretrained weights
+"""
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+def _cmd_gradcheck(args):
+    from .opcheck import run_all, format_table
+    rows = run_all(seed=args.seed, names=args.only.split(",") if args.only else None)
+    print(format_table(rows))
+    return 0 if all(r[3] for r in rows) else 1
+
+
+def _cmd_bench(args):
+    from . import bench
+    bench.run(sections=args.only.split(",") if args.only else None)
+    return 0
+
+
+def _cmd_train(args):
+    from .training import train_recipe
+    path, history = train_recipe(args.name, out_dir=args.out, data_root=args.data,
+                                 epochs=args.epochs, seed=args.seed, resume=args.resume,
+                                 command="minicnn " + " ".join(sys.argv[1:]))
+    print(f"saved {path}: test accuracy {history[-1]['test_acc']:.4f}")
+    return 0
+
+
+def _cmd_weights(args):
+    from .models import registry
+    if args.action == "list":
+        print(registry.describe())
+    elif args.action == "fetch":
+        print(registry.fetch(args.name))
+    elif args.action == "import":
+        if not args.arch:
+            raise SystemExit("minicnn weights import FILE --arch NAME: --arch is required")
+        print(registry.import_weights(args.name, args.arch, out=args.out))
+    return 0
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="minicnn", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("gradcheck", help="gradient-check every built-in op")
+    g.add_argument("--only", help="comma-separated op names")
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(fn=_cmd_gradcheck)
+
+    b = sub.add_parser("bench", help="benchmark beside PyTorch CPU")
+    b.add_argument("--only", help="comma-separated section names")
+    b.set_defaults(fn=_cmd_bench)
+
+    t = sub.add_parser("train", help="train a shipped model by its recipe")
+    t.add_argument("name", help="fashion_net or cifar_net")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--data", help="dataset file or folder (default: standard locations)")
+    t.add_argument("--out", default="weights", help="folder for <name>.npz + .json")
+    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    t.set_defaults(fn=_cmd_train)
+
+    w = sub.add_parser("weights", help="list / fetch / import pretrained weights")
+    w.add_argument("action", choices=["list", "fetch", "import"])
+    w.add_argument("name", nargs="?", help="model name (fetch) or checkpoint file (import)")
+    w.add_argument("--arch", help="architecture of an imported file")
+    w.add_argument("--out", help="where to write the imported .npz (default: the cache)")
+    w.set_defaults(fn=_cmd_weights)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as e:
+        print(f"minicnn {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""What every technique shares: inputs on the model's backend, targets checked, one unit picked.
+
+    x = as_input(model, image)              # (N, C, H, W) Tensor, model's backend and dtype
+    check_target(logits, target)            # clear error for an out-of-range class
+    score = unit_score(act, unit)           # sum of one channel / one position of an activation
+"""
+import numpy as np
+
+from ..autograd import Tensor
+from ..backend import as_backend, backend_name, get_array_module
+
+__all__ = ["model_backend", "model_dtype", "as_input", "check_target", "unit_score",
+           "unit_gradient", "check_layer"]
+
+
+def _first_parameter(model):
+    for p in model.parameters():
+        return p
+    return None
+
+
+def model_backend(model):
+    """Backend name of the model's parameters ('numpy' for a parameter-free model)."""
+    p = _first_parameter(model)
+    return "numpy" if p is None else backend_name(p.data)
+
+
+def model_dtype(model):
+    p = _first_parameter(model)
+    return np.float32 if p is None else p.data.dtype
+
+
+def as_input(model, x, requires_grad=False, channels=None):
+    """An image batch as a fresh leaf Tensor on the model's backend and dtype.
+
+    x: array or Tensor (N, C, H, W), or one image (C, H, W). The caller's array is
+    never modified (a copy is made). ``channels``: expected C, checked if given.
+    """
+    data = x.data if isinstance(x, Tensor) else x
+    if not hasattr(data, "shape"):
+        data = np.asarray(data)
+    if data.ndim == 3:
+        data = data[None]
+    if data.ndim != 4:
+        raise ValueError(f"expected an image batch (N, C, H, W) or one image (C, H, W), "
+                         f"got shape {tuple(data.shape)}")
+    if channels is not None and data.shape[1] != channels:
+        raise ValueError(f"the model expects {channels} input channels, got an image of "
+                         f"shape {tuple(data.shape)}")
+    if data.dtype.kind not in "fiu":
+        raise TypeError(f"image must be numeric, got dtype {data.dtype}")
+    data = as_backend(data, model_backend(model))
+    data = data.astype(model_dtype(model), copy=True)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def check_target(logits, target, name="target"):
+    """``target`` must be a class index in [0, K) for logits (N, K); returns it as int."""
+    k = logits.shape[1]
+    if isinstance(target, (bool, np.bool_)) or not isinstance(target, (int, np.integer)):
+        raise TypeError(f"{name} must be an int class index, got {target!r}")
+    if not 0 <= int(target) < k:
+        raise ValueError(f"{name} {int(target)} is out of range: the model has {k} classes "
+                         f"(0..{k - 1})")
+    return int(target)
+
+
+def check_layer(model, layer):
+    """``layer`` must be one of model.layer_names(); the error lists the valid ones."""
+    names = model.layer_names()
+    if layer not in names:
+        model.get_submodule(layer)     # raises the error that lists the valid names
+    return layer
+
+
+def unit_score(act, unit):
+    """The scalar to differentiate for one unit of an activation ``act`` (N, C, H, W) or (N, D).
+
+    unit: a channel c (sum over its whole map, batch summed), or (c, i, j) for one position.
+    """
+    if isinstance(unit, (int, np.integer)):
+        c, pos = int(unit), None
+    else:
+        c, *pos = unit
+    if not 0 <= c < act.shape[1]:
+        raise ValueError(f"unit channel {c} is out of range for an activation of shape {act.shape}")
+    if pos:
+        if act.ndim != 4 or len(pos) != 2:
+            raise ValueError(f"unit {unit!r}: (c, i, j) needs a 4-D activation, got {act.shape}")
+        i, j = pos
+        if not (0 <= i < act.shape[2] and 0 <= j < act.shape[3]):
+            raise ValueError(f"unit position ({i}, {j}) is outside the activation map "
+                             f"{act.shape[2]}×{act.shape[3]}")
+        return act[:, c, i, j].sum()
+    return act[:, c].sum()
+
+
+def unit_gradient(act, unit):
+    """The upstream gradient that is 1 at the chosen unit and 0 elsewhere (same shape as act)."""
+    xp = get_array_module(act.data)
+    g = xp.zeros(act.shape, dtype=act.dtype)
+    if isinstance(unit, (int, np.integer)):
+        g[:, int(unit)] = 1
+    else:
+        c, i, j = unit
+        g[:, c, i, j] = 1
+    return g
