@@ -174,9 +174,12 @@ def fit(model, train, test=None, *, epochs, batch_size=128, lr=1e-3, optimizer="
 RECIPES = {
     "fashion_net": dict(dataset="fashion_mnist", epochs=15, batch_size=128, lr=2e-3,
                         optimizer="adam", augment={"pad": 2, "flip": True}),
-    "cifar_net": dict(dataset="cifar10", epochs=30, batch_size=128, lr=2e-3,
+    "cifar_net": dict(dataset="cifar10", epochs=20, batch_size=128, lr=2e-3,
                       optimizer="adam", augment={"pad": 4, "flip": True}),
 }
+
+
+CHECK_SUBSET = 2000   # the manifest also records accuracy on this many test images (a quick check)
 
 
 def _dataset(name, root):
@@ -207,11 +210,14 @@ def train_recipe(name, out_dir="weights", data_root=None, epochs=None, seed=0, r
     history = fit(model, (xtr, ytr), (xte, yte), seed=seed, checkpoint=checkpoint,
                   resume=resume, progress=progress, **recipe)
     acc = history[-1]["test_acc"]
+    n_check = min(CHECK_SUBSET, len(yte))
     meta = {
         "architecture": name,
         "preprocessing": pre.to_dict(),
         "labels": list(labels),
-        "accuracy": {"value": acc, "on": f"{test_name}, {len(yte)} images"},
+        "accuracy": {"value": acc, "on": f"{test_name}, {len(yte)} images",
+                     "subset_value": evaluate(model, xte[:n_check], yte[:n_check]),
+                     "subset": f"the first {n_check} images of the {test_name}"},
         "provenance": {"command": command or f"minicnn train {name} --seed {seed}",
                        "recipe": {**RECIPES[name], "epochs": recipe["epochs"], "seed": seed},
                        "train_seconds_this_run": round(time.time() - t0),

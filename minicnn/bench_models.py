@@ -1,0 +1,95 @@
+"""Whole-model benchmarks beside PyTorch CPU: training fashion_net, ImageNet nets forward/backward.
+
+    minicnn bench --only fashion_net_epoch,imagenet_models
+"""
+import numpy as np
+
+from . import models, ops
+from .autograd import Tensor
+from .bench import _torch, compare, section
+from .reference_torch import torch_model, torch_small_vgg
+
+STEPS = 40            # training steps timed; the epoch time is extrapolated from them
+EPOCH_IMAGES = 60000  # one Fashion-MNIST epoch
+
+
+@section("fashion_net_epoch")
+def bench_fashion_epoch(repeat):
+    """One training epoch of fashion_net (60k images, batch 128, Adam), extrapolated from
+    STEPS steps timed side by side with the same net in PyTorch."""
+    from .optim import Adam
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    batch = 128
+    x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    model = models.fashion_net()
+    opt = Adam(list(model.parameters()), lr=1e-3)
+
+    def ours():
+        for _ in range(STEPS):
+            loss = ops.cross_entropy(model(Tensor(x)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    theirs = None
+    if torch is not None:
+        net = torch_small_vgg(model).train()
+        topt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        tx, ty = torch.tensor(x), torch.tensor(y)
+
+        def theirs():
+            for _ in range(STEPS):
+                loss = torch.nn.functional.cross_entropy(net(tx), ty)
+                topt.zero_grad()
+                loss.backward()
+                topt.step()
+
+    row = compare(f"fashion_net epoch (60k, from {STEPS} steps)", ours, theirs, repeat=max(1, repeat // 3))
+    scale = EPOCH_IMAGES / (STEPS * batch)
+    row["ms"] *= scale
+    if row["torch_ms"] is not None:
+        row["torch_ms"] *= scale
+    return [row]
+
+
+@section("imagenet_models")
+def bench_imagenet_models(repeat):
+    """squeezenet1_1 and vgg16 at 1×3×224×224: forward, and forward + backward to the input."""
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+    rows = []
+    for name in ("squeezenet1_1", "vgg16"):
+        model = getattr(models, name)().eval()
+        net = None
+        if torch is not None:
+            net = torch_model(name).eval()
+            model.load_state_dict({k: v.detach().numpy() for k, v in net.state_dict().items()})
+            net.requires_grad_(False)
+        model.requires_grad_(False)          # gradients to the input only, as visualizations need
+
+        def fwd():
+            from .autograd import no_grad
+            with no_grad():
+                model(Tensor(x))
+
+        def fwd_bwd():
+            xt = Tensor(x.copy(), requires_grad=True)
+            model(xt)[0, 1].backward()
+
+        t_fwd = t_bwd = None
+        if net is not None:
+            tx = torch.tensor(x)
+
+            def t_fwd():
+                with torch.no_grad():
+                    net(tx)
+
+            def t_bwd():
+                xi = tx.clone().requires_grad_(True)
+                net(xi)[0, 1].backward()
+        rows.append(compare(f"{name} forward 1×3×224×224", fwd, t_fwd, repeat=repeat))
+        rows.append(compare(f"{name} forward+backward to input", fwd_bwd, t_bwd, repeat=repeat))
+    return rows

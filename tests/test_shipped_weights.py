@@ -1,0 +1,72 @@
+"""The weights minicnn ships: they load, match their manifest's hash, and score what it says."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn.models.registry import REPO_WEIGHTS
+
+SHIPPED = {"fashion_net": "fashion_mnist", "cifar_net": "cifar10"}
+
+
+def _manifest(name):
+    path = REPO_WEIGHTS / f"{name}.json"
+    if not path.is_file():
+        pytest.skip(f"weights/{name}.npz is not shipped in this checkout")
+    return json.loads(path.read_text())
+
+
+def _test_set(name):
+    try:
+        if SHIPPED[name] == "fashion_mnist":
+            return mc.data.load_fashion_mnist("test", download=False)
+        root = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10",
+                            "cifar10-jpeg.tar.gz")
+        return mc.data.load_cifar10("test", root=root if os.path.exists(root) else None,
+                                    download=False)
+    except (FileNotFoundError, OSError) as e:
+        pytest.skip(f"{SHIPPED[name]} test set not available: {e}")
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_weights_match_manifest_hash(name):
+    meta = _manifest(name)
+    assert mc.io.sha256_file(REPO_WEIGHTS / f"{name}.npz") == meta["sha256"]
+    model = getattr(mc.models, name)(pretrained=True)
+    assert model.labels == meta["labels"] and len(model.labels) == 10
+    assert model.preprocess.to_dict() == meta["preprocessing"]
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_accuracy_on_fixed_subset_matches_manifest(name):
+    meta = _manifest(name)
+    x, y = _test_set(name)
+    model = getattr(mc.models, name)(pretrained=True)
+    n = int(meta["accuracy"]["subset"].split()[2])
+    acc = mc.training.evaluate(model, model.preprocess.preprocess(x[:n]), y[:n])
+    assert abs(acc - meta["accuracy"]["subset_value"]) <= 0.005, (acc, meta["accuracy"])
+
+
+def test_fashion_net_meets_its_target():
+    meta = _manifest("fashion_net")
+    assert meta["accuracy"]["value"] >= 0.92, meta["accuracy"]
+    assert "minicnn train fashion_net" in meta["provenance"]["command"]
+
+
+def test_shipped_files_are_small():
+    total = sum(p.stat().st_size for p in REPO_WEIGHTS.glob("*") if p.is_file())
+    assert total < 8 * 2 ** 20, f"weights/ holds {total / 2**20:.1f} MB"
+
+
+def test_corrupted_weights_are_refused(tmp_path):
+    meta = _manifest("fashion_net")
+    src = REPO_WEIGHTS / "fashion_net.npz"
+    bad = tmp_path / "fashion_net.npz"
+    data = bytearray(src.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    (tmp_path / "fashion_net.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="sha256"):
+        mc.io.load_npz(bad, expected_arch="fashion_net")
