@@ -1,0 +1,189 @@
+"""The machinery under conv2d / conv_transpose2d: im2col, col2im and grouped matmuls.
+
+A 2-D convolution (cross-correlation, as in every deep-learning library) is
+
+    y[n, f, i, j] = Σ_{c, u, v} w[f, c, u, v] · x_pad[n, c, s·i + u, s·j + v]
+
+im2col copies every receptive field of ``x_pad`` into one column,
+
+    cols[(c, u, v), (n, i, j)] = x_pad[n, c, s·i + u, s·j + v]        cols: (C·kh·kw, N·Ho·Wo)
+
+so the whole layer is ONE matrix product  y = W ⋅ cols  with  W: (F, C·kh·kw).
+The copy is made from a *view*: ``as_strided`` presents the padded input as a
+6-D array of sliding windows without copying; reshaping that view to a matrix
+is the single copy. col2im is the adjoint of im2col: every column entry goes
+back to the pixel it was copied from, and entries copied from the same pixel
+(overlapping windows) are summed — one strided slice per kernel offset (u, v).
+
+With ``groups`` the channels split into G independent convolutions, done as
+one batched matmul over the group axis. When every group has a single input
+or a single output channel (depthwise convolution, groups == C) the
+columns would be mostly copies feeding tiny K×1 products, so that case sums
+over the kh·kw kernel offsets instead: y = Σ_{u,v} w[..., u, v] · (strided slice
+of x_pad at offset (u, v)) — the same sum, written without any column buffer.
+
+The four functions below are all a convolution needs, and they serve both
+directions (conv_transpose2d is conv2d with forward and input-gradient swapped):
+
+    unfold(x)                 x -> cols (or x_pad on the depthwise path)
+    apply_filters(cols, w)    cols -> y            (conv2d forward)
+    input_grad(g, w)          g -> dx              (conv2d backward; conv_transpose2d forward)
+    weight_grad(g, cols)      (g, cols) -> dw      (both backwards)
+
+Shapes: x (N, C, H, W), w (F, C/G, kh, kw), y and g (N, F, Ho, Wo). Private to ops.
+
+Memory order: the product W ⋅ cols comes out filter-first, (F, N, Ho, Wo) in
+memory. conv2d returns it as an (N, F, Ho, Wo) *view* (transpose, no copy) —
+NumPy/CuPy ops accept any strides — and col2im builds dx channel-first too, so
+a stack of convolutions (and the elementwise ops between them) never
+reshuffles memory; ``filter_major`` copies a gradient only when it arrives in
+another order.
+"""
+from ..backend import get_array_module
+
+
+def out_size(size, k, stride, padding):
+    """Output length of a convolution along one axis: ⌊(size + 2p − k) / s⌋ + 1."""
+    return (size + 2 * padding - k) // stride + 1
+
+
+def pad_hw(x, padding):
+    """Zero-pad the two spatial axes of (N, C, H, W) by (ph, pw); no copy when there is none."""
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return x
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    x_pad = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
+    x_pad[:, :, ph:ph + H, pw:pw + W] = x
+    return x_pad
+
+
+def is_depthwise(w_shape, groups):
+    """True where each group has one input or one output channel (the kernel-offset path)."""
+    F, Cg = w_shape[:2]
+    return groups > 1 and (Cg == 1 or F // groups == 1)
+
+
+def _windows(x_pad, kh, kw, stride, Ho, Wo):
+    """For each kernel offset (u, v): the strided (·, ·, Ho, Wo) view of x_pad it touches."""
+    sh, sw = stride
+    for u in range(kh):
+        for v in range(kw):
+            yield u, v, x_pad[:, :, u:u + sh * Ho:sh, v:v + sw * Wo:sw]
+
+
+# --------------------------------------------------------------- im2col / col2im
+
+def im2col(x, kh, kw, stride, padding):
+    """x: (N, C, H, W) -> cols: (C·kh·kw, N, Ho, Wo), one copy of a sliding-window view."""
+    xp = get_array_module(x)
+    x_pad = pad_hw(x, padding)
+    N, C, Hp, Wp = x_pad.shape
+    sh, sw = stride
+    Ho, Wo = (Hp - kh) // sh + 1, (Wp - kw) // sw + 1
+    sN, sC, sH, sW = x_pad.strides
+    windows = xp.lib.stride_tricks.as_strided(          # a view: nothing is copied yet
+        x_pad, shape=(C, kh, kw, N, Ho, Wo), strides=(sC, sH, sW, sN, sH * sh, sW * sw))
+    return windows.reshape(C * kh * kw, N, Ho, Wo)      # the one copy
+
+
+def col2im(cols, x_shape, kh, kw, stride, padding):
+    """The adjoint of im2col: cols (C·kh·kw, N, Ho, Wo) -> dx (N, C, H, W).
+
+    dx_pad[:, :, u::s, v::s] += cols[(:, u, v)] for every kernel offset (u, v):
+    kh·kw strided additions instead of a scatter (np.add.at is ~10x slower).
+    dx is built channel-first, like cols, and returned as an (N, C, H, W) view.
+    """
+    xp = get_array_module(cols)
+    N, C, H, W = x_shape
+    ph, pw = padding
+    Ho, Wo = cols.shape[2:]
+    dx_pad = xp.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
+    per_offset = cols.reshape(C, kh, kw, N, Ho, Wo)
+    for u, v, window in _windows(dx_pad, kh, kw, stride, Ho, Wo):
+        window += per_offset[:, u, v]          # window is a view into dx_pad
+    return dx_pad[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
+
+
+def filter_major(y):
+    """The same (N, F, Ho, Wo) values, stored filter-first ((F, N, Ho, Wo) in memory).
+
+    Then ``_rows`` (one row per filter) is a free reshape; no copy when ``y``
+    already is stored so — like conv2d's output and input gradient, and what
+    elementwise ops (relu, add, their gradients) make of those.
+    """
+    xp = get_array_module(y)
+    return xp.ascontiguousarray(y.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+
+
+def _rows(y, groups):
+    """(N, F, Ho, Wo) -> (G, F/G, N·Ho·Wo): one row per filter, as the matmul wants it."""
+    N, F = y.shape[:2]
+    return y.transpose(1, 0, 2, 3).reshape(groups, F // groups, -1)
+
+
+# ----------------------------------------------------------- the four operations
+
+def unfold(x, w_shape, stride, padding, groups):
+    """What the forward keeps for dW: im2col columns, or x_pad on the depthwise path."""
+    if is_depthwise(w_shape, groups):
+        return pad_hw(x, padding)
+    return im2col(x, w_shape[2], w_shape[3], stride, padding)
+
+
+def apply_filters(cols, w, stride, groups):
+    """y = W ⋆ x from ``unfold``'s result: (N, F, Ho, Wo). One (batched) matmul."""
+    xp = get_array_module(cols, w)
+    F, Cg, kh, kw = w.shape
+    G = groups
+    if is_depthwise(w.shape, G):
+        x_pad = cols
+        N, C, Hp, Wp = x_pad.shape
+        Ho, Wo = (Hp - kh) // stride[0] + 1, (Wp - kw) // stride[1] + 1
+        w5 = w.reshape(G, F // G, Cg, kh, kw)
+        y = xp.zeros((N, G, F // G, Ho, Wo), dtype=xp.result_type(x_pad, w))
+        for u, v, xs in _windows(x_pad, kh, kw, stride, Ho, Wo):
+            y += xp.einsum("gfc,ngchw->ngfhw", w5[..., u, v], xs.reshape(N, G, Cg, Ho, Wo))
+        return y.reshape(N, F, Ho, Wo)
+    _, N, Ho, Wo = cols.shape
+    y = xp.matmul(w.reshape(G, F // G, Cg * kh * kw), cols.reshape(G, Cg * kh * kw, N * Ho * Wo))
+    return y.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)   # a view: no copy back to NCHW
+
+
+def input_grad(g, w, x_shape, stride, padding, groups):
+    """dx = col2im(Wᵀ ⋅ g): g (N, F, Ho, Wo) -> (N, C, H, W). One (batched) matmul."""
+    xp = get_array_module(g, w)
+    F, Cg, kh, kw = w.shape
+    G = groups
+    N, _, Ho, Wo = g.shape
+    if is_depthwise(w.shape, G):
+        C, H, W = x_shape[1:]
+        ph, pw = padding
+        w5 = w.reshape(G, F // G, Cg, kh, kw)
+        g5 = g.reshape(N, G, F // G, Ho, Wo)
+        dx_pad = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=xp.result_type(g, w))
+        for u, v, window in _windows(dx_pad, kh, kw, stride, Ho, Wo):
+            window += xp.einsum("gfc,ngfhw->ngchw", w5[..., u, v], g5).reshape(N, C, Ho, Wo)
+        return dx_pad[:, :, ph:ph + H, pw:pw + W]
+    w_t = w.reshape(G, F // G, Cg * kh * kw).transpose(0, 2, 1)   # (G, C/G·kh·kw, F/G)
+    g_cols = xp.matmul(w_t, _rows(g, G))                            # (G, C/G·kh·kw, N·Ho·Wo)
+    return col2im(g_cols.reshape(-1, N, Ho, Wo), x_shape, kh, kw, stride, padding)
+
+
+def weight_grad(g, cols, w_shape, stride, groups):
+    """dW = g ⋅ colsᵀ: (F, C/G, kh, kw), summed over the batch and all output pixels."""
+    xp = get_array_module(g, cols)
+    F, Cg, kh, kw = w_shape
+    G = groups
+    N, _, Ho, Wo = g.shape
+    if is_depthwise(w_shape, G):
+        x_pad = cols
+        g5 = g.reshape(N, G, F // G, Ho, Wo)
+        dw = xp.empty((G, F // G, Cg, kh, kw), dtype=xp.result_type(g, x_pad))
+        for u, v, xs in _windows(x_pad, kh, kw, stride, Ho, Wo):
+            dw[..., u, v] = xp.einsum("ngfhw,ngchw->gfc", g5, xs.reshape(N, G, Cg, Ho, Wo))
+        return dw.reshape(w_shape)
+    cols = cols.reshape(G, Cg * kh * kw, N * Ho * Wo)
+    dw_t = xp.matmul(cols, _rows(g, G).transpose(0, 2, 1))   # dWᵀ = cols ⋅ gᵀ: BLAS is faster
+    return dw_t.transpose(0, 2, 1).reshape(w_shape)          # this way round than g ⋅ colsᵀ

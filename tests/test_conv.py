@@ -1,0 +1,246 @@
+"""conv2d / conv_transpose2d: naive-loop oracle, gradient checks, the adjoint identity,
+PyTorch parity, and errors that name the argument and the shapes."""
+import numpy as np
+import pytest
+
+from minicnn import gradcheck
+from minicnn.autograd import Tensor, no_grad
+from minicnn.backend import as_backend, to_numpy
+from minicnn.ops.conv import (conv2d, conv2d_naive, conv_transpose2d, conv_transpose2d_naive)
+
+# (x shape, w shape, stride, padding, groups)
+CONV_CASES = [
+    ((2, 3, 7, 9), (4, 3, 3, 2), 1, 0, 1),            # non-square input and kernel
+    ((2, 4, 8, 7), (6, 2, 3, 3), 2, 1, 2),            # stride 2, padding, 2 groups
+    ((2, 4, 9, 9), (4, 1, 3, 3), 2, 1, 4),            # depthwise
+    ((1, 3, 6, 6), (6, 1, 3, 3), 1, 2, 3),            # depthwise, channel multiplier 2
+    ((2, 4, 6, 7), (2, 2, 3, 3), (1, 2), (1, 0), 2),  # one filter per group, pairs
+    ((2, 2, 7, 8), (3, 2, 1, 1), 2, 0, 1),            # 1×1 kernel, stride skips pixels
+]
+CONV_IDS = ["rect", "s2p1g2", "depthwise", "depthwise-x2", "pairs-g2-1filter", "1x1s2"]
+
+# (x shape, w shape (C_in, C_out/G, kh, kw), stride, padding, output_padding, groups)
+TCONV_CASES = [
+    ((2, 3, 4, 5), (3, 2, 3, 2), 1, 0, 0, 1),
+    ((2, 4, 3, 4), (4, 3, 3, 3), 2, 1, 1, 1),         # the classic 2× upsampling
+    ((1, 4, 3, 3), (4, 2, 4, 4), 2, 1, 0, 2),         # groups
+    ((2, 3, 4, 3), (3, 1, 3, 3), (2, 3), (1, 0), (1, 2), 3),   # depthwise, pairs
+    ((1, 2, 3, 3), (2, 3, 3, 3), 3, 0, 2, 2),         # one input channel per group
+]
+TCONV_IDS = ["rect", "s2p1op1", "g2k4", "depthwise-pairs", "g2-s3op2"]
+
+
+def on(backend_name, a):
+    return as_backend(np.asarray(a), backend_name)
+
+
+def draw(rng, *shapes, dtype=np.float64):
+    return [rng.standard_normal(s).astype(dtype) for s in shapes]
+
+
+# ------------------------------------------------------------ forward vs naive
+
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-4), (np.float64, 1e-12)])
+@pytest.mark.parametrize("xs,ws,s,p,g", CONV_CASES, ids=CONV_IDS)
+def test_conv2d_matches_naive_loops(backend_name, rng, dtype, tol, xs, ws, s, p, g):
+    x, w, b = draw(rng, xs, ws, (ws[0],), dtype=dtype)
+    y = conv2d(Tensor(on(backend_name, x)), Tensor(on(backend_name, w)),
+               Tensor(on(backend_name, b)), stride=s, padding=p, groups=g)
+    assert y.backend == backend_name and y.dtype == dtype
+    np.testing.assert_allclose(to_numpy(y), conv2d_naive(x, w, b, s, p, g), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-4), (np.float64, 1e-12)])
+@pytest.mark.parametrize("xs,ws,s,p,op,g", TCONV_CASES, ids=TCONV_IDS)
+def test_conv_transpose2d_matches_naive_loops(backend_name, rng, dtype, tol, xs, ws, s, p, op, g):
+    x, w, b = draw(rng, xs, ws, (ws[1] * g,), dtype=dtype)
+    y = conv_transpose2d(Tensor(on(backend_name, x)), Tensor(on(backend_name, w)),
+                         Tensor(on(backend_name, b)), stride=s, padding=p, output_padding=op,
+                         groups=g)
+    assert y.backend == backend_name and y.dtype == dtype
+    ref = conv_transpose2d_naive(x, w, b, s, p, op, g)
+    np.testing.assert_allclose(to_numpy(y), ref, rtol=tol, atol=tol)
+
+
+def test_output_sizes_follow_the_formulas():
+    x = Tensor(np.zeros((1, 1, 224, 224), np.float32))
+    assert conv2d(x, Tensor(np.zeros((2, 1, 11, 11), np.float32)), stride=4, padding=2).shape \
+        == (1, 2, 55, 55)                                             # AlexNet conv1
+    assert conv2d(x, Tensor(np.zeros((2, 1, 7, 7), np.float32)), stride=2, padding=3).shape \
+        == (1, 2, 112, 112)                                           # ResNet stem
+    y = Tensor(np.zeros((1, 3, 7, 7), np.float32))
+    assert conv_transpose2d(y, Tensor(np.zeros((3, 1, 4, 4), np.float32)), stride=2,
+                            padding=1).shape == (1, 1, 14, 14)        # (7−1)·2 − 2 + 4
+
+
+# ------------------------------------------------------------ gradient checks
+
+@pytest.mark.parametrize("xs,ws,s,p,g", CONV_CASES, ids=CONV_IDS)
+def test_conv2d_gradients_match_finite_differences(backend_name, rng, xs, ws, s, p, g):
+    x, w, b = (on(backend_name, a) for a in draw(rng, xs, ws, (ws[0],)))
+    report = gradcheck.check(lambda x, w, b: conv2d(x, w, b, s, p, g), [x, w, b])
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("xs,ws,s,p,op,g", TCONV_CASES, ids=TCONV_IDS)
+def test_conv_transpose2d_gradients_match_finite_differences(backend_name, rng, xs, ws, s, p,
+                                                             op, g):
+    x, w, b = (on(backend_name, a) for a in draw(rng, xs, ws, (ws[1] * g,)))
+    report = gradcheck.check(lambda x, w, b: conv_transpose2d(x, w, b, s, p, op, g), [x, w, b])
+    assert report.ok, report
+
+
+def test_stacked_convolutions_backpropagate_through_non_contiguous_outputs(backend_name, rng):
+    # conv2d returns an (N, F, ...) view of an (F, N, ...) product; the next layer takes it as is
+    x, w1, w2, wt = (on(backend_name, a)
+                     for a in draw(rng, (3, 2, 6, 6), (4, 2, 3, 3), (4, 1, 3, 3), (4, 2, 2, 2)))
+
+    def net(x, w1, w2, wt):
+        h = conv2d(x, w1, padding=1)
+        h = conv2d(h, w2, stride=2, padding=1, groups=4)
+        return conv_transpose2d(h, wt, stride=2)
+    report = gradcheck.check(net, [x, w1, w2, wt])
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("grads", [(True, False, False), (False, True, True), (False, False, True)])
+def test_only_requested_gradients_are_computed(rng, grads):
+    arrays = draw(rng, (2, 3, 5, 5), (4, 3, 3, 3), (4,))
+    full = [Tensor(a, requires_grad=True) for a in arrays]
+    conv2d(*full, padding=1).sum().backward()
+    part = [Tensor(a, requires_grad=r) for a, r in zip(arrays, grads)]
+    conv2d(*part, padding=1).sum().backward()
+    for t, ref, r in zip(part, full, grads):
+        assert (t.grad is not None) == r
+        if r:
+            np.testing.assert_allclose(t.grad, ref.grad, rtol=1e-12)
+
+
+def test_inputs_are_not_modified(rng):
+    x, w, b = draw(rng, (2, 4, 6, 6), (4, 2, 3, 3), (4,))
+    saved = [a.copy() for a in (x, w, b)]
+    ts = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    conv2d(*ts, 2, 1, 2).sum().backward()
+    conv_transpose2d(*ts[:2], None, 2, 1, 1, 2).sum().backward()
+    for a, s in zip((x, w, b), saved):
+        np.testing.assert_array_equal(a, s)
+
+
+def test_frozen_weights_keep_no_column_buffer(rng):
+    x, w = draw(rng, (1, 2, 5, 5), (3, 2, 3, 3))
+    y = conv2d(Tensor(x, requires_grad=True), Tensor(w), padding=1)
+    assert y.creator.ctx.x_cols is None           # dx needs only w
+    y = conv2d(Tensor(x), Tensor(w, requires_grad=True), padding=1)
+    assert y.creator.ctx.x_cols is not None       # dW = g ⋅ colsᵀ
+    with no_grad():
+        assert conv2d(Tensor(x, requires_grad=True), Tensor(w), padding=1).creator is None
+
+
+# ------------------------------------------------------------ adjoint identity
+
+# (x shape, w shape, stride, padding): output_padding is chosen so the shapes match exactly
+ADJOINT_CASES = [
+    ((2, 3, 8, 8), (4, 3, 3, 3), 1, 0, 1),
+    ((2, 3, 8, 8), (4, 3, 3, 3), 2, 1, 1),     # (8 + 2 − 3) mod 2 = 1: output_padding 1
+    ((1, 2, 9, 7), (3, 2, 3, 2), (2, 3), (1, 0), 1),
+    ((2, 4, 11, 11), (6, 2, 5, 5), 3, 2, 2),   # output_padding (11 + 4 − 5) mod 3 = 1
+    ((2, 4, 7, 7), (8, 1, 3, 3), 2, 1, 4),     # depthwise
+]
+
+
+@pytest.mark.parametrize("xs,ws,s,p,g", ADJOINT_CASES)
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(backend_name, rng, xs, ws, s, p, g):
+    """<conv2d(x, w), y> == <x, conv_transpose2d(y, w)> for every x, y."""
+    sh, sw = (s, s) if isinstance(s, int) else s
+    ph, pw = (p, p) if isinstance(p, int) else p
+    op = ((xs[2] + 2 * ph - ws[2]) % sh, (xs[3] + 2 * pw - ws[3]) % sw)
+    x, w = (on(backend_name, a) for a in draw(rng, xs, ws))
+    cx = conv2d(Tensor(x), Tensor(w), stride=s, padding=p, groups=g)
+    y = on(backend_name, rng.standard_normal(cx.shape))
+    ty = conv_transpose2d(Tensor(y), Tensor(w), stride=s, padding=p, output_padding=op, groups=g)
+    assert ty.shape == xs
+    lhs, rhs = float((cx.data * y).sum()), float((x * ty.data).sum())
+    assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs)), (lhs, rhs)
+
+
+# ------------------------------------------------------------ PyTorch parity
+
+def _torch_parity(torch_fn, our_fn, arrays, rng, **kw):
+    import torch
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    ref = torch_fn(*ts, **kw)
+    dout = rng.standard_normal(tuple(ref.shape))
+    ref.backward(torch.tensor(dout))
+    ours = [Tensor(a, requires_grad=True) for a in arrays]
+    y = our_fn(*ours, **kw)
+    y.backward(dout)
+    np.testing.assert_allclose(y.numpy(), ref.detach().numpy(), rtol=1e-6, atol=1e-6)
+    for name, t, r in zip("xwb", ours, ts):
+        np.testing.assert_allclose(t.grad, r.grad.numpy(), rtol=1e-6, atol=1e-6,
+                                   err_msg=f"d{name}")
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("xs,ws,s,p,g", CONV_CASES + [((2, 8, 10, 10), (8, 1, 5, 5), 2, 2, 8)],
+                         ids=CONV_IDS + ["depthwise-5x5s2"])
+def test_conv2d_matches_pytorch(rng, xs, ws, s, p, g):
+    torch = pytest.importorskip("torch")
+    _torch_parity(torch.nn.functional.conv2d, conv2d, draw(rng, xs, ws, (ws[0],)), rng,
+                  stride=s, padding=p, groups=g)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("xs,ws,s,p,op,g", TCONV_CASES, ids=TCONV_IDS)
+def test_conv_transpose2d_matches_pytorch(rng, xs, ws, s, p, op, g):
+    torch = pytest.importorskip("torch")
+    _torch_parity(torch.nn.functional.conv_transpose2d, conv_transpose2d,
+                  draw(rng, xs, ws, (ws[1] * g,)), rng,
+                  stride=s, padding=p, output_padding=op, groups=g)
+
+
+# ------------------------------------------------------------ errors that teach
+
+def _arr(*shape, dtype=np.float32):
+    return np.zeros(shape, dtype)
+
+
+BAD = [  # (function, kwargs, exception, regex the message must match)
+    (conv2d, dict(x=_arr(3, 8, 8), w=_arr(4, 3, 3, 3)), ValueError,
+     r"x must have 4 dimensions \(N, C, H, W\), got shape \(3, 8, 8\)"),
+    (conv2d, dict(x=_arr(1, 3, 8, 8), w=_arr(4, 3, 3)), ValueError,
+     r"w must have 4 dimensions .*got shape \(4, 3, 3\)"),
+    (conv2d, dict(x=_arr(1, 3, 8, 8), w=_arr(4, 2, 3, 3)), ValueError,
+     r"x has C=3 channels \(x shape \(1, 3, 8, 8\)\) but w of shape \(4, 2, 3, 3\) expects"),
+    (conv2d, dict(x=_arr(1, 6, 8, 8), w=_arr(4, 2, 3, 3), groups=4), ValueError,
+     r"groups=4 must divide .*C=6.*x shape \(1, 6, 8, 8\), w shape \(4, 2, 3, 3\)"),
+    (conv2d, dict(x=_arr(1, 4, 8, 8), w=_arr(3, 2, 3, 3), groups=2), ValueError,
+     r"groups=2 must divide .*F=3 filters.*w shape \(3, 2, 3, 3\)"),
+    (conv2d, dict(x=_arr(1, 3, 8, 8), w=_arr(4, 3, 3, 3), b=_arr(3)), ValueError,
+     r"b must have shape \(4,\).*got b shape \(3,\).*w shape \(4, 3, 3, 3\)"),
+    (conv2d, dict(x=_arr(1, 3, 4, 4), w=_arr(4, 3, 7, 7), padding=1), ValueError,
+     r"kernel 7×7 \(w shape \(4, 3, 7, 7\)\) is larger than the padded input 6×6 "
+     r"\(x shape \(1, 3, 4, 4\)"),
+    (conv2d, dict(x=_arr(1, 3, 8, 8), w=_arr(4, 3, 3, 3), padding=-1), ValueError,
+     r"x shape \(1, 3, 8, 8\), w shape \(4, 3, 3, 3\)\): padding must be >= 0, got -1"),
+    (conv2d, dict(x=_arr(1, 3, 8, 8), w=_arr(4, 3, 3, 3), stride=(1, 0)), ValueError,
+     r"x shape \(1, 3, 8, 8\), w shape \(4, 3, 3, 3\)\): stride must be >= 1, got \(1, 0\)"),
+    (conv2d, dict(x=_arr(1, 3, 8, 8, dtype=np.int64), w=_arr(4, 3, 3, 3)), TypeError,
+     r"x must be a floating-point array, got dtype int64 with shape \(1, 3, 8, 8\)"),
+    (conv2d, dict(x=_arr(1, 3, 8, 8), w=_arr(4, 3, 3, 3, dtype=np.int32)), TypeError,
+     r"w must be a floating-point array, got dtype int32 with shape \(4, 3, 3, 3\)"),
+    (conv_transpose2d, dict(x=_arr(1, 3, 4, 4), w=_arr(3, 2, 3, 3), stride=2, output_padding=2),
+     ValueError, r"output_padding \(2, 2\) must be smaller than stride \(2, 2\) "
+                 r"\(x shape \(1, 3, 4, 4\), w shape \(3, 2, 3, 3\)\)"),
+    (conv_transpose2d, dict(x=_arr(1, 4, 4, 4), w=_arr(3, 2, 3, 3)), ValueError,
+     r"x has C_in=4 channels \(x shape \(1, 4, 4, 4\)\) but w of shape \(3, 2, 3, 3\)"),
+    (conv_transpose2d, dict(x=_arr(1, 3, 1, 1), w=_arr(3, 2, 3, 3), padding=2), ValueError,
+     r"output size \(-1, -1\).*x shape \(1, 3, 1, 1\), w shape \(3, 2, 3, 3\)"),
+]
+
+
+@pytest.mark.parametrize("fn,kwargs,exc,msg", BAD, ids=[f"{f.__name__}-{i}" for i, (f, *_)
+                                                       in enumerate(BAD)])
+def test_bad_inputs_raise_errors_naming_argument_and_shapes(fn, kwargs, exc, msg):
+    kwargs = {k: Tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+    with pytest.raises(exc, match=msg):
+        fn(**kwargs)
