@@ -82,7 +82,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as e:
+    except (ValueError, OSError, RuntimeError, KeyError) as e:   # OSError: files, downloads
         print(f"minicnn {args.command}: error: {e}", file=sys.stderr)
         return 2
 
