@@ -1,0 +1,88 @@
+"""DeepDream: ascent on ½‖a_l‖² with normalized steps, jitter and octaves."""
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn.techniques import optimize as opt
+from minicnn.techniques.deepdream import deepdream, layer_energy
+
+
+def smooth_image(model, h, w, seed=0):
+    pp = model.preprocess
+    noise = np.random.default_rng(seed).random((1, pp.channels, h, w))
+    pix = np.clip(opt.gaussian_blur(noise, 2.0)[0] * 255 * 3 - 255, 0, 255).transpose(1, 2, 0)
+    return pp.preprocess(pix.astype(np.uint8))
+
+
+def test_the_energy_gradient_with_respect_to_the_activation_is_the_activation(rng):
+    """'Set the gradient equal to the activation': ∂(½‖a‖²)/∂a = a."""
+    model = mc.nn.Sequential(mc.nn.Conv2d(1, 3, 3, rng=0), mc.nn.ReLU())
+    x = mc.tensor(rng.normal(size=(1, 1, 6, 6)).astype(np.float32), requires_grad=True)
+    with mc.capture(model, ["1"]) as acts:
+        model(x)
+    opt.energy("1")(acts).backward()
+    np.testing.assert_allclose(acts["1"].grad, acts["1"].data)
+
+
+def test_energy_increases_in_every_octave_and_the_dream_stays_in_the_pixel_range():
+    model = mc.models.cifar_net()
+    x = smooth_image(model, 40, 48)
+    dream, history = deepdream(model, x, "features.6", steps=4, step_size=2.0, octaves=3,
+                               jitter=4)
+    for before, after in zip(history["energy_before"], history["energy_after"]):
+        assert after > before
+    lo, hi = (mc.to_numpy(b) for b in opt.pixel_bounds(model))
+    assert dream.shape == x.shape
+    assert np.all(dream >= lo - 1e-6) and np.all(dream <= hi + 1e-6)
+    sizes = [im.shape[-2:] for im in history["octave_images"]]
+    assert sizes == [(21, 24), (29, 34), (40, 48)]        # smallest octave first, ÷1.4 each
+    assert layer_energy(model, dream, "features.6") == pytest.approx(history["energy_after"][-1])
+    assert len(history["objective"]) == 12
+
+
+def test_deepdream_is_deterministic_given_a_seed():
+    model = mc.models.fashion_net()
+    x = smooth_image(model, 28, 28)
+    kw = dict(steps=3, octaves=2, jitter=3)
+    a, _ = deepdream(model, x, "features.3", seed=1, **kw)
+    b, _ = deepdream(model, x, "features.3", seed=1, **kw)
+    c, _ = deepdream(model, x, "features.3", seed=2, **kw)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_deepdream_runs_on_the_strict_backend(rng):
+    model = mc.nn.Sequential(mc.nn.Conv2d(3, 4, 3, padding=1, rng=0), mc.nn.ReLU()).to("strict")
+    x = rng.normal(size=(1, 3, 12, 12)).astype(np.float32)
+    dream, history = deepdream(model, x, "1", steps=3, octaves=2, jitter=2)
+    assert dream.shape == x.shape and history["energy_after"][-1] > history["energy_before"][0]
+
+
+def test_a_normalized_step_moves_the_image_by_step_size_pixels_on_average(rng):
+    model = mc.models.cifar_net()
+    x = smooth_image(model, 32, 32)
+    dream, _ = deepdream(model, x, "features.1", steps=1, step_size=1.0, octaves=1, jitter=0,
+                         bounds=None)
+    pixels = model.preprocess.deprocess(dream) - model.preprocess.deprocess(x)
+    assert np.abs(pixels).mean() == pytest.approx(1.0, rel=0.05)
+
+
+def test_deepdream_bad_inputs():
+    model = mc.models.cifar_net()
+    x = smooth_image(model, 32, 32)
+    with pytest.raises(KeyError, match="Valid layer names"):
+        deepdream(model, x, "inception4c")
+    with pytest.raises(ValueError, match="step_size > 0"):
+        deepdream(model, x, "features.1", step_size=0)
+    with pytest.raises(ValueError, match="octave_scale > 1"):
+        deepdream(model, x, "features.1", octave_scale=1.0)
+
+
+def test_octave_progression_figure():
+    from minicnn.plot import optimization as po
+    model = mc.models.cifar_net()
+    x = smooth_image(model, 32, 32)
+    _, history = deepdream(model, x, "features.1", steps=1, octaves=2, jitter=0)
+    fig = po.deepdream_octaves(x, history, model.preprocess)
+    assert len(fig.axes) == 3 and fig.axes[2].get_title().startswith("octave 2 (32×32)")
+    po.plt.close(fig)

@@ -1,0 +1,168 @@
+"""Gram matrices, style transfer and texture synthesis (Gatys et al.)."""
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn import gradcheck
+from minicnn.backend import as_backend
+from minicnn.techniques import optimize as opt
+from minicnn.techniques.style import gram_targets, style_transfer, texture_synthesis
+
+STYLE_LAYERS = ["features.1", "features.4", "features.6"]
+
+
+def images(model, h=32, w=32, seed=0):
+    """Two different smooth random images (content, style), preprocessed."""
+    out = []
+    for s in (seed, seed + 1):
+        noise = np.random.default_rng(s).random((1, 3, h, w))
+        pix = np.clip(opt.gaussian_blur(noise, 1.0 + s)[0] * 765 - 255, 0, 255)
+        out.append(model.preprocess.preprocess(pix.transpose(1, 2, 0).astype(np.uint8)))
+    return out
+
+
+# ------------------------------------------------------------------- Gram matrix
+def test_gram_matrix_matches_the_naive_double_loop(backend_name, rng):
+    f = as_backend(rng.normal(size=(2, 4, 3, 5)), backend_name)
+    np.testing.assert_allclose(mc.to_numpy(mc.ops.gram_matrix(mc.tensor(f)).data),
+                               mc.to_numpy(mc.ops.gram_matrix_naive(f)), rtol=1e-12)
+
+
+def test_gram_matrix_passes_gradcheck(rng):
+    report = gradcheck.check(mc.ops.gram_matrix, [rng.normal(size=(2, 3, 4, 5))])
+    assert report.ok, report
+
+
+def test_style_loss_is_zero_for_the_style_image_and_blind_to_spatial_permutations(rng):
+    f = rng.normal(size=(1, 6, 5, 7))
+    target = mc.ops.gram_matrix(mc.tensor(f)).data
+    loss = opt.gram_distance("x", target)
+    assert loss({"x": mc.tensor(f)}).item() == 0.0
+    cols = rng.permutation(35)                           # shuffle the columns of F (C × HW)
+    shuffled = f.reshape(1, 6, 35)[:, :, cols].reshape(1, 6, 5, 7)
+    assert loss({"x": mc.tensor(shuffled)}).item() == pytest.approx(0.0, abs=1e-24)
+    assert loss({"x": mc.tensor(f[:, ::-1])}).item() > 0   # swapping channels does matter
+
+
+def test_gram_targets_are_the_grams_of_the_style_image_at_each_layer():
+    model = mc.models.cifar_net()
+    _, style = images(model)
+    grams = gram_targets(model, style, STYLE_LAYERS)
+    with mc.capture(model, STYLE_LAYERS) as acts:
+        model(mc.tensor(style))
+    for layer in STYLE_LAYERS:
+        np.testing.assert_allclose(grams[layer], mc.ops.gram_matrix(acts[layer]).data, rtol=1e-6)
+
+
+# -------------------------------------------------------------- style transfer
+def test_style_transfer_with_lbfgs_lowers_the_loss_tenfold_from_noise_within_50_iterations():
+    """cifar_net with random weights (its Gram entries are small: style_weight 1e4 balances
+    the terms): the property is the optimizer's, not the training's."""
+    model = mc.models.cifar_net()
+    content, style = images(model, 24, 24)
+    out, history = style_transfer(model, content, style, "features.6", STYLE_LAYERS, steps=50,
+                                  init="noise", tv_weight=1e-3, style_weight=1e4)
+    assert len(history["loss"]) <= 51
+    assert history["loss"][0] / history["loss"][-1] >= 10
+    assert out.shape == content.shape
+    assert {"content", "style", "tv", "loss"} <= set(history)
+
+
+def test_style_transfer_from_the_content_image_with_adam_lowers_the_loss():
+    model = mc.models.cifar_net()
+    content, style = images(model)
+    out, history = style_transfer(model, content, style, "features.4", STYLE_LAYERS[:2],
+                                  steps=20, optimizer="adam", lr=0.05, style_weight=1e4)
+    assert history["loss"][-1] < history["loss"][0]
+    assert history["content"][0] == 0.0                  # init="content": no content error yet
+
+
+def test_multi_resolution_and_init_from_style():
+    model = mc.models.cifar_net()
+    content, style = images(model, 32, 40)
+    out, history = style_transfer(model, content, style, "features.4", STYLE_LAYERS[:2],
+                                  steps=5, init="style", octaves=2)
+    assert out.shape == (1, 3, 32, 40)
+    octave, loss = np.array(history["octave"]), np.array(history["loss"])
+    assert set(octave) == {0, 1}
+    for k in (0, 1):                                     # each size has its own loss
+        assert loss[octave == k][-1] < loss[octave == k][0]
+
+
+def test_texture_synthesis_matches_the_style_statistics_from_noise():
+    model = mc.models.cifar_net()
+    _, style = images(model)
+    texture, history = texture_synthesis(model, style, STYLE_LAYERS, steps=30,
+                                         shape=(3, 24, 24))
+    assert texture.shape == (1, 3, 24, 24)
+    assert "content" not in history
+    assert history["style"][0] / history["style"][-1] >= 10
+
+
+def test_style_transfer_bad_inputs():
+    model = mc.models.cifar_net()
+    content, style = images(model)
+    with pytest.raises(ValueError, match="content has 3 channels.*style has 1"):
+        style_transfer(model, content, style[:, :1], "features.4", STYLE_LAYERS)
+    with pytest.raises(KeyError, match="Valid layer names"):
+        style_transfer(model, content, style, "features.4", ["conv1_1"])
+    with pytest.raises(ValueError, match="style_weight must be > 0"):
+        style_transfer(model, content, style, "features.4", STYLE_LAYERS, style_weight=0)
+    with pytest.raises(ValueError, match="layer_weights must be 3 positive"):
+        style_transfer(model, content, style, "features.4", STYLE_LAYERS,
+                       layer_weights=[1, 0, 1])
+    with pytest.raises(ValueError, match="layer_weights must be 3 positive"):
+        style_transfer(model, content, style, "features.4", STYLE_LAYERS, layer_weights=[1, 1])
+    with pytest.raises(ValueError, match="content_weight and tv_weight must be >= 0"):
+        style_transfer(model, content, style, "features.4", STYLE_LAYERS, tv_weight=-1)
+    with pytest.raises(ValueError, match="non-empty list"):
+        style_transfer(model, content, style, "features.4", [])
+    with pytest.raises(ValueError, match="init must be"):
+        style_transfer(model, content, style, "features.4", STYLE_LAYERS, init="gray")
+
+
+@pytest.mark.slow
+def test_style_transfer_on_squeezenet_with_real_weights_and_photos():
+    from tests.conftest import shared_data
+    weights = shared_data("imagenet", "squeezenet1_1.pth")
+    photo = shared_data("photos", "chelsea.png")
+    painting = shared_data("photos", "starry_night.jpg")
+    model = mc.models.registry.load_pretrained(mc.models.squeezenet1_1(), weights).eval()
+    pp = model.preprocess
+    content = pp.preprocess(mc.images.load_image(photo, size=(96, 96)))
+    style = pp.preprocess(mc.images.load_image(painting, size=(96, 96)))
+    out, history = style_transfer(model, content, style, "features.7",
+                                  ["features.1", "features.4", "features.7"], steps=50,
+                                  init="noise", tv_weight=1e-2)
+    assert history["loss"][0] / history["loss"][-1] >= 10
+
+
+@pytest.mark.torch
+def test_the_benchmarked_style_iteration_computes_the_same_gradient_as_pytorch():
+    """The benchmark's hand-built torch SqueezeNet and loss are the same function as ours."""
+    pytest.importorskip("torch")
+    from minicnn import bench_optimization as bo
+    from minicnn.techniques.inversion import code
+    from minicnn.techniques.style import content_loss, style_loss, tv_loss
+    model, features, torch = bo._models()
+    rng = np.random.default_rng(0)
+    content, style, x = (rng.normal(size=(1, 3, 40, 40)).astype(np.float32) for _ in range(3))
+    objective = -(1e-2 * style_loss(gram_targets(model, style, bo.STYLE_LAYERS), [0.25] * 4)
+                  + content_loss(bo.CONTENT_LAYER, code(model, content, bo.CONTENT_LAYER))
+                  + 1e-2 * tv_loss(x.size))
+    with opt.frozen(model):
+        _, ours, _, _ = opt._value_and_grad(model, objective, x, (), None, None)
+    theirs = bo._torch_style(torch, features, content, style, x, x.size)().numpy()
+    np.testing.assert_allclose(-ours, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
+
+
+def test_style_transfer_panel_shows_three_images_and_the_loss_curves():
+    from minicnn.plot import optimization as po
+    model = mc.models.cifar_net()
+    content, style = images(model, 16, 16)
+    out, history = style_transfer(model, content, style, "features.1", ["features.1"], steps=3)
+    fig = po.style_transfer_panel(content, style, out, history, model.preprocess)
+    titles = [a.get_title() for a in fig.axes]
+    assert titles[:3] == ["content", "style", "result"]
+    assert {t.get_text() for t in fig.axes[3].get_legend().get_texts()} >= {"total", "style"}
+    po.plt.close(fig)
