@@ -6,6 +6,8 @@
                             regularizers=[blur_every(0.5)])  # operators on the image, after
     image, history = ascend(model, -content_loss, x0, steps=50, optimizer="lbfgs")
 
+Transforms and regularizers live in ``transforms.py`` (re-exported here).
+
 Each step of ``ascend`` (Erhan et al. 2009; Simonyan et al. 2014; Yosinski et al. 2015;
 Mordvintsev et al. 2015; Olah et al. 2017, whose Lucid library this API follows):
 
@@ -36,6 +38,8 @@ from ..nn.capture import Activations, capture
 from ..optim import Adam
 from .common import (as_input, check_layer, check_target, model_backend, model_dtype,
                      unit_score)
+from .transforms import (blur, blur_every, clip_contribution, clip_norm, decay,  # noqa: F401
+                         gaussian_blur, jitter, pad, resize, resize_to, roll, scale)
 
 __all__ = ["Objective", "INPUT", "OUTPUT", "class_score", "neuron", "energy", "l2", "tv",
            "feature_distance", "gram_distance", "roll", "jitter", "pad", "scale", "resize_to",
@@ -162,149 +166,6 @@ def gram_distance(layer, target_gram, name=None):
         d = ops.gram_matrix(acts[layer]) - target_gram
         return (d * d).sum()
     return Objective(fn, [layer], name or f"style {layer}")
-
-
-# ================================================================ transforms
-# Every transform is t(x: Tensor, rng) -> Tensor made of differentiable ops.
-
-def _separable(x, a, b):
-    """y = A x Bᵀ on the last two axes of x (N, C, H, W): A (H', H), B (W', W).
-    Resizing and blurring are both this linear map; a Tensor keeps its graph."""
-    a, b = as_backend(a, backend_name(x)), as_backend(b, backend_name(x))
-    if not isinstance(x, Tensor):
-        return a @ x @ b.T
-    n, c, h, w = x.shape
-    y = ops.matmul(x.reshape(n * c * h, w), b.T)                          # rows: x Bᵀ
-    y = y.reshape(n, c, h, b.shape[0]).transpose(0, 1, 3, 2).reshape(n * c * b.shape[0], h)
-    y = ops.matmul(y, a.T)                                                # columns: A (·)
-    return y.reshape(n, c, b.shape[0], a.shape[0]).transpose(0, 1, 3, 2)
-
-
-def _interp_matrix(n_out, n_in, dtype):
-    """Bilinear weights (n_out, n_in) with half-pixel centres (as PIL and align_corners=False)."""
-    pos = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
-    i0 = np.floor(pos).astype(int)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    m = np.zeros((n_out, n_in))
-    np.add.at(m, (np.arange(n_out), i0), 1 - (pos - i0))
-    np.add.at(m, (np.arange(n_out), i1), pos - i0)
-    return m.astype(dtype)
-
-
-def _blur_matrix(n, sigma, dtype):
-    """Circular Gaussian (n, n): every row and column sums to 1, so blurring keeps the mean."""
-    d = np.abs(np.arange(n)[:, None] - np.arange(n)[None, :])
-    d = np.minimum(d, n - d)
-    m = np.exp(-0.5 * (d / sigma) ** 2)
-    return (m / m.sum(axis=1, keepdims=True)).astype(dtype)
-
-
-def resize(x, size):
-    """Bilinear resize of images (N, C, H, W) — Tensor or array — to ``size`` = (H', W')."""
-    h, w = x.shape[-2:]
-    return _separable(x, _interp_matrix(int(size[0]), h, x.dtype),
-                      _interp_matrix(int(size[1]), w, x.dtype))
-
-
-def gaussian_blur(x, sigma):
-    """Circular Gaussian blur of standard deviation ``sigma`` pixels (Tensor or array)."""
-    if sigma <= 0:
-        raise ValueError(f"gaussian_blur: sigma must be > 0, got {sigma}")
-    h, w = x.shape[-2:]
-    return _separable(x, _blur_matrix(h, sigma, x.dtype), _blur_matrix(w, sigma, x.dtype))
-
-
-def roll(x, dy, dx):
-    """Circular shift of a Tensor's last two axes by (dy, dx), like np.roll: two slices + concat."""
-    h, w = x.shape[-2:]
-    dy, dx = dy % h, dx % w
-    if dy:
-        x = ops.concat([x[..., h - dy:, :], x[..., :h - dy, :]], axis=x.ndim - 2)
-    if dx:
-        x = ops.concat([x[..., :, w - dx:], x[..., :, :w - dx]], axis=x.ndim - 1)
-    return x
-
-
-def jitter(d):
-    """Transform: roll by a random (dy, dx) in [−d, d]² each step (Mordvintsev; Yosinski)."""
-    def transform(x, rng):
-        dy, dx = rng.integers(-d, d + 1, size=2)
-        return roll(x, int(dy), int(dx))
-    return transform
-
-
-def pad(p, value=0.0):
-    """Transform: pad by ``p`` pixels of ``value`` (0 = the mean image in preprocessed space)."""
-    return lambda x, rng: ops.pad(x, p, value)
-
-
-def scale(factors):
-    """Transform: resize by a factor drawn from ``factors`` each step (fully convolutional nets)."""
-    def transform(x, rng):
-        s = factors[int(rng.integers(len(factors)))]
-        return resize(x, (round(x.shape[-2] * s), round(x.shape[-1] * s)))
-    return transform
-
-
-def resize_to(size):
-    """Transform: resize to a fixed (H, W) — lets a coarse image feed a fixed-size model."""
-    return lambda x, rng: resize(x, size)
-
-
-def blur(sigma):
-    """Transform: Gaussian blur before the model (the model sees only low frequencies)."""
-    return lambda x, rng: gaussian_blur(x, sigma)
-
-
-# ============================================================== regularizers
-# Every regularizer is r(x: array, g: array, step) -> array, applied after the update
-# (Yosinski et al. 2015, "Understanding neural networks through deep visualization").
-
-def _percentile_mask(m, percentile):
-    """m (N, 1, H, W) -> 1 where m >= its per-image ``percentile``, else 0."""
-    xp = get_array_module(m)
-    thr = xp.percentile(m.reshape(m.shape[0], -1), percentile, axis=1)
-    return (m >= thr.reshape(-1, 1, 1, 1)).astype(m.dtype)
-
-
-def _check_percentile(who, p):
-    if not 0 <= p < 100:
-        raise ValueError(f"{who}: percentile must be in [0, 100), got {p}")
-
-
-def decay(theta):
-    """I ← (1 − θ) I: L2 decay toward the mean image (0 in preprocessed space)."""
-    if not 0 <= theta < 1:
-        raise ValueError(f"decay: theta must be in [0, 1), got {theta}")
-    return lambda x, g, step: x * (1 - theta)
-
-
-def blur_every(sigma, every=4):
-    """Every ``every`` steps, blur the image with a Gaussian of ``sigma`` pixels."""
-    if sigma <= 0 or every < 1:
-        raise ValueError(f"blur_every: need sigma > 0 and every >= 1, got {sigma}, {every}")
-    return lambda x, g, step: gaussian_blur(x, sigma) if step % every == 0 else x
-
-
-def clip_norm(percentile):
-    """Zero the pixels whose norm over channels ‖I[:, i, j]‖ is below the per-image percentile."""
-    _check_percentile("clip_norm", percentile)
-
-    def regularize(x, g, step):
-        xp = get_array_module(x)
-        return x * _percentile_mask(xp.sqrt((x * x).sum(axis=1, keepdims=True)), percentile)
-    return regularize
-
-
-def clip_contribution(percentile):
-    """Zero the pixels of small contribution |Σ_c I ⊙ ∂f/∂I| (the linear estimate of how much
-    the objective would drop if that pixel were set to zero) below the per-image percentile."""
-    _check_percentile("clip_contribution", percentile)
-
-    def regularize(x, g, step):
-        xp = get_array_module(x)
-        return x * _percentile_mask(xp.abs((x * g).sum(axis=1, keepdims=True)), percentile)
-    return regularize
 
 
 # ====================================================================== loop
