@@ -1,0 +1,178 @@
+"""Figures for the gradient-based techniques: heatmap overlays, the side-by-side panel
+(image | saliency | guided backprop | Grad-CAM | guided Grad-CAM | occlusion), Zeiler &
+Fergus' deconvnet panels, effective receptive fields and saliency segmentations.
+
+Maps arrive raw from ``minicnn.techniques``; here they are only *scaled for display*:
+``normalize_map`` divides by a percentile of |map| and clips at 1, so a few extreme
+gradients do not turn everything else black, and the arrays themselves never change.
+Every function returns a matplotlib figure (save it with ``save_figure``).
+"""
+import numpy as np
+
+from ..backend import to_numpy
+from ..techniques.deconvnet import deconvnet_projection
+from ..techniques.gradcam import grad_cam
+from ..techniques.gradients import guided_backprop, saliency
+from ..techniques.occlusion import occlusion
+from ..techniques.top_activations import top_patches
+from .core import normalize_map, plt, show_image
+
+__all__ = ["gradient_image", "heatmap_overlay", "attribution_maps", "attribution_panel",
+           "deconvnet_panel", "erf_figure", "segmentation_figure", "occlusion_figure"]
+
+
+def gradient_image(g, percentile=99.0):
+    """A signed gradient (C, H, W) as a picture in [0, 1]: 0.5 + 0.5 · g / p-th percentile of |g|
+    (grey = no effect). (H, W, 3) for colour, (H, W) for one channel."""
+    g = np.asarray(to_numpy(g), dtype=np.float64)
+    img = 0.5 + 0.5 * normalize_map(g, percentile, signed=True)
+    return img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)
+
+
+def heatmap_overlay(ax, image, heat, alpha=0.5, cmap="jet", percentile=99.0, title=None):
+    """Draw ``image`` (H, W[, 3], 0–255) with ``heat`` (H, W) on top, scaled to its percentile."""
+    show_image(ax, image)
+    ax.imshow(normalize_map(heat, percentile), cmap=cmap, alpha=alpha, vmin=0, vmax=1)
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def _pixels(model, x):
+    """Model input (C, H, W) -> displayable pixels (H, W[, 3]) on the 0–255 scale."""
+    x = np.asarray(to_numpy(x), dtype=np.float64)
+    pre = getattr(model, "preprocess", None)
+    if pre is not None and pre.channels == x.shape[0]:
+        return pre.deprocess(x)
+    lo, hi = x.min(), x.max()
+    img = 255 * (x - lo) / (hi - lo if hi > lo else 1)
+    return img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)
+
+
+def attribution_maps(model, x, target, layer=None, occlusion_size=None, occlusion_stride=None,
+                     fill="gray", batch_size=32):
+    """Every map of the panel for one image x (C, H, W) in model input space:
+    {"saliency", "guided backprop", "Grad-CAM", "guided Grad-CAM", "occlusion"} — the
+    occlusion map is the drop 1 − p(target) per pixel (high = important), at image size."""
+    H, W = np.shape(x)[-2:]
+    size = occlusion_size or max(3, min(H, W) // 7)
+    stride = occlusion_stride or max(1, size // 2)
+    gb = guided_backprop(model, x, target)
+    cam = grad_cam(model, x, target, layer)
+    occ = occlusion(model, x, target, size, stride, fill, batch_size)
+    return {"saliency": saliency(model, x, target), "guided backprop": gb, "Grad-CAM": cam,
+            "guided Grad-CAM": gb * cam[None], "occlusion": occ.base_prob - occ.pixel_map}
+
+
+def attribution_panel(model, images, targets, labels=None, layer=None, **occlusion_kw):
+    """One row per image: image | saliency | guided backprop | Grad-CAM | guided Grad-CAM |
+    occlusion. images: model inputs (N, C, H, W) (e.g. ``model.preprocess.preprocess(...)``);
+    targets: one class per image; labels: class names for the titles (default: indices)."""
+    images = np.asarray(to_numpy(images))
+    targets = list(np.atleast_1d(targets))
+    cols = ["image", "saliency", "guided backprop", "Grad-CAM", "guided Grad-CAM", "occlusion"]
+    fig, axes = plt.subplots(len(images), len(cols), figsize=(1.8 * len(cols), 1.9 * len(images)),
+                             squeeze=False)
+    for row, x, t in zip(axes, images, targets):
+        maps = attribution_maps(model, x, int(t), layer, **occlusion_kw)
+        img = _pixels(model, x)
+        name = labels[t] if labels is not None else f"class {t}"
+        show_image(row[0], img, title=name)
+        show_image(row[1], normalize_map(maps["saliency"]), cmap="gray", value_range=(0, 1),
+                   title="saliency")
+        show_image(row[2], gradient_image(maps["guided backprop"]), value_range=(0, 1),
+                   title="guided backprop")
+        heatmap_overlay(row[3], img, maps["Grad-CAM"], title="Grad-CAM")
+        show_image(row[4], gradient_image(maps["guided Grad-CAM"]), value_range=(0, 1),
+                   title="guided Grad-CAM")
+        heatmap_overlay(row[5], img, maps["occlusion"].clip(0), title="occlusion (drop in p)")
+    fig.tight_layout()
+    return fig
+
+
+def _mosaic(tiles, ncols=3, gap=1):
+    """Tiles (k, H, W[, 3]) in [0, 1] laid out ncols wide with white gaps: one image."""
+    tiles = list(tiles)
+    h, w = tiles[0].shape[:2]
+    nrows = -(-len(tiles) // ncols)
+    out = np.ones((nrows * (h + gap) - gap, ncols * (w + gap) - gap, *tiles[0].shape[2:]))
+    for k, t in enumerate(tiles):
+        r, c = divmod(k, ncols)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = t
+    return out
+
+
+def deconvnet_panel(model, images, layer, channels, k=9, batch_size=64):
+    """Zeiler & Fergus' Fig. 2 for one layer: for each channel, the deconvnet projections of its
+    k strongest activations over ``images`` (N, C, H, W model inputs), each cropped to the
+    unit's receptive field, next to the image patches that field covers."""
+    channels = list(np.atleast_1d(channels))
+    fig, axes = plt.subplots(len(channels), 2, figsize=(4.4, 2.3 * len(channels)), squeeze=False)
+
+    def project(x, unit):
+        return deconvnet_projection(model, x, layer, unit if unit[1] >= 0 else unit[0])
+    for (left, right), c in zip(axes, channels):
+        top = top_patches(model, images, layer, int(c), k, batch_size, project=project)
+        proj = [gradient_image(p) for p in top["projections"]]
+        pics = [np.clip(_pixels(model, p) / 255, 0, 1) for p in top["patches"]]
+        for ax, tiles, what in ((left, proj, "projections"), (right, pics, "patches")):
+            ax.imshow(_mosaic(tiles), cmap="gray" if tiles[0].ndim == 2 else None,
+                      vmin=0, vmax=1)
+            ax.set_axis_off()
+            ax.set_title(f"{layer} ch {c}: {what}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def erf_figure(maps, percentile=100.0):
+    """One panel per layer of ``effective_receptive_field``'s {layer: (H, W)}, titled with the
+    width of its support, so the growth with depth reads left to right."""
+    fig, axes = plt.subplots(1, len(maps), figsize=(1.9 * len(maps), 2.2), squeeze=False)
+    for ax, (name, m) in zip(axes[0], maps.items()):
+        m = np.asarray(m)
+        width = int(np.count_nonzero(m.any(axis=0)))
+        ax.imshow(normalize_map(m, percentile), cmap="magma", vmin=0, vmax=1)
+        ax.set_axis_off()
+        ax.set_title(f"{name}\nsupport {width} px", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def segmentation_figure(image, saliency_map, mask, box=None, title=None):
+    """image | saliency | mask over the image (and the reference box, if given)."""
+    fig, axes = plt.subplots(1, 3, figsize=(6.6, 2.4))
+    show_image(axes[0], image, title=title or "image")
+    show_image(axes[1], normalize_map(saliency_map), cmap="gray", value_range=(0, 1),
+               title="saliency")
+    show_image(axes[2], image, title="graph-cut mask")
+    axes[2].imshow(np.asarray(mask, float), cmap="Greens", alpha=0.45, vmin=0, vmax=1)
+    if box is not None:
+        x0, y0, x1, y1 = box
+        axes[2].add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
+                                        edgecolor="red", linewidth=1))
+    fig.tight_layout()
+    return fig
+
+
+def occlusion_figure(image, result, labels=None):
+    """Zeiler & Fergus' Fig. 7 for one image: p(target) with the patch over each pixel (the
+    mean over the patches covering it) on the image, and the most probable class per patch
+    position (one colour per class, the legend names them)."""
+    fig, axes = plt.subplots(1, 3, figsize=(8.4, 2.8))
+    show_image(axes[0], image, title="image")
+    show_image(axes[1], image)
+    im = axes[1].imshow(result.pixel_map, cmap="jet", alpha=0.5, vmin=0, vmax=1)
+    name = labels[result.target] if labels is not None else f"class {result.target}"
+    axes[1].set_title(f"p({name}) with the patch there", fontsize=8)
+    fig.colorbar(im, ax=axes[1], fraction=0.046)
+    classes, inverse = np.unique(result.top_class, return_inverse=True)
+    colours = plt.get_cmap("tab10")
+    axes[2].imshow(inverse.reshape(result.top_class.shape), cmap=colours, vmin=0, vmax=9.5,
+                   interpolation="nearest")
+    axes[2].set_axis_off()
+    axes[2].set_title("most probable class per position", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours(k))
+               for k in range(min(len(classes), 10))]
+    names = [str(labels[c]) if labels is not None else str(c) for c in classes[:10]]
+    axes[2].legend(handles, names, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig

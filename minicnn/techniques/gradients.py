@@ -1,0 +1,197 @@
+"""What the gradient says about the image: saliency, neuron gradients, guided backprop.
+
+All four are one backward pass from a chosen score to the image; they differ only
+in *what* is differentiated and in the ReLU rule of that pass:
+
+    saliency            S(x) = max_c |∂y_k / ∂x_c|     standard rule    Simonyan et al. 2014
+    neuron_gradient     ∂a_u / ∂x  for one unit u of a layer                 (same pass)
+    guided_backprop     g·(x > 0)·(g > 0) at every ReLU                 Springenberg et al. 2015
+    deconvnet           g·(g > 0) at every ReLU (forward mask ignored)  Zeiler & Fergus 2014
+                        (in deconvnet.py, beside its explicit construction)
+
+The rule reaches *every* ReLU of the graph — module or functional, feature
+extractor or classifier — because it is a parameter of the backward pass
+(``score.backward(relu_rule="guided")``), not a hook on some layers.
+
+    g = input_gradient(model, x, target=281)                  # signed: "what to change"
+    s = saliency(model, x, target=281)                        # (H, W)
+    gb = guided_backprop(model, x, layer="features.7", unit=(3, 5, 5))
+
+A target is a class index (one for all images, or one per image) or a function
+``logits -> per-image scores`` (e.g. a summed probability over several classes).
+Maps come back as NumPy arrays, without the batch axis when one (C, H, W) image
+was given.
+"""
+import contextlib
+
+import numpy as np
+
+from ..autograd import Tensor
+from ..backend import as_backend, backend_name, get_array_module, to_numpy
+from ..nn import capture
+from .common import as_input, check_layer, check_target, unit_gradient
+
+__all__ = ["input_gradient", "saliency", "neuron_gradient", "guided_backprop",
+           "class_gradient", "backward_from_target", "unit_signal", "frozen", "image_batch"]
+
+
+# ------------------------------------------------------------------ shared steps
+
+@contextlib.contextmanager
+def frozen(model):
+    """Parameters stop requiring gradients inside the block (restored after, even on error):
+    explaining an input needs dL/dx only, so no weight gradient is computed or accumulated."""
+    params = model.parameters()
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad = False
+        yield model
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad = flag
+
+
+def _channels(model):
+    """Input channels the model expects (its preprocessing, else its first conv), or None."""
+    pre = getattr(model, "preprocess", None)
+    if pre is not None and hasattr(pre, "channels"):
+        return pre.channels
+    for _, m in model.named_modules():
+        if hasattr(m, "in_channels"):
+            return m.in_channels
+    return None
+
+
+def image_batch(model, x, requires_grad=False):
+    """(Tensor (N, C, H, W) on the model's backend and dtype, single) where ``single`` says a
+    (C, H, W) image was given (results then drop the batch axis). Wrong shapes are clear errors."""
+    shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+    return as_input(model, x, requires_grad, channels=_channels(model)), len(shape) == 3
+
+
+def class_gradient(logits, target):
+    """Upstream gradient for ``logits`` (N, K): 1 at [n, target_n], 0 elsewhere.
+    target: one class index for every image, or a sequence of N indices."""
+    if len(logits.shape) != 2:
+        raise ValueError(f"a class target needs model outputs of shape (N, classes), got "
+                         f"{logits.shape}; give a layer and unit instead")
+    n = logits.shape[0]
+    targets = list(target) if isinstance(target, (list, tuple, np.ndarray)) else [target] * n
+    if len(targets) != n:
+        raise ValueError(f"target: {len(targets)} class indices for a batch of {n} images")
+    g = get_array_module(logits.data).zeros(logits.shape, dtype=logits.dtype)
+    g[list(range(n)), [check_target(logits, t) for t in targets]] = 1
+    return g
+
+
+def backward_from_target(logits, target, relu_rule="standard"):
+    """Backpropagate the score of ``target`` (class index(es) or fn(logits) -> scores)."""
+    if callable(target):
+        score = target(logits)
+        if not isinstance(score, Tensor):
+            raise TypeError(f"target function must return a Tensor of scores, got "
+                            f"{type(score).__name__}")
+        (score if score.size == 1 else score.sum()).backward(relu_rule=relu_rule)
+    else:
+        logits.backward(class_gradient(logits, target), relu_rule=relu_rule)
+
+
+def unit_signal(act, unit=None, signal="one"):
+    """The upstream gradient placed on a layer's output ``act`` to explain one of its units.
+
+    signal "one":        1 at the unit (channel c: its whole map; (c, i, j): one position) —
+                         the backward pass then computes ∂(Σ unit) / ∂x;
+    signal "activation": the unit's own activation there, every other activation zero —
+                         Zeiler & Fergus' choice for projecting a feature down to pixels;
+    an array of act's shape: used as given (``unit`` must then be None).
+    """
+    if not isinstance(signal, str):
+        s = signal.data if isinstance(signal, Tensor) else signal
+        if unit is not None or tuple(s.shape) != act.shape:
+            raise ValueError(f"an explicit signal must have the layer's output shape {act.shape} "
+                             f"(got {tuple(np.shape(s))}) and comes without a unit")
+        return as_backend(s, backend_name(act.data)).astype(act.dtype, copy=False)
+    if signal not in ("one", "activation"):
+        raise ValueError(f"signal must be 'one', 'activation' or an array, got {signal!r}")
+    if unit is None:
+        raise ValueError("give the unit to explain: a channel c or a position (c, i, j)")
+    g = unit_gradient(act, _check_unit(act, unit))
+    return g if signal == "one" else g * act.data
+
+
+def _check_unit(act, unit):
+    c = unit if isinstance(unit, (int, np.integer)) else unit[0]
+    if not 0 <= int(c) < act.shape[1]:
+        raise ValueError(f"unit channel {c} is out of range for a layer output of shape "
+                         f"{act.shape} ({act.shape[1]} channels)")
+    if not isinstance(unit, (int, np.integer)):
+        if len(unit) != 3 or len(act.shape) != 4:
+            raise ValueError(f"unit {unit!r}: give a channel c or (c, i, j) for a 4-D output, "
+                             f"the layer output has shape {act.shape}")
+        if not (0 <= unit[1] < act.shape[2] and 0 <= unit[2] < act.shape[3]):
+            raise ValueError(f"unit position {tuple(unit[1:])} is outside the layer's "
+                             f"{act.shape[2]}×{act.shape[3]} map")
+    return unit
+
+
+def _squeeze(a, single):
+    a = to_numpy(a)
+    return a[0] if single else a
+
+
+# -------------------------------------------------------------------- techniques
+
+def input_gradient(model, x, target=None, layer=None, unit=None, signal="one",
+                   relu_rule="standard"):
+    """∂(score)/∂x, same shape as x: the one backward pass behind every map in this module.
+
+    Either ``target`` (class index(es) or fn(logits) -> scores: differentiates the
+    unnormalized class score y_k, before softmax), or ``layer`` with ``unit`` / ``signal``
+    (see ``unit_signal``): the gradient of one neuron, every other unit of that layer 0.
+    ``relu_rule``: "standard" | "guided" | "deconvnet" | "redirected", for this pass only.
+    """
+    if (target is None) == (layer is None):
+        raise ValueError("give either target (a class) or layer (with unit or signal), not both")
+    with frozen(model):
+        xt, single = image_batch(model, x, requires_grad=True)
+        if layer is None:
+            backward_from_target(model(xt), target, relu_rule)
+        else:
+            with capture(model, [check_layer(model, layer)], stop=True) as acts:
+                model(xt)
+            act = acts[layer]
+            act.backward(unit_signal(act, unit, signal), relu_rule=relu_rule)
+    return _squeeze(xt.grad, single)
+
+
+def saliency(model, x, target, reduce="max"):
+    """Image-specific class saliency (Simonyan, Vedaldi & Zisserman 2014):
+
+        w = ∂y_k / ∂x   (unnormalized class score, standard backprop)
+        S[i, j] = max_c |w[c, i, j]|      (reduce="max"; "sum": Σ_c |w[c, i, j]|)
+
+    Returns (H, W), or (N, H, W) for a batch. ``input_gradient`` gives the signed w.
+    """
+    if reduce not in ("max", "sum"):
+        raise ValueError(f"reduce must be 'max' or 'sum', got {reduce!r}")
+    w = np.abs(input_gradient(model, x, target))
+    return w.max(axis=-3) if reduce == "max" else w.sum(axis=-3)
+
+
+def neuron_gradient(model, x, layer, unit, relu_rule="standard"):
+    """∂a_u / ∂x for unit u of ``layer``: a channel c (Σ over its map) or a position (c, i, j).
+    The layer's upstream gradient is 1 at that unit and 0 elsewhere."""
+    return input_gradient(model, x, layer=layer, unit=unit, relu_rule=relu_rule)
+
+
+def guided_backprop(model, x, target=None, layer=None, unit=None, signal="one"):
+    """Guided backpropagation (Springenberg et al. 2015, "Striving for simplicity"):
+
+        at every ReLU:  R_in = R_out · (x > 0) · (R_out > 0)
+
+    the forward mask of backprop *and* the rectified signal of the deconvnet, so only
+    positive evidence flows back. For a class (``target``) or a unit (``layer``, ``unit``).
+    Returns the signed map, shape of x.
+    """
+    return input_gradient(model, x, target, layer, unit, signal, relu_rule="guided")

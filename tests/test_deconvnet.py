@@ -1,0 +1,123 @@
+"""The explicit Zeiler–Fergus deconvnet (unpool with switches, rectify, transposed filters)
+is the same computation as one backward pass with the "deconvnet" ReLU rule."""
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn import nn
+from minicnn.backend import as_backend
+from minicnn.nn import UnknownLayerError
+from minicnn.techniques.deconvnet import deconvnet, deconvnet_projection, forward_chain
+
+LAYERS = {  # one of each kind: ReLU output, pool output, the default CAM layer, a container
+    "fashion_net": ["features.1", "features.4", "features.7", "features", "classifier.1",
+                    "classifier.3"],
+    "cifar_net": ["features.3", "features.9", "features.14", "classifier.3"],
+}
+
+
+def model_and_images(name, n=2, seed=0):
+    model = getattr(mc.models, name)().eval().double()
+    pre = model.preprocess
+    x = np.random.default_rng(seed).standard_normal((n, pre.channels, *pre.input_size))
+    return model, x
+
+
+@pytest.mark.parametrize("name, n", [("fashion_net", 2), ("cifar_net", 1)])
+def test_explicit_deconvnet_equals_the_relu_rule_to_1e10(name, n):
+    """(a) backward with relu_rule="deconvnet" and (b) max_unpool2d(switches) / relu /
+    conv_transpose2d(same filters) / Wᵀ down the chain, from the same signal at the same
+    layer, give the same image to 1e-10 in float64 — for a random signal and for the
+    strongest unit's activation (Zeiler & Fergus); on fashion_net also for a unit's gradient."""
+    model, x = model_and_images(name, n)
+    rng = np.random.default_rng(1)
+    for layer in LAYERS[name]:
+        with mc.capture(model, [layer]) as acts:
+            model(mc.tensor(x))
+        act = acts[layer]
+        strongest = np.unravel_index(np.argmax(act.data[0]), act.shape[1:])
+        unit = tuple(int(v) for v in strongest) if act.ndim == 4 else int(strongest[0])
+        cases = [dict(signal=rng.standard_normal(act.shape)), dict(unit=unit)]
+        if name == "fashion_net":
+            cases.append(dict(unit=3, signal="one"))
+        for kw in cases:
+            a = deconvnet(model, x, layer=layer, **kw)
+            b = deconvnet_projection(model, x, layer, **kw)
+            scale = np.abs(b).max()
+            assert a.shape == b.shape == x.shape and scale > 0, (layer, kw)
+            assert np.abs(a - b).max() <= 1e-10 * scale, (layer, kw, np.abs(a - b).max(), scale)
+
+
+def test_projection_by_hand_unpools_to_the_switch_rectifies_and_transposes_the_filter():
+    """x = [[1, 3], [2, −1]] -> conv 1×1 (w = 2) -> ReLU -> max-pool 2: the maximum 6 sits
+    at position (0, 1). Projected down: unpool puts 6 back at (0, 1), ReLU keeps it, the
+    transposed 1×1 filter doubles it: [[0, 12], [0, 0]]."""
+    net = nn.Sequential(nn.Conv2d(1, 1, 1), nn.ReLU(), nn.MaxPool2d(2)).double()
+    net[0].weight.data = np.full((1, 1, 1, 1), 2.0)
+    net[0].bias.data = np.zeros(1)
+    x = np.array([[[1.0, 3.0], [2.0, -1.0]]])
+    np.testing.assert_array_equal(deconvnet_projection(net, x, "2", (0, 0, 0)),
+                                  [[[0.0, 12.0], [0.0, 0.0]]])
+    # the rectification: a negative signal at the pool is stopped by the ReLU's inverse,
+    # even though the forward unit was active
+    np.testing.assert_array_equal(deconvnet_projection(net, x, "2", signal=-np.ones((1, 1, 1, 1))),
+                                  np.zeros((1, 2, 2)))
+    # the forward mask is ignored: a positive signal at the ReLU output of an *off* unit
+    signal = np.zeros((1, 1, 2, 2))
+    signal[0, 0, 1, 1] = 1.0                                  # conv output there was −2
+    np.testing.assert_array_equal(deconvnet_projection(net, x, "1", signal=signal),
+                                  [[[0.0, 0.0], [0.0, 2.0]]])
+
+
+def test_the_chain_records_switches_and_input_shapes():
+    model, x = model_and_images("fashion_net", n=1)
+    steps = forward_chain(model, mc.tensor(x))
+    assert [s[0] for s in steps] == [n for n in model.layer_names() if "." in n]
+    pools = [s for s in steps if s[4] is not None]
+    assert [s[0] for s in pools] == ["features.4", "features.9"]
+    assert pools[0][2] == (1, 16, 28, 28) and pools[0][4].shape == (1, 16, 14, 14)
+    with mc.no_grad():
+        np.testing.assert_allclose(steps[-1][3].data, model(mc.tensor(x)).data, rtol=1e-12)
+
+
+def test_projection_runs_on_the_strict_backend(backend_name):
+    model, x = model_and_images("fashion_net", n=1)
+    model.to(backend_name)
+    xb = as_backend(x[0], backend_name)
+    a = deconvnet(model, xb, layer="features.8", unit=(2, 3, 3))
+    b = deconvnet_projection(model, xb, "features.8", (2, 3, 3))
+    assert type(b) is np.ndarray and b.shape == (1, 28, 28)
+    np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def test_networks_that_are_not_plain_chains_are_refused_with_the_way_out():
+    x = np.random.default_rng(0).standard_normal((3, 32, 32))
+    with pytest.raises(TypeError, match=r"BatchNorm2d.*Use deconvnet \(the ReLU rule\)"):
+        deconvnet_projection(mc.models.resnet18(rng=0).eval(), x, "layer1", 0)
+    with pytest.raises(ValueError, match=r"not a plain chain.*Use deconvnet \(the ReLU rule\)"):
+        deconvnet_projection(mc.models.squeezenet1_1(rng=0).eval(), x, "features.3", 0)
+    model, xf = model_and_images("fashion_net", n=1)
+    with pytest.raises(TypeError, match="training mode"):
+        deconvnet_projection(model.train(), xf, "features.3", 0)
+
+
+def test_bad_inputs_are_clear_errors():
+    model, x = model_and_images("fashion_net", n=1)
+    with pytest.raises(UnknownLayerError, match="Valid layer names: features, features.0"):
+        deconvnet_projection(model, x, "conv5", 0)
+    with pytest.raises(ValueError, match="unit channel 40 is out of range"):
+        deconvnet_projection(model, x, "features.7", 40)
+    with pytest.raises(ValueError, match="layer's output shape"):
+        deconvnet_projection(model, x, "features.7", signal=np.ones((1, 3)))
+    with pytest.raises(ValueError, match="expects 1 input channels"):
+        deconvnet_projection(model, np.zeros((3, 28, 28)), "features.7", 0)
+
+
+def test_deconvnet_panel_figure(tmp_path):
+    from minicnn.plot.attribution import deconvnet_panel
+    from minicnn.plot.core import save_figure
+    model, x = model_and_images("fashion_net", n=10, seed=4)
+    fig = deconvnet_panel(model, x, "features.8", channels=[0, 3], k=9, batch_size=4)
+    assert len(fig.axes) == 4
+    save_figure(fig, str(tmp_path / "panel.png"))
+    assert (tmp_path / "panel.png").stat().st_size > 0

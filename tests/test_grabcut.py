@@ -1,0 +1,112 @@
+"""Saliency -> segmentation: the graph cut finds the minimum energy; seeds from a rough
+saliency map plus colour models recover an object; IoU against a box or mask."""
+import itertools
+
+import numpy as np
+import pytest
+
+from minicnn.techniques.grabcut import (UNIT, _neighbour_weights, box_mask, fit_gmm, gmm_cost,
+                                        graph_cut, iou, saliency_segmentation)
+
+
+def energy(mask, cost_fg, cost_bg, wh, wv):
+    """The cut's energy in integer units: t-link costs + λ-weights of differing neighbours."""
+    diff = np.rint(UNIT * (cost_bg - cost_fg)).astype(np.int64)
+    unary = np.where(mask, np.maximum(-diff, 0), np.maximum(diff, 0)).sum()
+    return unary + (wh * (mask[:, 1:] != mask[:, :-1])).sum() + (wv * (mask[1:] != mask[:-1])).sum()
+
+
+def test_the_graph_cut_is_the_minimum_energy_labelling_brute_force():
+    """All 2⁹ labellings of a 3×3 image: max-flow / min-cut finds the least energy."""
+    rng = np.random.default_rng(0)
+    for trial in range(5):
+        image = rng.uniform(0, 1, (3, 3, 3))
+        cost_fg, cost_bg = rng.uniform(0, 2, (2, 3, 3))
+        mask = graph_cut(cost_fg, cost_bg, image, smoothness=1.0)
+        wh, wv = (np.rint(UNIT * w).astype(np.int64) for w in _neighbour_weights(image, 1.0))
+        best = min(energy(np.array(bits, bool).reshape(3, 3), cost_fg, cost_bg, wh, wv)
+                   for bits in itertools.product([0, 1], repeat=9))
+        assert energy(mask, cost_fg, cost_bg, wh, wv) == best, trial
+
+
+def test_without_smoothness_each_pixel_takes_its_cheaper_label_and_seeds_are_obeyed():
+    rng = np.random.default_rng(1)
+    cost_fg, cost_bg = rng.uniform(0, 3, (2, 10, 12))
+    image = rng.uniform(0, 1, (10, 12, 3))
+    mask = graph_cut(cost_fg, cost_bg, image, smoothness=0.0)
+    np.testing.assert_array_equal(mask, np.rint(UNIT * (cost_bg - cost_fg)) > 0)
+    fg, bg = np.zeros((10, 12), bool), np.zeros((10, 12), bool)
+    fg[0, :3], bg[9, 9:] = True, True
+    mask = graph_cut(cost_fg, cost_bg, image, smoothness=20.0, fg_seeds=fg, bg_seeds=bg)
+    assert mask[fg].all() and not mask[bg].any()
+
+
+def test_smoothness_removes_isolated_pixels():
+    """A checkerboard of costs with uniform colour: with enough λ one label wins everywhere."""
+    cost_fg = np.where(np.indices((8, 8)).sum(axis=0) % 2, 0.0, 1.0)
+    cost_fg[0, 0] = -1.0                                         # fg is cheaper overall
+    image = np.zeros((8, 8, 3))
+    assert 0 < graph_cut(cost_fg, 1 - cost_fg, image, smoothness=0.0).mean() < 1
+    assert graph_cut(cost_fg, 1 - cost_fg, image, smoothness=5.0).all()
+
+
+def test_gmm_fits_two_colour_clusters():
+    rng = np.random.default_rng(2)
+    a = rng.normal([0.9, 0.1, 0.1], 0.03, (300, 3))
+    b = rng.normal([0.1, 0.2, 0.8], 0.03, (200, 3))
+    weights, means, covs = fit_gmm(np.concatenate([a, b]), k=2, rng=0)
+    order = np.argsort(-weights)
+    np.testing.assert_allclose(weights[order], [0.6, 0.4], atol=1e-6)
+    np.testing.assert_allclose(means[order], [a.mean(0), b.mean(0)], atol=1e-6)
+    gmm = (weights, means, covs)
+    assert gmm_cost(a[:1], gmm)[0] < gmm_cost(np.array([[0.5, 0.9, 0.5]]), gmm)[0]
+
+
+def synthetic_object(seed=0):
+    """A red 14×16 rectangle (rows 8–21, cols 10–25) on a noisy blue 32×36 background, and a
+    rough saliency map: a blob on the object's centre plus noise (the gradient is never clean)."""
+    rng = np.random.default_rng(seed)
+    image = np.clip(rng.normal([40, 60, 170], 20, (32, 36, 3)), 0, 255)
+    image[8:22, 10:26] = np.clip(rng.normal([200, 50, 40], 20, (14, 16, 3)), 0, 255)
+    rows, cols = np.indices((32, 36))
+    saliency = np.exp(-((rows - 15) ** 2 / 30 + (cols - 18) ** 2 / 40))
+    saliency += 0.1 * np.abs(rng.standard_normal((32, 36)))
+    return image, saliency, (10, 8, 26, 22)
+
+
+def test_saliency_seeds_and_colour_models_recover_the_object():
+    image, saliency, box = synthetic_object()
+    mask = saliency_segmentation(image, saliency)
+    seeds_only = saliency > np.quantile(saliency, 0.95)
+    assert iou(seeds_only, box=box) < 0.3          # the seeds alone cover a small part
+    assert iou(mask, box=box) > 0.95
+    assert iou(mask, reference=box_mask(mask.shape, box)) == iou(mask, box=box)
+
+
+def test_iou_and_box_mask_by_hand():
+    a = box_mask((4, 4), (0, 0, 2, 2))                         # 4 pixels
+    b = box_mask((4, 4), (1, 1, 3, 3))                         # 4 pixels, 1 shared
+    assert a.sum() == 4 and a[:2, :2].all()
+    assert iou(a, b) == pytest.approx(1 / 7)
+    assert iou(a, box=(0, 0, 2, 2)) == 1.0
+
+
+def test_bad_inputs():
+    image, saliency, _ = synthetic_object()
+    with pytest.raises(ValueError, match=r"saliency \(5, 5\) must be \(H, W\) of the image"):
+        saliency_segmentation(image, np.zeros((5, 5)))
+    with pytest.raises(ValueError, match="too flat"):
+        saliency_segmentation(image, np.zeros((32, 36)))
+    with pytest.raises(ValueError, match="bg_quantile < fg_quantile"):
+        saliency_segmentation(image, saliency, fg_quantile=0.2, bg_quantile=0.5)
+    with pytest.raises(ValueError, match="either a reference mask or a box"):
+        iou(np.zeros((2, 2), bool))
+
+
+def test_segmentation_figure(tmp_path):
+    from minicnn.plot.attribution import segmentation_figure
+    from minicnn.plot.core import save_figure
+    image, saliency, box = synthetic_object()
+    fig = segmentation_figure(image, saliency, saliency_segmentation(image, saliency), box)
+    assert len(fig.axes) == 3
+    save_figure(fig, str(tmp_path / "seg.png"))
