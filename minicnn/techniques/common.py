@@ -4,12 +4,14 @@
     check_target(logits, target)            # clear error for an out-of-range class
     score = unit_score(act, unit)           # sum of one channel / one position of an activation
 """
+import contextlib
+
 import numpy as np
 
 from ..autograd import Tensor
 from ..backend import as_backend, backend_name, get_array_module
 
-__all__ = ["model_backend", "model_dtype", "as_input", "check_target", "unit_score",
+__all__ = ["frozen", "model_backend", "model_dtype", "as_input", "check_target", "unit_score",
            "unit_gradient", "check_layer"]
 
 
@@ -105,3 +107,23 @@ def unit_gradient(act, unit):
         c, i, j = unit
         g[:, c, i, j] = 1
     return g
+
+
+@contextlib.contextmanager
+def frozen(model, eval_mode=False):
+    """Inside the block the parameters do not require gradients (explaining or optimizing an
+    input needs dL/dx only: no weight gradient is computed or kept), and with ``eval_mode``
+    every module is in eval mode. The caller's flags come back afterwards, even on error."""
+    params = [(p, p.requires_grad) for p in model.parameters()]
+    modes = [(m, m.training) for m in model.modules()] if eval_mode else []
+    try:
+        for p, _ in params:
+            p.requires_grad = False
+        for m, _ in modes:
+            m.training = False
+        yield model
+    finally:
+        for p, flag in params:
+            p.requires_grad = flag
+        for m, flag in modes:
+            m.training = flag

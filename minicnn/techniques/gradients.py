@@ -22,35 +22,19 @@ A target is a class index (one for all images, or one per image) or a function
 Maps come back as NumPy arrays, without the batch axis when one (C, H, W) image
 was given.
 """
-import contextlib
 
 import numpy as np
 
 from ..autograd import Tensor
 from ..backend import as_backend, backend_name, get_array_module, to_numpy
 from ..nn import capture
-from .common import as_input, check_layer, check_target, unit_gradient
+from .common import as_input, check_layer, check_target, frozen, unit_gradient
 
 __all__ = ["input_gradient", "saliency", "neuron_gradient", "guided_backprop",
            "class_gradient", "backward_from_target", "unit_signal", "frozen", "image_batch"]
 
 
 # ------------------------------------------------------------------ shared steps
-
-@contextlib.contextmanager
-def frozen(model):
-    """Parameters stop requiring gradients inside the block (restored after, even on error):
-    explaining an input needs dL/dx only, so no weight gradient is computed or accumulated."""
-    params = model.parameters()
-    flags = [p.requires_grad for p in params]
-    try:
-        for p in params:
-            p.requires_grad = False
-        yield model
-    finally:
-        for p, flag in zip(params, flags):
-            p.requires_grad = flag
-
 
 def _channels(model):
     """Input channels the model expects (its preprocessing, else its first conv), or None."""

@@ -36,6 +36,7 @@ from ..autograd import Tensor
 from ..backend import as_backend, backend_name, get_array_module, to_numpy
 from ..nn.capture import Activations, capture
 from ..optim import Adam
+from .common import frozen as _frozen
 from .common import (as_input, check_layer, check_target, model_backend, model_dtype,
                      unit_score)
 from .transforms import (blur, blur_every, clip_contribution, clip_norm, decay,  # noqa: F401
@@ -204,22 +205,9 @@ def clip_to_bounds(model, x, bounds="pixels"):
     return xp.minimum(xp.maximum(x, lo), hi)
 
 
-@contextlib.contextmanager
 def frozen(model):
-    """Eval mode and frozen parameters for the loop; the caller's flags come back afterwards."""
-    params = [(p, p.requires_grad) for p in model.parameters()]
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        for p, _ in params:
-            p.requires_grad = False
-        for m, _ in modes:
-            m.training = False
-        yield
-    finally:
-        for p, flag in params:
-            p.requires_grad = flag
-        for m, flag in modes:
-            m.training = flag
+    """Eval mode and frozen parameters for the loop (``common.frozen(model, eval_mode=True)``)."""
+    return _frozen(model, eval_mode=True)
 
 
 def _value_and_grad(model, objective, x, transforms, rng, relu_rule):
