@@ -42,17 +42,23 @@ _relu_rule = contextvars.ContextVar("minicnn_relu_rule", default="standard")
 
 def _standard(g, active):
     """Standard backprop: g * (x > 0) — the true derivative."""
+    # BEGIN SOLUTION
     return g * active
+    # END SOLUTION
 
 
 def _deconvnet(g, active):
     """Deconvnet (Zeiler & Fergus): g * (g > 0) — rectify the signal, ignore the forward mask."""
+    # BEGIN SOLUTION
     return g * (g > 0)
+    # END SOLUTION
 
 
 def _guided(g, active):
     """Guided backprop (Springenberg): g * (x > 0) * (g > 0) — both masks."""
+    # BEGIN SOLUTION
     return g * active * (g > 0)
+    # END SOLUTION
 
 
 def _redirected(g, active):

@@ -49,6 +49,7 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx, x, w, b=None, *, stride=(1, 1), padding=(0, 0), groups=1):
+        # BEGIN SOLUTION
         x_cols = unfold(x, w.shape, stride, padding, groups)
         y = apply_filters(x_cols, w, stride, groups)
         if b is not None:
@@ -59,9 +60,11 @@ class Conv2d(Function):
         ctx.x_shape, ctx.w_shape = x.shape, w.shape
         ctx.stride, ctx.padding, ctx.groups = stride, padding, groups
         return y
+        # END SOLUTION
 
     @staticmethod
     def backward(ctx, g):
+        # BEGIN SOLUTION
         needs = ctx.needs_input_grad
         dx = dw = db = None
         g = filter_major(g)        # one copy at most, shared by both matmuls
@@ -72,6 +75,7 @@ class Conv2d(Function):
         if needs[2]:
             db = g.sum(axis=(0, 2, 3))
         return dx, dw, db
+        # END SOLUTION
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, groups=1):
@@ -115,6 +119,7 @@ class ConvTranspose2d(Function):
     @staticmethod
     def forward(ctx, x, w, b=None, *, stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
                 groups=1):
+        # BEGIN SOLUTION
         N, _, H, W = x.shape
         kh, kw = w.shape[2:]
         C_out = w.shape[1] * groups
@@ -129,9 +134,11 @@ class ConvTranspose2d(Function):
         ctx.w = w
         ctx.stride, ctx.padding, ctx.groups = stride, padding, groups
         return y
+        # END SOLUTION
 
     @staticmethod
     def backward(ctx, g):
+        # BEGIN SOLUTION
         needs = ctx.needs_input_grad
         dx = dw = db = None
         if needs[0] or needs[1]:
@@ -143,6 +150,7 @@ class ConvTranspose2d(Function):
         if needs[2]:
             db = g.sum(axis=(0, 2, 3))
         return dx, dw, db
+        # END SOLUTION
 
 
 def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1):
@@ -231,6 +239,7 @@ def _naive_args(x, w, b, stride, padding):
 def conv2d_naive(x, w, b=None, stride=1, padding=0, groups=1):
     """conv2d as four loops and a window dot product (plain NumPy; the test oracle)."""
     x, w, b, sh, sw, ph, pw = _naive_args(x, w, b, stride, padding)
+    # BEGIN SOLUTION
     N, C, H, W = x.shape
     F, Cg, kh, kw = w.shape
     x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
@@ -244,12 +253,14 @@ def conv2d_naive(x, w, b=None, stride=1, padding=0, groups=1):
                     window = x_pad[n, c0:c0 + Cg, i * sh:i * sh + kh, j * sw:j * sw + kw]
                     y[n, f, i, j] = np.sum(window * w[f]) + (b[f] if b.size else 0)
     return y
+    # END SOLUTION
 
 
 def conv_transpose2d_naive(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1):
     """conv_transpose2d as loops: every input pixel adds x·kernel to an output window."""
     x, w, b, sh, sw, ph, pw = _naive_args(x, w, b, stride, padding)
     oph, opw = (output_padding,) * 2 if isinstance(output_padding, int) else output_padding
+    # BEGIN SOLUTION
     N, C, H, W = x.shape
     _, Og, kh, kw = w.shape
     Hy, Wy = (H - 1) * sh - 2 * ph + kh + oph, (W - 1) * sw - 2 * pw + kw + opw
@@ -263,3 +274,4 @@ def conv_transpose2d_naive(x, w, b=None, stride=1, padding=0, output_padding=0, 
                     y_pad[n, o0:o0 + Og, i * sh:i * sh + kh, j * sw:j * sw + kw] += stamp
     y = y_pad[:, :, ph:ph + Hy, pw:pw + Wy]
     return y + b.reshape(1, -1, 1, 1) if b.size else y
+    # END SOLUTION

@@ -77,6 +77,7 @@ def _windows(x_pad, kh, kw, stride, Ho, Wo):
 
 def im2col(x, kh, kw, stride, padding):
     """x: (N, C, H, W) -> cols: (C·kh·kw, N, Ho, Wo), one copy of a sliding-window view."""
+    # BEGIN SOLUTION
     xp = get_array_module(x)
     x_pad = pad_hw(x, padding)
     N, C, Hp, Wp = x_pad.shape
@@ -86,6 +87,7 @@ def im2col(x, kh, kw, stride, padding):
     windows = xp.lib.stride_tricks.as_strided(          # a view: nothing is copied yet
         x_pad, shape=(C, kh, kw, N, Ho, Wo), strides=(sC, sH, sW, sN, sH * sh, sW * sw))
     return windows.reshape(C * kh * kw, N, Ho, Wo)      # the one copy
+    # END SOLUTION
 
 
 def col2im(cols, x_shape, kh, kw, stride, padding):
@@ -95,6 +97,7 @@ def col2im(cols, x_shape, kh, kw, stride, padding):
     kh·kw strided additions instead of a scatter (np.add.at is ~10x slower).
     dx is built channel-first, like cols, and returned as an (N, C, H, W) view.
     """
+    # BEGIN SOLUTION
     xp = get_array_module(cols)
     N, C, H, W = x_shape
     ph, pw = padding
@@ -104,6 +107,7 @@ def col2im(cols, x_shape, kh, kw, stride, padding):
     for u, v, window in _windows(dx_pad, kh, kw, stride, Ho, Wo):
         window += per_offset[:, u, v]          # window is a view into dx_pad
     return dx_pad[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
+    # END SOLUTION
 
 
 def filter_major(y):

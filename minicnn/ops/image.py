@@ -26,15 +26,19 @@ class GramMatrix(Function):
 
     @staticmethod
     def forward(ctx, x):
+        # BEGIN SOLUTION
         n, c, h, w = x.shape
         f = x.reshape(n, c, h * w)
         ctx.f, ctx.scale, ctx.shape = f, 1.0 / (c * h * w), x.shape
         return (f @ f.transpose(0, 2, 1)) * ctx.scale
+        # END SOLUTION
 
     @staticmethod
     def backward(ctx, g):
+        # BEGIN SOLUTION
         df = ((g + g.transpose(0, 2, 1)) @ ctx.f) * ctx.scale
         return df.reshape(ctx.shape)
+        # END SOLUTION
 
 
 def gram_matrix(features):
@@ -51,6 +55,7 @@ def gram_matrix_naive(features):
     """
     x = data_of(features)
     check_ndim("gram_matrix_naive", "features", x, 4, "(N, C, H, W)")
+    # BEGIN SOLUTION
     xp = get_array_module(x)
     n, c, h, w = x.shape
     g = xp.zeros((n, c, c), dtype=x.dtype)
@@ -59,6 +64,7 @@ def gram_matrix_naive(features):
             for j in range(c):
                 g[b, i, j] = (x[b, i] * x[b, j]).sum() / (c * h * w)
     return g
+    # END SOLUTION
 
 
 class TotalVariation(Function):

@@ -81,10 +81,12 @@ def _windows(xpad, k, s, out_hw):
 
 def _gather(x, indices):
     """out[n, c, ...] = x[n, c].ravel()[indices[n, c, ...]]  — shape of indices."""
+    # BEGIN SOLUTION
     xp = get_array_module(x)
     n, c = x.shape[:2]
     planes = x.reshape(n, c, -1)
     return xp.take_along_axis(planes, indices.reshape(n, c, -1), axis=2).reshape(indices.shape)
+    # END SOLUTION
 
 
 def _scatter_add(v, indices, hw):
@@ -93,6 +95,7 @@ def _scatter_add(v, indices, hw):
     Repeated indices add up. ``bincount`` over indices made global (n·C + c)·H·W + idx,
     weighted by v, is a scatter-add in one call on NumPy and CuPy alike.
     """
+    # BEGIN SOLUTION
     xp = get_array_module(v)
     n, c = v.shape[:2]
     plane = hw[0] * hw[1]
@@ -100,6 +103,7 @@ def _scatter_add(v, indices, hw):
     flat = (indices.reshape(n, c, -1) + offsets).ravel()
     out = xp.bincount(flat, weights=v.ravel(), minlength=n * c * plane)
     return out.astype(v.dtype, copy=False).reshape(n, c, *hw)
+    # END SOLUTION
 
 
 def _check_indices(op, indices, values, hw, values_name):
@@ -138,6 +142,7 @@ class MaxPool2d(Function):
         xp = get_array_module(x)
         k, s, p, (ho, wo) = _pool_args("max_pool2d", x, kernel_size, stride, padding, ceil_mode)
         n, c, h, w = x.shape
+        # BEGIN SOLUTION
         rows = xp.arange(ho, dtype=xp.int64) * s[0] - p[0]     # top row of each window
         cols = xp.arange(wo, dtype=xp.int64) * s[1] - p[1]     # left column of each window
         best = xp.full((n, c, ho, wo), -xp.inf, dtype=x.dtype)
@@ -149,10 +154,13 @@ class MaxPool2d(Function):
             indices = xp.where(take, (rows + i)[:, None] * w + (cols + j)[None, :], indices)
         ctx.indices, ctx.in_hw = indices, (h, w)
         return best, indices
+        # END SOLUTION
 
     @staticmethod
     def backward(ctx, g):
+        # BEGIN SOLUTION
         return _scatter_add(g, ctx.indices, ctx.in_hw)
+        # END SOLUTION
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_indices=False):
@@ -176,6 +184,7 @@ def max_pool2d_naive(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     x = data_of(x)
     (kh, kw), (sh, sw), (ph, pw), (ho, wo) = _pool_args("max_pool2d_naive", x, kernel_size,
                                                         stride, padding, ceil_mode)
+    # BEGIN SOLUTION
     xp = get_array_module(x)
     n, c, h, w = x.shape
     out = xp.zeros((n, c, ho, wo), dtype=x.dtype)
@@ -193,6 +202,7 @@ def max_pool2d_naive(x, kernel_size, stride=None, padding=0, ceil_mode=False):
                                 best, arg = v, r * w + q
                     out[b, ch, oh, ow], indices[b, ch, oh, ow] = best, arg
     return out, indices
+    # END SOLUTION
 
 
 # ------------------------------------------------- selection and unpooling
@@ -236,12 +246,16 @@ class MaxUnpool2d(Function):
 
     @staticmethod
     def forward(ctx, y, indices, output_size):
+        # BEGIN SOLUTION
         ctx.indices = indices
         return _scatter_add(y, indices, output_size)
+        # END SOLUTION
 
     @staticmethod
     def backward(ctx, g):
+        # BEGIN SOLUTION
         return _gather(g, ctx.indices), None
+        # END SOLUTION
 
 
 def max_unpool2d(y, indices, output_size=None, kernel_size=None, stride=None, padding=0):

@@ -74,6 +74,7 @@ def class_visualization(model, target, steps=200, lr=0.05, *, layer=None, shape=
     """
     c, h, w = _input_shape(model, shape)
     seeds = [seed] if np.ndim(seed) == 0 else list(seed)
+    # BEGIN SOLUTION
     objective = opt.class_score(target) if layer is None else \
         opt.neuron(layer, *((target,) if np.ndim(target) == 0 else (target[0], target[1:])))
     if l2 < 0:
@@ -100,6 +101,7 @@ def class_visualization(model, target, steps=200, lr=0.05, *, layer=None, shape=
         for name, values in hist.items():
             history.setdefault(name, []).extend(values)
     return x, history
+    # END SOLUTION
 
 
 # ----------------------------------------------- toward a class from a real image

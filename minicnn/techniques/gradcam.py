@@ -74,6 +74,7 @@ def grad_cam(model, x, target, layer=None, relu=True, upsample=True):
     negative where the maps speak against the class. NumPy, not normalized.
     """
     layer = cam_layer(model, layer)
+    # BEGIN SOLUTION
     with frozen(model):
         xt, single = image_batch(model, x, requires_grad=True)
         with capture(model, [layer]) as acts:
@@ -93,6 +94,7 @@ def grad_cam(model, x, target, layer=None, relu=True, upsample=True):
         cam = bilinear_resize(cam, xt.shape[2:])
     cam = to_numpy(cam)
     return cam[0] if single else cam
+    # END SOLUTION
 
 
 def guided_grad_cam(model, x, target, layer=None):

@@ -137,6 +137,7 @@ def input_gradient(model, x, target=None, layer=None, unit=None, signal="one",
     """
     if (target is None) == (layer is None):
         raise ValueError("give either target (a class) or layer (with unit or signal), not both")
+    # BEGIN SOLUTION
     with frozen(model):
         xt, single = image_batch(model, x, requires_grad=True)
         if layer is None:
@@ -147,6 +148,7 @@ def input_gradient(model, x, target=None, layer=None, unit=None, signal="one",
             act = acts[layer]
             act.backward(unit_signal(act, unit, signal), relu_rule=relu_rule)
     return _squeeze(xt.grad, single)
+    # END SOLUTION
 
 
 def saliency(model, x, target, reduce="max"):
@@ -159,8 +161,10 @@ def saliency(model, x, target, reduce="max"):
     """
     if reduce not in ("max", "sum"):
         raise ValueError(f"reduce must be 'max' or 'sum', got {reduce!r}")
+    # BEGIN SOLUTION
     w = np.abs(input_gradient(model, x, target))
     return w.max(axis=-3) if reduce == "max" else w.sum(axis=-3)
+    # END SOLUTION
 
 
 def neuron_gradient(model, x, layer, unit, relu_rule="standard"):
@@ -178,4 +182,6 @@ def guided_backprop(model, x, target=None, layer=None, unit=None, signal="one"):
     positive evidence flows back. For a class (``target``) or a unit (``layer``, ``unit``).
     Returns the signed map, shape of x.
     """
+    # BEGIN SOLUTION
     return input_gradient(model, x, target, layer, unit, signal, relu_rule="guided")
+    # END SOLUTION

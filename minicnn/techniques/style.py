@@ -40,12 +40,14 @@ def gram_targets(model, style, style_layers):
 def style_loss(grams, weights):
     """Objective Σ_l w_l ‖G_l(I) − G_l(S)‖² for grams {layer: G_l(S)} (a loss: minimize it)."""
     def fn(acts):
+        # BEGIN SOLUTION
         total = None
         for (layer, g), w in zip(grams.items(), weights):
             d = ops.gram_matrix(acts[layer]) - g
             term = (d * d).sum() * w
             total = term if total is None else total + term
         return total
+        # END SOLUTION
     return opt.Objective(fn, list(grams), "style")
 
 
