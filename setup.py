@@ -10,7 +10,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["minicnn", "minicnn.*"]),
-    package_data={"minicnn": ["labels/*.txt"]},
+    package_data={"minicnn": ["labels/*.txt", "assignment_tests/*.py"]},
     install_requires=["numpy>=1.24", "scipy>=1.10", "pillow>=9", "matplotlib>=3.6", "tqdm>=4.60"],
     extras_require={
         # torch is only the reference in parity tests; minicnn never imports it.
