@@ -1,0 +1,223 @@
+"""Figures for looking at representations: filters, activation grids, top patches,
+nearest neighbours, and embeddings (scatter, thumbnails, grid mosaic).
+
+Images to draw are 0–255 pixels, (H, W), (H, W, 3) or (C, H, W) (C = 1 or 3); filter
+images and maps already in [0, 1] are drawn with ``value_range=(0, 1)``.
+"""
+import numpy as np
+
+from ..backend import to_numpy
+from .core import plt, show_image
+
+__all__ = ["tile", "plot_filters", "plot_activation_grid", "plot_activation_grids",
+           "plot_top_patches", "plot_neighbors", "plot_embedding", "thumbnail_canvas",
+           "plot_thumbnails", "grid_mosaic", "plot_grid_mosaic"]
+
+
+def _hwc(img):
+    """(C, H, W) with C in {1, 3} -> (H, W[, 3]); (H, W[, 3]) unchanged."""
+    img = np.asarray(to_numpy(img))
+    if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
+        img = img.transpose(1, 2, 0)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    return img
+
+
+def tile(maps, ncols=None, pad=1, pad_value=np.nan):
+    """(N, h, w[, 3]) -> one (rows·(h+pad), cols·(w+pad)[, 3]) mosaic (NaN between tiles)."""
+    maps = np.asarray(maps, dtype=np.float64)
+    n, h, w = maps.shape[:3]
+    ncols = ncols or int(np.ceil(np.sqrt(n)))
+    nrows = int(np.ceil(n / ncols))
+    out = np.full((nrows * (h + pad) - pad, ncols * (w + pad) - pad) + maps.shape[3:], pad_value)
+    for k in range(n):
+        r, c = divmod(k, ncols)
+        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = maps[k]
+    return out
+
+
+def plot_filters(model, layer=None, per_channel=None, title=None, ncols=None, cell=0.5,
+                 max_channels=16):
+    """A conv layer's filters (``techniques.filters.filter_images``, same arguments): one tile
+    per filter (RGB or grey), or with ``per_channel`` one row per filter and one column per
+    input channel (the first ``max_channels``)."""
+    from ..techniques.filters import filter_images, first_conv_layer
+    layer = layer or first_conv_layer(model)
+    f = filter_images(model, layer, per_channel)
+    title = title or f"{layer} filters"
+    if per_channel is None:                   # filter_images' default
+        per_channel = model.get_submodule(layer).weight.shape[1] not in (1, 3)
+    if per_channel:                                                     # (F, C, kh, kw)
+        c = min(f.shape[1], max_channels)
+        tiles, ncols = f[:, :c].reshape(-1, *f.shape[2:]), c
+        title += f" ({f.shape[0]} filters × {f.shape[1]} input channels" + \
+            (f", first {c} shown)" if c < f.shape[1] else ")")
+    else:
+        tiles = f
+        ncols = ncols or int(np.ceil(np.sqrt(len(f))))
+    nrows = int(np.ceil(len(tiles) / ncols))
+    mosaic = tile(tiles, ncols=ncols)
+    fig, ax = plt.subplots(figsize=(max(2.0, cell * ncols), max(2.0, cell * nrows) + 0.3))
+    ax.imshow(np.nan_to_num(mosaic, nan=1.0), cmap=None if mosaic.ndim == 3 else "gray",
+              vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def plot_activation_grid(act, name, per_channel=False, cmap="gray", size=6.0):
+    """All channels of one layer's activation (C, h, w) (or a vector (D,)) in one figure,
+    titled with the layer's name and output shape. Scale: 0..max over the whole layer
+    (dead channels stay black), or each channel on its own with ``per_channel``."""
+    a = np.asarray(to_numpy(act), dtype=np.float64)
+    shape = f"(1, {', '.join(map(str, a.shape))})"
+    if a.ndim == 1:
+        side = int(np.ceil(np.sqrt(a.size)))
+        a = np.pad(a, (0, side * side - a.size), constant_values=np.nan).reshape(1, side, side)
+    if per_channel:
+        lo = np.nanmin(a, axis=(1, 2), keepdims=True)
+        hi = np.nanmax(a, axis=(1, 2), keepdims=True)
+        a = (a - lo) / np.where(hi > lo, hi - lo, 1)
+    else:
+        lo, hi = min(0.0, np.nanmin(a)), np.nanmax(a)
+        a = (a - lo) / (hi - lo if hi > lo else 1)
+    mosaic = tile(a)
+    fig, ax = plt.subplots(figsize=(size, size * mosaic.shape[0] / mosaic.shape[1] + 0.4))
+    ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(f"{name}  {shape}", fontsize=9)
+    return fig
+
+
+def plot_activation_grids(acts, **kwargs):
+    """One figure per layer of ``techniques.filters.activation_grids``: {name: figure}."""
+    return {name: plot_activation_grid(a, name, **kwargs) for name, a in acts.items()}
+
+
+def plot_top_patches(result, title=None, cell=1.1, value_range=None):
+    """Patches of ``techniques.top_activations.top_patches`` in a row (with the projections
+    in a second row when present), each titled with its score. Preprocessed patches are
+    drawn min–max unless ``value_range`` is given."""
+    patches, proj = result["patches"], result["projections"]
+    k = len(patches)
+    rows = 2 if proj is not None else 1
+    fig, axes = plt.subplots(rows, k, figsize=(cell * k, cell * rows + 0.4), squeeze=False)
+    for j in range(k):
+        mode = "clip" if value_range else "minmax"
+        show_image(axes[0, j], _hwc(patches[j]), f"{result['scores'][j]:.2f}", mode=mode,
+                   value_range=value_range or (0, 255))
+        if proj is not None:
+            show_image(axes[1, j], _hwc(proj[j]), mode="minmax")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_neighbors(queries, database, rows, labels=None, row_names=None, cell=0.9):
+    """Each query followed by its neighbours, one row per (query, method).
+
+    queries: (Q, ...) display images; database: (N, ...) display images; rows: dict
+    method name -> neighbour indices (Q, k) (e.g. {"features L2": i1, "pixels L2": i2}).
+    labels (N_db,) and query labels via ``labels=(db_labels, query_labels)``: a
+    neighbour with another label is titled in red.
+    """
+    names = list(rows)
+    q, k = np.asarray(to_numpy(rows[names[0]])).shape
+    fig, axes = plt.subplots(q * len(names), k + 1, figsize=(cell * (k + 1), cell * q * len(names)),
+                             squeeze=False)
+    for a in range(q):
+        for m, name in enumerate(names):
+            r = a * len(names) + m
+            idx = np.asarray(to_numpy(rows[name]))[a]
+            show_image(axes[r, 0], _hwc(queries[a]), title=name if a == 0 else None)
+            for j, i in enumerate(idx):
+                show_image(axes[r, j + 1], _hwc(database[int(i)]))
+                if labels is not None and labels[0][int(i)] != labels[1][a]:
+                    for spine in axes[r, j + 1].spines.values():
+                        spine.set_visible(True)
+                        spine.set_edgecolor("red")
+                    axes[r, j + 1].set_axis_on()
+                    axes[r, j + 1].set_xticks([])
+                    axes[r, j + 1].set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_embedding(Y, labels=None, class_names=None, title=None, size=6.0, s=4):
+    """2-D embedding as a scatter, coloured by label (with a legend of class names)."""
+    Y = np.asarray(to_numpy(Y))
+    fig, ax = plt.subplots(figsize=(size, size))
+    if labels is None:
+        ax.scatter(Y[:, 0], Y[:, 1], s=s, c="k", linewidths=0)
+    else:
+        labels = np.asarray(to_numpy(labels))
+        cmap = plt.get_cmap("tab10" if labels.max() < 10 else "tab20")
+        for c in np.unique(labels):
+            m = labels == c
+            name = class_names[c] if class_names is not None else str(c)
+            ax.scatter(Y[m, 0], Y[m, 1], s=s, color=cmap(int(c) % cmap.N), label=name,
+                       linewidths=0)
+        ax.legend(markerscale=3, fontsize=7, loc="best", frameon=False)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def thumbnail_canvas(Y, images, canvas=2000, thumb=None, background=255):
+    """Karpathy's t-SNE picture: each image pasted at its (scaled) 2-D position, later ones
+    on top, on a (canvas, canvas[, 3]) uint8 array. thumb: thumbnail side (default: the
+    images' own size). The first axis of Y is horizontal, the second vertical (up)."""
+    Y = np.asarray(to_numpy(Y), dtype=np.float64)
+    ims = [_hwc(im) for im in images]
+    h, w = ims[0].shape[:2]
+    if thumb is not None and thumb != h:
+        from PIL import Image
+        ims = [np.asarray(Image.fromarray(np.clip(im, 0, 255).astype(np.uint8)).resize(
+            (thumb, thumb))) for im in ims]
+        h = w = thumb
+    color = ims[0].ndim == 3
+    out = np.full((canvas, canvas) + ((3,) if color else ()), background, dtype=np.uint8)
+    u = (Y - Y.min(0)) / np.where(np.ptp(Y, 0) > 0, np.ptp(Y, 0), 1)
+    cols = (u[:, 0] * (canvas - w)).astype(int)
+    rows = ((1 - u[:, 1]) * (canvas - h)).astype(int)
+    for im, r, c in zip(ims, rows, cols):
+        out[r:r + h, c:c + w] = np.clip(im, 0, 255).astype(np.uint8)
+    return out
+
+
+def plot_thumbnails(Y, images, canvas=2000, thumb=None, title=None, size=10.0):
+    """Figure of ``thumbnail_canvas`` (images at their t-SNE positions)."""
+    c = thumbnail_canvas(Y, images, canvas, thumb)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(c, cmap="gray" if c.ndim == 2 else None, vmin=0, vmax=255)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def grid_mosaic(images, rows, cols, side, background=255):
+    """Images placed in the cells given by ``techniques.embedding.grid_assignment``:
+    one (side·h, side·w[, 3]) uint8 mosaic (empty cells ``background``)."""
+    ims = [np.clip(_hwc(im), 0, 255).astype(np.uint8) for im in images]
+    h, w = ims[0].shape[:2]
+    out = np.full((side * h, side * w) + ims[0].shape[2:], background, dtype=np.uint8)
+    for im, r, c in zip(ims, np.asarray(rows), np.asarray(cols)):
+        out[r * h:(r + 1) * h, c * w:(c + 1) * w] = im
+    return out
+
+
+def plot_grid_mosaic(images, rows, cols, side, title=None, size=10.0):
+    """Figure of ``grid_mosaic`` ("the embedding warped into a square")."""
+    m = grid_mosaic(images, rows, cols, side)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(m, cmap="gray" if m.ndim == 2 else None, vmin=0, vmax=255)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+

@@ -1,0 +1,103 @@
+"""Looking at the weights and the activations themselves.
+
+Filters (Krizhevsky et al. 2012, Fig. 3; CS231n "Visualizing what ConvNets learn"):
+a first-layer filter W_f (C, kh, kw) acts directly on pixels, so drawn as a small
+image it *is* the pattern it detects — oriented edges, colour blobs. Each filter is
+min–max normalized on its own,
+
+    show(W_f) = (W_f − min W_f) / (max W_f − min W_f),
+
+in colour when the input has 3 channels, in grey otherwise. Deeper filters can be
+drawn too, one grey map per input channel, but their inputs are the previous layer's
+feature maps, not pixels: those pictures say little (smoothness at best, e.g. noisy
+filters hint at too little regularization). Only the first layer is directly
+interpretable; for deeper units look at their activations, their top images, or
+their gradient / deconvnet projections instead.
+
+Activation grids (Yosinski et al., "Understanding neural networks through deep
+visualization", 2015; Karpathy's ConvNetJS): every channel of every layer for one
+input, side by side — many are zero (ReLU), some respond to edges, some to parts.
+
+    imgs = filter_images(model)                       # (F, kh, kw, 3) or (F, kh, kw), in [0, 1]
+    acts = activation_grids(model, image)             # {layer: (C, h, w) or (D,)}
+"""
+import numpy as np
+
+from .. import nn
+from ..autograd import no_grad
+from ..backend import to_numpy
+from ..nn import capture
+from .common import as_input, check_layer
+
+__all__ = ["first_conv_layer", "filter_images", "activation_grids"]
+
+
+def first_conv_layer(model):
+    """Name of the first Conv2d in ``model.layer_names()`` order."""
+    for name in model.layer_names():
+        if isinstance(model.get_submodule(name), nn.Conv2d):
+            return name
+    raise ValueError(f"{type(model).__name__} has no Conv2d layer; layers: "
+                     f"{', '.join(model.layer_names())}")
+
+
+def _minmax(w, axes):
+    lo = w.min(axis=axes, keepdims=True)
+    hi = w.max(axis=axes, keepdims=True)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return (w - lo) / span
+
+
+def filter_images(model, layer=None, per_channel=None):
+    """A conv layer's filters as images in [0, 1] (NumPy), each filter min–max normalized.
+
+    layer: a Conv2d name (default: the first one). per_channel: False gives one image per
+    filter — (F, kh, kw, 3) RGB for 3 input channels (in RGB order even for a BGR model),
+    (F, kh, kw) grey for 1 channel; True gives (F, C, kh, kw), one grey map per input
+    channel (the only option for other channel counts; default: True iff C ∉ {1, 3}).
+    The normalization is per filter over all its channels, so their relative strength
+    shows. Caveat: only the first layer's filters see pixels; see the module docstring.
+    """
+    layer = first_conv_layer(model) if layer is None else check_layer(model, layer)
+    m = model.get_submodule(layer)
+    if not isinstance(m, nn.Conv2d):
+        raise ValueError(f"layer {layer!r} is a {type(m).__name__}, not a Conv2d: "
+                         f"it has no filters")
+    w = np.asarray(to_numpy(m.weight.data), dtype=np.float64)        # (F, C, kh, kw)
+    c = w.shape[1]
+    if per_channel is None:
+        per_channel = c not in (1, 3)
+    w = _minmax(w, (1, 2, 3))
+    if per_channel:
+        return w
+    if c == 1:
+        return w[:, 0]
+    if c != 3:
+        raise ValueError(f"layer {layer!r} has {c} input channels: draw them with per_channel=True")
+    pre = getattr(model, "preprocess", None)
+    if getattr(pre, "channel_order", "RGB") == "BGR":
+        w = w[:, ::-1]
+    return w.transpose(0, 2, 3, 1)
+
+
+def activation_grids(model, image, layers=None):
+    """Every channel of every named layer for one input image: {layer: (C, h, w) or (D,)}.
+
+    image: one preprocessed image (C, H, W) (or a batch of one). layers: names (default:
+    every leaf layer, in ``layer_names()`` order). Evaluation mode, no gradients.
+    Returns NumPy arrays; the layer's output shape is ``(1, *array.shape)``.
+    """
+    x = as_input(model, image)
+    if x.shape[0] != 1:
+        raise ValueError(f"activation_grids takes one image, got a batch of shape {x.shape}")
+    if layers is None:
+        layers = [n for n in model.layer_names() if not model.get_submodule(n).children()]
+    layers = [check_layer(model, n) for n in ([layers] if isinstance(layers, str) else layers)]
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad(), capture(model, layers) as acts:
+            model(x)
+    finally:
+        model.train(was_training)
+    return {n: to_numpy(acts[n].data[0]) for n in layers if n in acts}
