@@ -3,7 +3,9 @@
     minicnn gradcheck                 check every built-in op's gradient, print a table
     minicnn bench [--only SECTION]    time minicnn beside PyTorch CPU (when installed)
     minicnn train NAME                train a shipped model (fashion_net, cifar_net) by its recipe
+    minicnn assignment make OUT --parts conv2d,saliency | check OUT   homework folders
     minicnn weights list|fetch|import manage pretrained weights
+    minicnn demo [--quick] [--only a,b]  every technique on the offline defaults -> ./minicnn-gallery
 """
 import argparse
 import sys
@@ -33,6 +35,16 @@ def _cmd_train(args):
     return 0
 
 
+def _cmd_assignment(args):
+    from . import assignment
+    if args.action == "make":
+        out = assignment.make(args.out, args.parts, force=args.force, solution=args.solution)
+        print(f"wrote the assignment {out}: students start with {out / 'README.md'}")
+    else:
+        print(assignment.format_table(assignment.check(args.out)))
+    return 0
+
+
 def _cmd_weights(args):
     from .models import registry
     if args.action == "list":
@@ -44,6 +56,20 @@ def _cmd_weights(args):
             raise SystemExit("minicnn weights import FILE --arch NAME: --arch is required")
         print(registry.import_weights(args.name, args.arch, out=args.out))
     return 0
+
+
+def _cmd_demo(args):
+    from .gallery import build_gallery
+    only = args.only.split(",") if args.only is not None else None
+    result = build_gallery(args.out, only=only, model=args.model, images=args.image or (),
+                           quick=args.quick, backend=args.backend, seed=args.seed)
+    index = result.out / "index.html"
+    print(f"wrote {len(result.figures())} figures and {index} in {result.seconds:.0f} s")
+    for name, reason in result.failed():
+        print(f"minicnn demo: {name} failed: {reason}", file=sys.stderr)
+    for err in result.input_errors:
+        print(f"minicnn demo: error: unreadable --image {err}", file=sys.stderr)
+    return 1 if result.input_errors else 0
 
 
 def build_parser():
@@ -69,12 +95,35 @@ def build_parser():
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     t.set_defaults(fn=_cmd_train)
 
+    from .assignment import PARTS
+    hw = sub.add_parser("assignment", help="homework: write a folder of bodies to fill in, score it")
+    hw_sub = hw.add_subparsers(dest="action", required=True)
+    hm = hw_sub.add_parser("make", help="write a homework folder (package, tests, README)")
+    hm.add_argument("out", help="the folder to write (must be new or empty)")
+    hm.add_argument("--parts", required=True, help="comma-separated, or 'all': " + ", ".join(PARTS))
+    hm.add_argument("--force", action="store_true", help="replace the generated files in OUT")
+    hm.add_argument("--solution", action="store_true", help="keep the bodies (the answer key)")
+    hw_sub.add_parser("check", help="run each part's tests, print passed/total").add_argument(
+        "out", help="an assignment folder")
+    hw.set_defaults(fn=_cmd_assignment)
+
     w = sub.add_parser("weights", help="list / fetch / import pretrained weights")
     w.add_argument("action", choices=["list", "fetch", "import"])
     w.add_argument("name", nargs="?", help="model name (fetch) or checkpoint file (import)")
     w.add_argument("--arch", help="architecture of an imported file")
     w.add_argument("--out", help="where to write the imported .npz (default: the cache)")
     w.set_defaults(fn=_cmd_weights)
+
+    d = sub.add_parser("demo", help="run every technique and write an HTML gallery")
+    d.add_argument("--out", default="minicnn-gallery", help="output folder (default ./minicnn-gallery)")
+    d.add_argument("--only", help="comma-separated sections, e.g. saliency,grad_cam")
+    d.add_argument("--model", help="run on this model only (default: fashion_net + an ImageNet "
+                                   "model when available offline)")
+    d.add_argument("--image", action="append", metavar="PATH", help="a photo to use (repeatable)")
+    d.add_argument("--quick", action="store_true", help="small sizes and few iterations")
+    d.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(fn=_cmd_demo)
     return p
 
 
