@@ -1,0 +1,36 @@
+"""Grad-CAM (Selvaraju et al. 2017): weight a conv layer's maps by their mean gradient.
+
+    α_k = mean_ij ∂y_c / ∂A^k_ij,    L_c = ReLU(Σ_k α_k A^k)   (upsampled to the image)
+
+Class-discriminative: two classes in one photo give two different maps.
+"""
+# %% An ImageNet model and a photo
+import numpy as np
+
+import minicnn as mc
+from minicnn.plot.attribution import attribution_panel, gradient_image, heatmap_overlay
+from minicnn.plot.core import plt, save_figure, show_image
+from minicnn.samples import fashion_samples, photo_samples
+from minicnn.techniques.gradcam import grad_cam, guided_grad_cam
+
+model = mc.models.efficientnet_lite0(pretrained=True)
+x = model.preprocess.load(photo_samples()[0])[0]
+pixels = model.preprocess.deprocess(x)
+print("default layer:", model.default_cam_layer)            # the last conv block
+
+# %% The two most probable classes, one map each, and guided Grad-CAM
+with mc.no_grad():
+    top = np.argsort(-model(mc.tensor(x[None])).data[0])[:2]
+fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
+show_image(axes[0], pixels, "image")
+for ax, c in zip(axes[1:3], top):
+    heatmap_overlay(ax, pixels, grad_cam(model, x, int(c)), title=model.labels[c])
+show_image(axes[3], gradient_image(guided_grad_cam(model, x, int(top[0]))), "guided Grad-CAM",
+           value_range=(0, 1))
+save_figure(fig, "demo-output/grad_cam.png")
+
+# %% Every map side by side on the small net (saliency, guided backprop, Grad-CAM, occlusion)
+small = mc.models.fashion_net(pretrained=True)
+samples = fashion_samples()[:4]
+xs = small.preprocess.preprocess(np.stack([img for img, _ in samples]))
+save_figure(attribution_panel(small, xs, [k for _, k in samples]), "demo-output/attribution.png")

@@ -1,0 +1,23 @@
+"""DeepDream (Mordvintsev, Olah & Tyka 2015): amplify what a layer already sees,
+
+    I ← I + η · ∇_I ½‖a_l(I)‖² / mean|∇|        on an octave pyramid, coarse to fine
+"""
+# %% An ImageNet model and a photo (a smaller size keeps it fast on a CPU)
+import minicnn as mc
+from minicnn.images import load_image
+from minicnn.plot.core import save_figure
+from minicnn.plot.optimization import deepdream_octaves
+from minicnn.samples import photo_samples
+from minicnn.techniques.deepdream import deepdream
+
+model = mc.models.efficientnet_lite0(pretrained=True)
+pixels = load_image(photo_samples()[0], size=(192, 192))
+x = model.preprocess.preprocess(pixels)              # (1, 3, 192, 192)
+
+# %% Dream at a middle layer: 3 octaves of 8 steps, random jitter
+dream, history = deepdream(model, x, "_blocks.5._depthwise_relu", steps=8, step_size=1.5,
+                           octaves=3, octave_scale=1.4, jitter=16, seed=0)
+print("½‖a‖² before/after each octave:", history["energy_before"], history["energy_after"])
+
+# %% The input, then the dream after each octave
+save_figure(deepdream_octaves(x, history, model.preprocess), "demo-output/deepdream.png")
