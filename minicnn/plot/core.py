@@ -73,6 +73,9 @@ def save_figure(fig, path, dpi=100):
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)          # mkstemp made it owner-only; use the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
