@@ -1,0 +1,214 @@
+"""Training and scoring per-pixel classifiers (semantic segmentation).
+
+    history = fit_segmentation(model, train, test, epochs=4, batch_size=16)
+    scores = evaluate_segmentation(model, test)      # {"pixel_accuracy", "mean_iou", "iou"}
+    train_segmentation_recipe("unet")                # what `minicnn train unet` runs
+
+The loop is ``training.fit``'s, with a label per pixel: logits (N, K, H, W),
+labels (N, H, W), loss = mean over all pixels of the per-pixel cross-entropy.
+Batches come from a dataset generated on the fly (``segdata.SegmentationCanvases``:
+``len`` and ``batch(indices)`` -> uint8 images, int labels) or from a pair of
+arrays; images are preprocessed with ``model.preprocess``. Checkpoints and
+resuming reuse ``training``'s (model, optimizer and RNG state after every epoch).
+
+Scores, from the confusion matrix C[t, p] = #pixels of true class t predicted p:
+
+    pixel accuracy = Σ_k C[k, k] / Σ C
+    IoU_k          = C[k, k] / (Σ_p C[k, p] + Σ_t C[t, k] − C[k, k])   (intersection / union)
+    mean IoU       = mean of IoU_k over the classes present in truth or prediction
+"""
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import ops, optim
+from .autograd import Tensor, no_grad
+from .backend import as_backend, to_numpy
+from .data import iterate_minibatches
+from .training import _load_checkpoint, _progress, _save_checkpoint
+
+__all__ = ["fit_segmentation", "evaluate_segmentation", "predict_masks", "confusion_matrix",
+           "segmentation_scores", "SEG_RECIPES", "train_segmentation_recipe"]
+
+
+def _get_batch(data, idx):
+    """(uint8 images (B, H, W[, C]), labels (B, H, W)) from a dataset or an (images, labels) pair."""
+    if hasattr(data, "batch"):
+        return data.batch(idx)
+    return data[0][idx], np.asarray(data[1])[idx]
+
+
+def _length(data):
+    return len(data) if hasattr(data, "batch") else len(data[0])
+
+
+def _backend(model):
+    return next(iter(model.parameters())).backend
+
+
+def predict_masks(model, images, batch_size=32):
+    """Per-pixel class (argmax of the scores), int64 (N, H, W), from uint8 images (N, H, W[, C])."""
+    model.eval()
+    out = []
+    with no_grad():
+        for i in range(0, len(images), batch_size):
+            x = model.preprocess.preprocess(images[i:i + batch_size])
+            logits = model(Tensor(as_backend(x, _backend(model))))
+            out.append(to_numpy(logits.data).argmax(axis=1))
+    return np.concatenate(out) if out else np.zeros((0,) + np.shape(images)[1:3], np.int64)
+
+
+def confusion_matrix(pred, truth, num_classes):
+    """C[t, p] = number of pixels of true class t predicted as p, (K, K) int64."""
+    pred, truth = np.asarray(pred), np.asarray(truth)
+    if pred.shape != truth.shape:
+        raise ValueError(f"confusion_matrix: predictions {pred.shape} and labels {truth.shape} "
+                         "must have the same shape")
+    flat = truth.astype(np.int64).ravel() * num_classes + pred.astype(np.int64).ravel()
+    return np.bincount(flat, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def segmentation_scores(conf):
+    """{"pixel_accuracy", "mean_iou", "iou": [IoU_k or None if class k never appears]}."""
+    conf = np.asarray(conf, np.float64)
+    tp = np.diag(conf)
+    union = conf.sum(0) + conf.sum(1) - tp
+    iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+    return {"pixel_accuracy": float(tp.sum() / max(conf.sum(), 1)),
+            "mean_iou": float(np.nanmean(iou)) if np.any(union > 0) else float("nan"),
+            "iou": [None if np.isnan(v) else round(float(v), 4) for v in iou]}
+
+
+def evaluate_segmentation(model, data, batch_size=32, num_classes=None):
+    """Pixel accuracy, mean IoU and per-class IoU of ``model`` on a dataset or (images, labels)."""
+    k = num_classes or getattr(model, "num_classes", None) or data.num_classes
+    conf = np.zeros((k, k), np.int64)
+    n = _length(data)
+    for start in range(0, n, batch_size):
+        images, labels = _get_batch(data, np.arange(start, min(n, start + batch_size)))
+        conf += confusion_matrix(predict_masks(model, images, batch_size), labels, k)
+    return segmentation_scores(conf)
+
+
+def fit_segmentation(model, train, test=None, *, epochs, batch_size=16, lr=2e-3, weight_decay=0.0,
+                     seed=0, checkpoint=None, resume=False, progress=True, stop_after=None):
+    """Train ``model`` (logits (N, K, H, W)) with per-pixel cross-entropy; Adam, cosine schedule.
+
+    train / test: a dataset with ``len`` and ``batch(indices)`` or an (images, labels) pair of
+    uint8 images (N, H, W[, C]) and int labels (N, H, W). One epoch = one pass over ``train``.
+    checkpoint / resume / stop_after: as in ``training.fit`` (continue exactly after a stop).
+    Returns the history: per-epoch dicts (loss, train_pixel_acc, seconds, test scores).
+    """
+    rng = np.random.default_rng(seed)
+    params = list(model.parameters())
+    opt = optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    n = _length(train)
+    steps_per_epoch = -(-n // batch_size)
+    total_steps = epochs * steps_per_epoch
+    start, history = 0, []
+    if resume and checkpoint and os.path.exists(checkpoint):
+        start, history = _load_checkpoint(checkpoint, model, opt, rng)
+        print(f"resuming from {checkpoint} after epoch {start}", file=sys.stderr)
+    backend = params[0].backend
+    end = epochs if stop_after is None else min(epochs, start + stop_after)
+    for epoch in range(start, end):
+        model.train()
+        t0, pixels, loss_sum, correct = time.time(), 0, 0.0, 0
+        batches = _progress(iterate_minibatches(n, batch_size, shuffle=True, rng=rng),
+                            steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress)
+        for step, idx in enumerate(batches):
+            images, labels = _get_batch(train, idx)
+            x = model.preprocess.preprocess(images)
+            opt.lr = 0.5 * lr * (1 + np.cos(np.pi * (epoch * steps_per_epoch + step) / total_steps))
+            logits = model(Tensor(as_backend(x, backend)))
+            loss = ops.cross_entropy(logits, labels)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            pixels += labels.size
+            loss_sum += float(loss.item()) * labels.size
+            correct += int((to_numpy(logits.data).argmax(1) == labels).sum())
+            if progress and hasattr(batches, "set_postfix") and step % 10 == 0:
+                batches.set_postfix(loss=f"{loss_sum / pixels:.3f}", acc=f"{correct / pixels:.3f}")
+        record = {"epoch": epoch + 1, "loss": loss_sum / pixels, "train_pixel_acc": correct / pixels,
+                  "seconds": round(time.time() - t0, 1)}
+        if test is not None:
+            s = evaluate_segmentation(model, test)
+            record.update(test_pixel_acc=s["pixel_accuracy"], test_mean_iou=s["mean_iou"])
+        history.append(record)
+        if progress:
+            print(json.dumps(record), file=sys.stderr)
+        if checkpoint:
+            _save_checkpoint(checkpoint, model, opt, epoch + 1, rng, history)
+    model.eval()
+    return history
+
+
+# ------------------------------------------------------------------- recipes
+
+SEG_RECIPES = {
+    name: dict(size=64, train_length=16000, test_length=500, epochs=4, batch_size=8, lr=2e-3,
+               pretrained_encoder=True)
+    for name in ("segnet", "segnet_transposed", "unet")
+}
+
+
+def train_segmentation_recipe(name, out_dir="weights", data_root=None, epochs=None, seed=0,
+                              resume=False, checkpoint_dir=None, progress=True, command=None,
+                              pretrained_encoder=None, out_name=None):
+    """Train a segmentation model by its recipe on the synthetic canvases; save
+    ``<out_dir>/<out_name or name>.npz`` + manifest (scores on the test split) -> (path, history).
+    pretrained_encoder: override the recipe: True (fashion_net's shipped convs), False (random),
+    or a trained classifier with ``features`` (its ``weights_path`` or ``note`` is recorded)."""
+    from . import io
+    from .models import segmentation
+    from .segdata import SEG_CLASSES, SegmentationCanvases
+    if name not in SEG_RECIPES:
+        raise ValueError(f"train: no segmentation recipe for {name!r}; known: {sorted(SEG_RECIPES)}")
+    recipe = dict(SEG_RECIPES[name])
+    if epochs is not None:
+        recipe["epochs"] = epochs
+    trunk = recipe["pretrained_encoder"] if pretrained_encoder is None else pretrained_encoder
+    recipe["pretrained_encoder"] = trunk is not None and trunk is not False
+    if trunk is True:
+        from .models import fashion_net
+        trunk = fashion_net(pretrained=True)
+    model = getattr(segmentation, name)(
+        pretrained_encoder=trunk if recipe["pretrained_encoder"] else None, seed=seed)
+    train = SegmentationCanvases("train", recipe["size"], recipe["train_length"], seed=seed,
+                                 data_root=data_root)
+    test = SegmentationCanvases("test", recipe["size"], recipe["test_length"], seed=seed,
+                                data_root=data_root)
+    ckpt_dir = checkpoint_dir or os.path.join(io.cache_dir(), "train")
+    tag = "pre" if recipe["pretrained_encoder"] else "scratch"
+    checkpoint = os.path.join(ckpt_dir, f"{name}-{tag}-seed{seed}.ckpt.npz")
+    t0, cpu0 = time.time(), time.process_time()
+    history = fit_segmentation(model, train, test, epochs=recipe["epochs"],
+                               batch_size=recipe["batch_size"], lr=recipe["lr"], seed=seed,
+                               checkpoint=checkpoint, resume=resume, progress=progress)
+    scores = evaluate_segmentation(model, test)
+    meta = {
+        "architecture": name,
+        "preprocessing": model.preprocess.to_dict(),
+        "labels": list(SEG_CLASSES),
+        "accuracy": {"value": scores["mean_iou"], "metric": "mean IoU",
+                     "pixel_accuracy": scores["pixel_accuracy"], "iou": scores["iou"],
+                     "on": f"{test!r}"},
+        "provenance": {"command": command or f"minicnn train {name} --seed {seed}",
+                       "recipe": {**recipe, "seed": seed},
+                       "transferred": getattr(model, "transferred", []),
+                       "trunk": (getattr(trunk, "weights_path", None) or getattr(trunk, "note", None)
+                                 if recipe["pretrained_encoder"] else None),
+                       "train_seconds_this_run": round(time.time() - t0),
+                       "cpu_seconds_this_run": round(time.process_time() - cpu0),
+                       "train_seconds_total": round(sum(h["seconds"] for h in history)),
+                       "history": history,
+                       "made_by": "minicnn.seg_training.fit_segmentation (NumPy backend)"},
+    }
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{out_name or name}.npz")
+    io.save_npz(path, {k: to_numpy(v) for k, v in model.state_dict().items()}, meta)
+    return path, history
