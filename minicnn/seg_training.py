@@ -100,7 +100,8 @@ def fit_segmentation(model, train, test=None, *, epochs, batch_size=16, lr=2e-3,
     train / test: a dataset with ``len`` and ``batch(indices)`` or an (images, labels) pair of
     uint8 images (N, H, W[, C]) and int labels (N, H, W). One epoch = one pass over ``train``.
     checkpoint / resume / stop_after: as in ``training.fit`` (continue exactly after a stop).
-    Returns the history: per-epoch dicts (loss, train_pixel_acc, seconds, test scores).
+    Returns the history: per-epoch dicts (loss, train_pixel_acc, seconds (wall), cpu_seconds
+    (this process), test_pixel_acc and test_mean_iou if ``test``).
     """
     rng = np.random.default_rng(seed)
     params = list(model.parameters())
@@ -116,7 +117,7 @@ def fit_segmentation(model, train, test=None, *, epochs, batch_size=16, lr=2e-3,
     end = epochs if stop_after is None else min(epochs, start + stop_after)
     for epoch in range(start, end):
         model.train()
-        t0, pixels, loss_sum, correct = time.time(), 0, 0.0, 0
+        t0, cpu0, pixels, loss_sum, correct = time.time(), time.process_time(), 0, 0.0, 0
         batches = _progress(iterate_minibatches(n, batch_size, shuffle=True, rng=rng),
                             steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress)
         for step, idx in enumerate(batches):
@@ -134,7 +135,8 @@ def fit_segmentation(model, train, test=None, *, epochs, batch_size=16, lr=2e-3,
             if progress and hasattr(batches, "set_postfix") and step % 10 == 0:
                 batches.set_postfix(loss=f"{loss_sum / pixels:.3f}", acc=f"{correct / pixels:.3f}")
         record = {"epoch": epoch + 1, "loss": loss_sum / pixels, "train_pixel_acc": correct / pixels,
-                  "seconds": round(time.time() - t0, 1)}
+                  "seconds": round(time.time() - t0, 1),
+                  "cpu_seconds": round(time.process_time() - cpu0, 1)}
         if test is not None:
             s = evaluate_segmentation(model, test)
             record.update(test_pixel_acc=s["pixel_accuracy"], test_mean_iou=s["mean_iou"])
