@@ -1,4 +1,6 @@
 """Installer for minicnn: pip install -e ".[test]"."""
+from glob import glob
+
 from setuptools import find_packages, setup
 
 setup(
@@ -11,6 +13,10 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["minicnn", "minicnn.*"]),
     package_data={"minicnn": ["labels/*.txt", "assignment_tests/*.py"]},
+    # the shipped weights and sample images: a non-editable install finds them under
+    # <prefix>/share/minicnn/weights (minicnn.models.registry.INSTALLED_WEIGHTS)
+    data_files=[("share/minicnn/weights", sorted(glob("weights/*.npz") + glob("weights/*.json"))),
+                ("share/minicnn/weights/samples", sorted(glob("weights/samples/*.png")))],
     install_requires=["numpy>=1.24", "scipy>=1.10", "pillow>=9", "matplotlib>=3.6", "tqdm>=4.60"],
     extras_require={
         # torch is only the reference in parity tests; minicnn never imports it.

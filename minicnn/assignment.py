@@ -86,6 +86,9 @@ PARTS = {p.name: p for p in [
     Part("style_loss", (("techniques/style.py", ("style_loss.fn",)),),
          "Σ_l w_l ‖G_l(I) − G_l(S)‖²: match feature statistics, not layout (Gatys et al. 2016)",
          needs=("gram_matrix",)),
+    Part("fgsm", (("techniques/adversarial.py", ("fgsm",)),),
+         "one step of size ε along sign(∇ₓJ): the loss of the true class rises (the target's "
+         "falls), every pixel moves by exactly ε (Goodfellow et al. 2015)"),
 ]}
 
 

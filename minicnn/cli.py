@@ -2,12 +2,14 @@
 
     minicnn gradcheck                 check every built-in op's gradient, print a table
     minicnn bench [--only SECTION]    time minicnn beside PyTorch CPU (when installed)
-    minicnn train NAME                train a shipped model (fashion_net, cifar_net) by its recipe
+    minicnn train NAME                train a shipped model by its recipe (fashion_net, cifar_net,
+                                      segnet, segnet_transposed, unet)
     minicnn assignment make OUT --parts conv2d,saliency | check OUT   homework folders
     minicnn weights list|fetch|import manage pretrained weights
     minicnn demo [--quick] [--only a,b]  every technique on the offline defaults -> ./minicnn-gallery
 """
 import argparse
+import os
 import sys
 
 __all__ = ["main"]
@@ -26,11 +28,45 @@ def _cmd_bench(args):
     return 0
 
 
+def _recorded_command(args):
+    """The command line as the manifest records it: options naming files or folders keep
+    only the last part of the path (a manifest travels; the machine's folders do not)."""
+    words = ["minicnn", "train", args.name]
+    if args.epochs is not None:
+        words += ["--epochs", str(args.epochs)]
+    if args.seed:
+        words += ["--seed", str(args.seed)]
+    if getattr(args, "scratch", False):
+        words.append("--scratch")
+    if args.data:
+        words += ["--data", os.path.basename(os.path.normpath(args.data))]
+    return " ".join(words)
+
+
 def _cmd_train(args):
-    from .training import train_recipe
+    from .seg_training import SEG_RECIPES, train_segmentation_recipe
+    from .training import RECIPES, train_recipe
+    if args.name in SEG_RECIPES:
+        path, history = train_segmentation_recipe(
+            args.name, out_dir=args.out, data_root=args.data, epochs=args.epochs,
+            seed=args.seed, resume=args.resume, pretrained_encoder=not args.scratch,
+            out_name=f"{args.name}_scratch" if args.scratch else None,
+            command=_recorded_command(args))
+        last = history[-1]
+        print(f"saved {path}: test mean IoU {last['test_mean_iou']:.4f}, "
+              f"pixel accuracy {last['test_pixel_acc']:.4f}")
+        return 0
+    if args.scratch:
+        print(f"minicnn train: --scratch is for the segmentation models "
+              f"({', '.join(SEG_RECIPES)}), not {args.name}", file=sys.stderr)
+        return 2
+    if args.name not in RECIPES:
+        print(f"minicnn train: no recipe for {args.name!r}; known: "
+              f"{', '.join(list(RECIPES) + list(SEG_RECIPES))}", file=sys.stderr)
+        return 2
     path, history = train_recipe(args.name, out_dir=args.out, data_root=args.data,
                                  epochs=args.epochs, seed=args.seed, resume=args.resume,
-                                 command="minicnn " + " ".join(sys.argv[1:]))
+                                 command=_recorded_command(args))
     print(f"saved {path}: test accuracy {history[-1]['test_acc']:.4f}")
     return 0
 
@@ -87,12 +123,16 @@ def build_parser():
     b.set_defaults(fn=_cmd_bench)
 
     t = sub.add_parser("train", help="train a shipped model by its recipe")
-    t.add_argument("name", help="fashion_net or cifar_net")
+    t.add_argument("name", help="fashion_net, cifar_net, or a segmentation model: segnet, "
+                                "segnet_transposed, unet")
     t.add_argument("--epochs", type=int)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--data", help="dataset file or folder (default: standard locations)")
     t.add_argument("--out", default="weights", help="folder for <name>.npz + .json")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    t.add_argument("--scratch", action="store_true",
+                   help="segmentation models: random encoder instead of fashion_net's convs "
+                        "(saved as <name>_scratch.npz, for the comparison)")
     t.set_defaults(fn=_cmd_train)
 
     from .assignment import PARTS

@@ -148,10 +148,8 @@ class Context:
         name = name or (self.model_name if self.model_name in SMALL_MODELS else "fashion_net")
         if self.model_name and self.model_name not in SMALL_MODELS and name == "fashion_net":
             raise Skip(f"the small net is not used with --model {self.model_name}")
-        from .models.registry import REPO_WEIGHTS
-        from . import io
-        trained = any(p.is_file() for p in (REPO_WEIGHTS / f"{name}.npz",
-                                            Path(io.cache_dir()) / "weights" / f"{name}.npz"))
+        from .models.registry import find_shipped
+        trained = find_shipped(name) is not None
         try:
             model = get_model(name, pretrained=trained)
         except (OSError, ValueError, KeyError) as err:     # a damaged or half-written file

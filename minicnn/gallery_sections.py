@@ -773,11 +773,11 @@ def segmentation_section(ctx):
 
     def trained():
         from .models import segmentation as seg
-        from .models.registry import REPO_WEIGHTS
+        from .models.registry import find_shipped
         preds, scores = {}, {}
         images, masks = canvases.arrays(ctx.pick(3, 4))
-        for name in ("segnet", "unet"):
-            if (REPO_WEIGHTS / f"{name}.npz").is_file():
+        for name in ("segnet", "segnet_transposed", "unet"):
+            if find_shipped(name) is not None:
                 from .seg_training import predict_masks
                 model = getattr(seg, name)(pretrained=True).to(ctx.backend)
                 preds[name] = predict_masks(model, images)

@@ -7,6 +7,7 @@ ImageNet models come from installed packages at run time (matplotlib's
 ``grace_hopper.jpg``), never from files of ours.
 """
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,11 @@ from PIL import Image
 
 __all__ = ["SAMPLES_DIR", "write_fashion_samples", "fashion_samples", "photo_samples"]
 
-SAMPLES_DIR = Path(__file__).resolve().parents[1] / "weights" / "samples"
+_REPO_SAMPLES = Path(__file__).resolve().parents[1] / "weights" / "samples"
+_INSTALLED_SAMPLES = Path(sys.prefix) / "share" / "minicnn" / "weights" / "samples"
+# the repository's copy, or the one a non-editable install put under <prefix>/share
+SAMPLES_DIR = _REPO_SAMPLES if _REPO_SAMPLES.is_dir() or not _INSTALLED_SAMPLES.is_dir() \
+    else _INSTALLED_SAMPLES
 
 
 def _slug(name):

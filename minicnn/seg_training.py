@@ -158,6 +158,16 @@ SEG_RECIPES = {
 }
 
 
+def _trunk_note(trunk):
+    """Where the transferred convs came from, without the machine's folders: the weights
+    file's name and its sha256 (from the manifest), or the trunk's own ``note``."""
+    path = getattr(trunk, "weights_path", None)
+    if path is None:
+        return getattr(trunk, "note", None) or type(trunk).__name__
+    sha = (getattr(trunk, "manifest", None) or {}).get("sha256")
+    return os.path.basename(path) + (f" (sha256 {sha[:16]}…)" if sha else "")
+
+
 def train_segmentation_recipe(name, out_dir="weights", data_root=None, epochs=None, seed=0,
                               resume=False, checkpoint_dir=None, progress=True, command=None,
                               pretrained_encoder=None, out_name=None):
@@ -202,8 +212,7 @@ def train_segmentation_recipe(name, out_dir="weights", data_root=None, epochs=No
         "provenance": {"command": command or f"minicnn train {name} --seed {seed}",
                        "recipe": {**recipe, "seed": seed},
                        "transferred": getattr(model, "transferred", []),
-                       "trunk": (getattr(trunk, "weights_path", None) or getattr(trunk, "note", None)
-                                 if recipe["pretrained_encoder"] else None),
+                       "trunk": _trunk_note(trunk) if recipe["pretrained_encoder"] else None,
                        "train_seconds_this_run": round(time.time() - t0),
                        "cpu_seconds_this_run": round(time.process_time() - cpu0),
                        "train_seconds_total": round(sum(h["seconds"] for h in history)),

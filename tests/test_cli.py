@@ -33,3 +33,35 @@ def test_unknown_subcommand_exits_non_zero():
 def test_unknown_training_recipe_is_a_clear_error(capsys):
     assert cli.main(["train", "resnet50"]) == 2
     assert "no recipe for 'resnet50'" in capsys.readouterr().err
+
+
+def test_train_segmentation_model_from_the_command_line(tmp_path, monkeypatch, capsys):
+    """`minicnn train segnet` runs the segmentation recipe; the manifest records the command
+    without the machine's folders; --scratch saves beside it under another name."""
+    import json
+    from minicnn import data, seg_training
+    try:
+        data.load_fashion_mnist("test")
+    except FileNotFoundError as err:
+        pytest.skip(f"Fashion-MNIST not available: {err}")
+    monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "home"))
+    tiny = dict(size=40, train_length=8, test_length=4, epochs=1, batch_size=4, lr=1e-3,
+                pretrained_encoder=True)
+    monkeypatch.setitem(seg_training.SEG_RECIPES, "segnet", tiny)
+    out = tmp_path / "deep" / "weights"
+    assert cli.main(["train", "segnet", "--out", str(out)]) == 0
+    assert "test mean IoU" in capsys.readouterr().out
+    meta = json.loads((out / "segnet.json").read_text())
+    assert meta["provenance"]["command"] == "minicnn train segnet"
+    assert str(tmp_path) not in json.dumps(meta)
+    assert meta["provenance"]["trunk"].startswith("fashion_net.npz")
+    assert cli.main(["train", "segnet", "--scratch", "--out", str(out)]) == 0
+    meta = json.loads((out / "segnet_scratch.json").read_text())
+    assert meta["provenance"]["command"] == "minicnn train segnet --scratch"
+    assert meta["provenance"]["trunk"] is None and meta["architecture"] == "segnet"
+
+
+def test_recorded_command_keeps_only_the_last_part_of_paths():
+    args = cli.build_parser().parse_args(["train", "cifar_net", "--epochs", "3", "--data",
+                                          "/some/where/cifar10.tar.gz", "--out", "/x/weights"])
+    assert cli._recorded_command(args) == "minicnn train cifar_net --epochs 3 --data cifar10.tar.gz"

@@ -24,6 +24,7 @@ running statistics), with ``model.labels`` (the 1000 ImageNet class names) and
 ``model.preprocess`` (how to turn a photo into the model's input).
 """
 import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +39,27 @@ from .vgg import vgg11, vgg16
 
 __all__ = ["MODELS", "WEIGHTS", "WeightsInfo", "get_model", "weight_locations", "find_weights",
            "fetch_weights", "fetch", "describe", "import_weights", "load_pretrained",
-           "finish_model", "load_shipped", "REPO_WEIGHTS"]
+           "finish_model", "load_shipped", "REPO_WEIGHTS", "INSTALLED_WEIGHTS",
+           "shipped_weight_dirs", "find_shipped"]
 
 TORCHVISION_URL = "https://download.pytorch.org/models/"
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"     # <repo>/weights
+# A non-editable install (pip install .) copies weights/ here (setup.py's data_files).
+INSTALLED_WEIGHTS = Path(sys.prefix) / "share" / "minicnn" / "weights"
+
+
+def shipped_weight_dirs():
+    """Folders holding the weights minicnn trained itself, in the order they are searched:
+    the repository's weights/, the installed copy, then ``cache_dir()/weights``."""
+    return [REPO_WEIGHTS, INSTALLED_WEIGHTS, Path(io.cache_dir()) / "weights"]
+
+
+def find_shipped(name):
+    """Path of ``<name>.npz`` in the first of ``shipped_weight_dirs()`` holding it, or None."""
+    for folder in shipped_weight_dirs():
+        if (folder / f"{name}.npz").is_file():
+            return folder / f"{name}.npz"
+    return None
 
 
 @dataclass(frozen=True)
@@ -168,8 +186,8 @@ def describe():
                          else f"not found - {info.install}")
             rows.append((name, WEIGHTS[name].file, where))
         else:
-            path = REPO_WEIGHTS / f"{name}.npz"
-            rows.append((name, path.name, str(path) if path.is_file()
+            path = find_shipped(name)
+            rows.append((name, f"{name}.npz", str(path) if path
                          else f"not found - `minicnn train {name}`"))
     width = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
     lines = [f"{'model':<{width[0]}}  {'weights':<{width[1]}}  location"]
@@ -282,14 +300,14 @@ def finish_model(model, name, pretrained):
 
 
 def load_shipped(model, name):
-    """Load weights minicnn trained itself: ``<name>.npz`` + manifest from the repository's
-    ``weights/`` folder (or ``cache_dir()/weights``). Returns the model in eval mode."""
-    places = [REPO_WEIGHTS / f"{name}.npz", Path(io.cache_dir()) / "weights" / f"{name}.npz"]
-    for path in places:
-        if path.is_file():
-            model.arch = name
-            load_pretrained(model, path)
-            return model.eval()
+    """Load weights minicnn trained itself: ``<name>.npz`` + manifest from the first of
+    ``shipped_weight_dirs()`` that has it. Returns the model in eval mode."""
+    places = [folder / f"{name}.npz" for folder in shipped_weight_dirs()]
+    path = find_shipped(name)
+    if path is not None:
+        model.arch = name
+        load_pretrained(model, path)
+        return model.eval()
     raise FileNotFoundError(
         f"no shipped weights for {name!r}. Looked in:\n  " + "\n  ".join(map(str, places))
         + f"\nTrain them with `minicnn train {name}` (it saves {places[0].name} and its .json "

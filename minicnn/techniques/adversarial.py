@@ -152,11 +152,13 @@ def fgsm(model, x, label, eps, *, target=None, bounds="pixels"):
     eps = _check_eps(eps)
     x0 = as_input(model, x).data
     y, name = _labels(len(x0), label, target)
+    # BEGIN SOLUTION
     g, _ = loss_gradient(model, x0, y, name)
     xp = get_array_module(x0)
     sign = -1.0 if target is not None else 1.0
     return to_numpy(clip_to_bounds(model, x0 + sign * eps * pixel_scale(model, x0) * xp.sign(g),
                                    bounds))
+    # END SOLUTION
 
 
 def _random_start(shape, eps, norm, rng, like):
