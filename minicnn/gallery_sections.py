@@ -774,20 +774,26 @@ def segmentation_section(ctx):
     def trained():
         from .models import segmentation as seg
         from .models.registry import find_shipped
+        from .seg_training import predict_masks
         preds, scores = {}, {}
-        images, masks = canvases.arrays(ctx.pick(3, 4))
+        # the encoder pools three times: these canvases are 64×64 like the training ones
+        small = SegmentationCanvases("test", 64, length=8, items=(1, 3), seed=ctx.seed,
+                                     source=source)
+        images, masks = small.arrays(ctx.pick(3, 4))
         for name in ("segnet", "segnet_transposed", "unet"):
             if find_shipped(name) is not None:
-                from .seg_training import predict_masks
                 model = getattr(seg, name)(pretrained=True).to(ctx.backend)
                 preds[name] = predict_masks(model, images)
+                acc = model.manifest.get("accuracy", {})
+                if "value" in acc:
+                    scores[name] = f"test mIoU {acc['value']:.2f}"
         if not preds:
             raise Skip("no trained SegNet / U-Net weights (weights/segnet.npz, weights/unet.npz);"
-                       " train them with minicnn.seg_training.train_segmentation_recipe")
+                       " train them with `minicnn train segnet` / `minicnn train unet`")
         return segmentation_figure(images, masks, preds, SEG_CLASSES, scores)
     figs.append(Figure("encoder-decoder", trained, "encoder–decoder segmentation (SegNet: "
                        "max-unpool with the pooling switches; U-Net: skips)",
                        "per-pixel softmax over 11 classes; decoder up-samples ×2 per block",
                        "Badrinarayanan et al. 2017; Ronneberger et al. 2015",
-                       {"canvases": "84×84, items from the shipped samples"}))
+                       {"canvases": "64×64, items from the shipped samples"}))
     return figs

@@ -70,3 +70,52 @@ def test_corrupted_weights_are_refused(tmp_path):
     (tmp_path / "fashion_net.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="sha256"):
         mc.io.load_npz(bad, expected_arch="fashion_net")
+
+
+def test_cifar_net_meets_its_target():
+    meta = _manifest("cifar_net")
+    assert meta["accuracy"]["value"] >= 0.80, meta["accuracy"]
+    assert "minicnn train cifar_net" in meta["provenance"]["command"]
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED) + ["segnet", "segnet_transposed", "unet"])
+def test_manifests_hold_no_folder_of_the_machine_that_made_them(name):
+    text = json.dumps(_manifest(name))
+    for marker in ("/root", "/home/", "/tmp/", "/work/", "C:\\\\", "/Users/"):
+        assert marker not in text, (name, marker)
+
+
+def test_a_non_editable_install_finds_the_shipped_weights(tmp_path, monkeypatch):
+    """pip install . copies weights/ to <prefix>/share/minicnn/weights (setup.py data_files);
+    with no repository beside the package, load_shipped finds them there."""
+    from minicnn.models import registry
+    _manifest("fashion_net")
+    installed = tmp_path / "share" / "minicnn" / "weights"
+    installed.mkdir(parents=True)
+    for suffix in (".npz", ".json"):
+        (installed / f"fashion_net{suffix}").write_bytes(
+            (REPO_WEIGHTS / f"fashion_net{suffix}").read_bytes())
+    monkeypatch.setattr(registry, "REPO_WEIGHTS", tmp_path / "no-repo" / "weights")
+    monkeypatch.setattr(registry, "INSTALLED_WEIGHTS", installed)
+    monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "home"))
+    assert registry.find_shipped("fashion_net") == installed / "fashion_net.npz"
+    model = mc.models.fashion_net(pretrained=True)
+    assert model.weights_path == str(installed / "fashion_net.npz")
+    monkeypatch.setattr(registry, "INSTALLED_WEIGHTS", tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match="minicnn train fashion_net"):
+        mc.models.fashion_net(pretrained=True)
+
+
+def test_setup_installs_every_shipped_file(monkeypatch):
+    """Every file under weights/ is in setup.py's data_files (what pip install . copies):
+    setup.py runs with setuptools.setup replaced by a recorder of its arguments."""
+    import setuptools
+    root = REPO_WEIGHTS.parent
+    seen = {}
+    monkeypatch.setattr(setuptools, "setup", lambda **kw: seen.update(kw))
+    monkeypatch.chdir(root)
+    exec(compile((root / "setup.py").read_text(), "setup.py", "exec"), {"__name__": "__main__"})
+    listed = {os.path.join(folder.replace("share/minicnn/", ""), os.path.basename(f))
+              for folder, files in seen["data_files"] for f in files}
+    on_disk = {str(p.relative_to(root)) for p in REPO_WEIGHTS.rglob("*") if p.is_file()}
+    assert on_disk and on_disk == listed, on_disk ^ listed

@@ -27,3 +27,15 @@ from .top_activations import top_activations, top_patches  # noqa: F401
 from .neighbors import extract_features, nearest_neighbors  # noqa: F401
 from .embedding import pca, trustworthiness, grid_assignment  # noqa: F401
 from .tsne import tsne  # noqa: F401
+# adversarial examples and robustness (Szegedy 2014; Goodfellow 2015; Nguyen 2015;
+# Kurakin 2017; Madry 2018; Su 2019; Hendrycks & Dietterich 2019; Geirhos 2019)
+from .adversarial import (linear_example, required_eps, fgsm, pgd, bim,  # noqa: F401
+                          fooling_image, fooling_from_noise, mix_templates, mixing_alpha,
+                          distortion)
+from .one_pixel import one_pixel_attack, one_pixel_success_rate  # noqa: F401
+from .adv_training import adversarial_fit, robust_accuracy, robustness  # noqa: F401
+from .corruptions import (CORRUPTIONS, corrupt, corruption_accuracy,  # noqa: F401
+                          mean_corruption_error)
+from .shape_texture import cue_conflict_images, shape_bias  # noqa: F401
+# image-to-image (Long, Shelhamer & Darrell 2015)
+from .convolutionalize import convolutionalize, score_maps  # noqa: F401
