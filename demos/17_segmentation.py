@@ -30,8 +30,14 @@ probs = score_maps(fcn, model.preprocess.preprocess(canvas))[0]       # (10, Ho,
 save_figure(class_heatmaps_figure(canvas, probs, fcn.stride, fcn.window, FASHION_MNIST_CLASSES),
             "demo-output/fcn_heatmaps.png")
 
-# %% Per-pixel labels from a trained encoder–decoder (train it first, it is not shipped):
-#    from minicnn.seg_training import train_segmentation_recipe, predict_masks
-#    path, _ = train_segmentation_recipe("segnet", out_dir="weights")
-#    from minicnn.models.segmentation import segnet
-#    pred = predict_masks(segnet(pretrained=True), canvases.arrays()[0])
+# %% Per-pixel labels from the shipped encoder–decoders (minicnn train segnet|unet ...)
+from minicnn.models import segmentation
+from minicnn.plot.segmentation import segmentation_figure
+from minicnn.segdata import SEG_CLASSES
+from minicnn.seg_training import predict_masks
+
+small = SegmentationCanvases("test", size=64, length=4, items=(1, 3), source=source)
+images, masks = small.arrays()                  # 64×64: the encoder pools three times
+preds = {name: predict_masks(getattr(segmentation, name)(pretrained=True), images)
+         for name in ("segnet", "segnet_transposed", "unet")}
+save_figure(segmentation_figure(images, masks, preds, SEG_CLASSES), "demo-output/segmentation.png")

@@ -192,6 +192,13 @@ def _demo_needs(text):
     from minicnn.models.registry import REPO_WEIGHTS
     if "fashion_net(pretrained=True)" in text and not (REPO_WEIGHTS / "fashion_net.npz").is_file():
         return "weights/fashion_net.npz not present"
+    if "cifar_net(pretrained=True)" in text and not (REPO_WEIGHTS / "cifar_net.npz").is_file():
+        return "weights/cifar_net.npz not present"
+    if "getattr(segmentation, name)(pretrained=True)" in text:
+        missing = [n for n in ("segnet", "segnet_transposed", "unet")
+                   if not (REPO_WEIGHTS / f"{n}.npz").is_file()]
+        if missing:
+            return f"weights/{missing[0]}.npz not present"
     if "efficientnet_lite0(pretrained=True)" in text and not _has_photo_model():
         return "EfficientNet-Lite0 weights not installed"
     if "load_fashion_mnist(" in text:
