@@ -157,11 +157,13 @@ def test_targeted_pgd_reaches_the_target_on_fashion_net_for_at_least_90_percent(
 
 # ------------------------------------------------------------------ fooling images
 def test_fooling_images_succeed_for_10_random_pairs_and_report_the_measured_distortion():
-    """cifar_net's architecture with He-scaled random weights (no trained cifar_net weights
-    ship): every (source image, target) pair ends top-1 = target with p >= 0.9."""
+    """The shipped cifar_net (its architecture with He-scaled random weights where the
+    weights are absent): every (source image, target) pair ends top-1 = target, p >= 0.9."""
     from tests.conftest import shared_data
     from minicnn.cifar import load_cifar10
-    model = he_init(mc.models.cifar_net())
+    from minicnn.models.registry import find_shipped
+    model = (mc.models.cifar_net(pretrained=True) if find_shipped("cifar_net")
+             else he_init(mc.models.cifar_net()))
     images, _ = load_cifar10("test", root=shared_data("cifar10"))
     rng = np.random.default_rng(0)
     idx = rng.choice(len(images), 10, replace=False)
