@@ -1,18 +1,18 @@
 """Where datasets live and how they arrive: the cache folder, downloads, progress bars.
 
-Shared by ``minicnn.data`` and ``minicnn.cifar``. Only the standard library
-and (optionally) tqdm are used.
+Shared by ``minicnn.data`` and ``minicnn.cifar``; the downloading itself is
+``minicnn.io.download``'s (atomic: a broken download leaves no file), the bars tqdm's.
 """
-import os
 import sys
-import urllib.request
 from contextlib import nullcontext
 from pathlib import Path
 
+from .io.download import cache_dir, download_to
+
 
 def minicnn_home():
-    """Cache root: ``$MINICNN_HOME``, else ``~/.cache/minicnn``."""
-    return Path(os.environ.get("MINICNN_HOME") or Path.home() / ".cache" / "minicnn").expanduser()
+    """Cache root: ``$MINICNN_HOME``, else ``~/.cache/minicnn`` (the weights' cache too)."""
+    return cache_dir()
 
 
 def check_split(split, who):
@@ -20,26 +20,14 @@ def check_split(split, who):
         raise ValueError(f"{who}: split must be 'train' or 'test', got {split!r}")
 
 
-def download_file(url, dest, timeout=30):
-    """Fetch ``url`` into ``dest`` (kept if already there); a partial file never stays.
-    Network failures raise OSError (urllib.error.URLError, TimeoutError)."""
+def download_file(url, dest):
+    """Fetch ``url`` into ``dest`` unless it is already there; a partial file never stays
+    (``io.download.download_to``). Network failures raise OSError (``FetchError``)."""
     dest = Path(dest)
     if dest.is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
     print(f"minicnn: downloading {url} -> {dest}", file=sys.stderr)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
-            size = int(response.headers.get("Content-Length") or 0) or None
-            with progress(size, dest.name, unit="B") as bar:
-                for chunk in iter(lambda: response.read(1 << 16), b""):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        os.replace(part, dest)
-    finally:
-        part.unlink(missing_ok=True)
-    return dest
+    return download_to(url, dest)
 
 
 class _NoBar(nullcontext):

@@ -29,7 +29,7 @@ class FetchError(OSError):
 
 def cache_dir():
     """Folder for downloaded weights: ``$MINICNN_HOME`` or ``~/.cache/minicnn`` (not created here)."""
-    return Path(os.environ.get("MINICNN_HOME") or Path.home() / ".cache" / "minicnn")
+    return Path(os.environ.get("MINICNN_HOME") or Path.home() / ".cache" / "minicnn").expanduser()
 
 
 def sha256_file(path):
@@ -112,6 +112,19 @@ def fetch(url, sha256_prefix=None, filename=None, progress=True):
             raise ValueError(f"cached file {dest} has sha256 {actual}, expected it to start with "
                              f"{sha256_prefix}; delete it to download it again from {url}")
         return dest
+    return download_to(url, dest, sha256_prefix, progress)
+
+
+def download_to(url, dest, sha256_prefix="", progress=True):
+    """Download ``url`` into the file ``dest`` (its folder is created), checking that the
+    file's SHA-256 starts with ``sha256_prefix`` ("" checks nothing). The bytes go to a
+    temporary file renamed into place only when complete and checked (``atomic_write``).
+
+    Raises FetchError (an OSError) naming the URL and where to put the file by hand;
+    ValueError on a hash mismatch (the download is discarded). Returns ``dest``.
+    """
+    dest = Path(dest)
+    folder, filename = dest.parent, dest.name
     folder.mkdir(parents=True, exist_ok=True)
 
     def download(out):
@@ -132,7 +145,7 @@ def fetch(url, sha256_prefix=None, filename=None, progress=True):
         except (urllib.error.URLError, OSError, ValueError) as err:
             raise FetchError(
                 f"could not download {url} ({err}).\n"
-                f"Looked for the file in the cache folder {folder} (set MINICNN_HOME to change it).\n"
+                f"Looked for the file in {folder} (set MINICNN_HOME to move the cache).\n"
                 f"To install it by hand, download {url}\nand save it as {dest}") from None
         actual = digest.hexdigest()
         if not actual.startswith(sha256_prefix):
