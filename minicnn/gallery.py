@@ -172,7 +172,7 @@ class Context:
         return ModelInfo(name, model.to(self.backend).eval(), trained, note, labels, "small")
 
     def cifar(self):
-        """cifar_net, shown only next to fashion_net's filters (no shipped weights)."""
+        """cifar_net, shown next to fashion_net's filters (all of the gallery: --model cifar_net)."""
         return self._once("cifar", lambda: self._load_small("cifar_net"))
 
     def _load_photo(self):
@@ -249,10 +249,13 @@ class Context:
                 pix = np.stack([_fit(np.asarray(_grey(im) if mode_l else im), pre)
                                 for _, im in user])
                 return pre.preprocess(pix), pix, [None] * len(pix), [n for n, _ in user]
-            if info.name != "fashion_net":
+            if info.name == "cifar_net":
+                pairs = self._cifar_samples()
+            elif info.name != "fashion_net":
                 raise Skip(f"{info.name} has no shipped sample images; give some with --image")
-            from .samples import fashion_samples
-            pairs = fashion_samples()
+            else:
+                from .samples import fashion_samples
+                pairs = fashion_samples()
             pix = np.stack([p for p, _ in pairs])
             return pre.preprocess(pix), pix, [k for _, k in pairs], \
                 [info.labels[k] for _, k in pairs]
@@ -260,19 +263,34 @@ class Context:
         order = _spread(len(x), n)
         return x[order], pix[order], [labels[i] for i in order], [names[i] for i in order]
 
+    def _cifar_samples(self):
+        """The first CIFAR-10 test image of each class, from the user's copy of the dataset
+        (minicnn ships no CIFAR images): [(uint8 32×32×3, label)], or Skip saying how."""
+        from ._fetch import minicnn_home
+        from .cifar import load_cifar10
+        try:
+            x, y = load_cifar10("test", download=False)
+        except (OSError, ValueError):
+            raise Skip("cifar_net: no CIFAR-10 images here (minicnn ships none): put the dataset "
+                       f"(e.g. cifar-10-python.tar.gz) in {minicnn_home() / 'datasets' / 'cifar10'}"
+                       " or give photos with --image") from None
+        return [(x[int(np.flatnonzero(y == k)[0])], k) for k in range(10)]
+
     def dataset(self, n):
         """(x, pixels, labels) of up to n test images of the small net's dataset (Fashion-MNIST
         when installed, never downloaded); otherwise the samples, with a note."""
         def load():
             info = self.small
-            if info.name == "fashion_net":
+            if info.name in ("fashion_net", "cifar_net"):
+                from .cifar import load_cifar10
                 from .data import load_fashion_mnist
+                load = load_fashion_mnist if info.name == "fashion_net" else load_cifar10
                 try:
-                    return load_fashion_mnist("test", download=False)
+                    return load("test", download=False)
                 except (OSError, ValueError) as err:
                     first = str(err).splitlines()[0]
-                    self.note("warn", f"Fashion-MNIST is not installed ({first}): dataset "
-                                      "figures use the 10 shipped samples only")
+                    self.note("warn", f"the test set of {info.name} is not installed ({first}):"
+                                      " dataset figures use the 10 sample images only")
             x, pix, labels, _ = self.samples()
             if any(lab is None for lab in labels):
                 labels = list(range(len(labels)))

@@ -278,3 +278,28 @@ def test_gallery_loads_in_headless_chromium(tmp_path):
     assert report["errors"] == [], f"errors in the page: {report['errors']}"
     console = [line for line in r.stderr.splitlines() if "CONSOLE" in line]   # the page has no JS
     assert console == [], console
+
+
+# ------------------------------------------------------------------ cifar_net's inputs
+def test_cifar_net_gallery_takes_one_test_image_per_class_from_the_users_cifar10(tmp_path,
+                                                                                 monkeypatch):
+    """minicnn ships no CIFAR images: with --model cifar_net the gallery reads the first test
+    image of each class from the user's copy of CIFAR-10; without one it skips and says where
+    to put it."""
+    from minicnn.cifar import CIFAR10_CLASSES
+    from minicnn.gallery import Context, Skip
+    monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "home"))
+    ctx = Context(tmp_path / "g", True, "numpy", 0, "cifar_net", ())
+    with pytest.raises(Skip, match="datasets/cifar10"):
+        ctx.samples()
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(CIFAR10_CLASSES):         # a tiny image tree, two per class
+        folder = tmp_path / "home" / "datasets" / "cifar10" / "test" / name
+        folder.mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                folder / f"{i}.png")
+    ctx = Context(tmp_path / "g2", True, "numpy", 0, "cifar_net", ())
+    x, pix, labels, names = ctx.samples()
+    assert x.shape == (10, 3, 32, 32) and labels == list(range(10))
+    assert names == list(CIFAR10_CLASSES)

@@ -134,8 +134,9 @@ def style_section(ctx):
             if info.kind == "small":
                 _, pix, labels, _ = ctx.samples()
                 by = dict(zip(labels, pix))
+                grey = info.preprocess.channels == 1
                 return _resized(info, by.get(7, pix[0]), side), \
-                    _resized(info, _stripes(side, grey=True), side)
+                    _resized(info, _stripes(side, grey=grey), side)
             return _resized(info, ctx.photos()[0][2], side), \
                 _resized(info, _stripes(side), side)
 
