@@ -61,11 +61,14 @@ def _pool_args(op, x, kernel_size, stride, padding, ceil_mode):
 
 def _padded(x, k, s, p, out_hw, value):
     """x inside a (N, C, Hp, Wp) array filled with ``value``: p rows/cols on top/left and
-    as many on the bottom/right as the last (possibly ceil-mode) window reaches."""
+    as many on the bottom/right as the last (possibly ceil-mode) window reaches (x itself,
+    not a copy, when nothing needs padding)."""
     xp = get_array_module(x)
     n, c, h, w = x.shape
     hp = max(p[0] + h, (out_hw[0] - 1) * s[0] + k[0])
     wp = max(p[1] + w, (out_hw[1] - 1) * s[1] + k[1])
+    if (hp, wp) == (h, w):
+        return x                     # no padding and every window inside: no copy
     xpad = xp.full((n, c, hp, wp), value, dtype=x.dtype)
     xpad[:, :, p[0]:p[0] + h, p[1]:p[1] + w] = x
     return xpad
@@ -146,12 +149,14 @@ class MaxPool2d(Function):
         rows = xp.arange(ho, dtype=xp.int64) * s[0] - p[0]     # top row of each window
         cols = xp.arange(wo, dtype=xp.int64) * s[1] - p[1]     # left column of each window
         best = xp.full((n, c, ho, wo), -xp.inf, dtype=x.dtype)
-        first_real = xp.maximum(rows, 0)[:, None] * w + xp.maximum(cols, 0)[None, :]
-        indices = xp.broadcast_to(first_real, best.shape)      # where an all −inf window points
+        indices = xp.empty((n, c, ho, wo), dtype=xp.int64)     # where an all −inf window points:
+        indices[...] = xp.maximum(rows, 0)[:, None] * w + xp.maximum(cols, 0)[None, :]
+        take = xp.empty((n, c, ho, wo), dtype=bool)
         for i, j, v in _windows(_padded(x, k, s, p, (ho, wo), -xp.inf), k, s, (ho, wo)):
-            take = (v > best) | xp.isnan(v)                      # strict '>': first max wins
-            best = xp.where(take, v, best)
-            indices = xp.where(take, (rows + i)[:, None] * w + (cols + j)[None, :], indices)
+            xp.greater(v, best, out=take)                        # strict '>': first max wins,
+            take |= v != v                                       # and a NaN (v != v) always
+            xp.copyto(best, v, where=take)                       # in place: no new arrays
+            xp.copyto(indices, (rows + i)[:, None] * w + (cols + j)[None, :], where=take)
         ctx.indices, ctx.in_hw = indices, (h, w)
         return best, indices
         # END SOLUTION
