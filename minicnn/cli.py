@@ -38,6 +38,8 @@ def _recorded_command(args):
         words += ["--seed", str(args.seed)]
     if getattr(args, "scratch", False):
         words.append("--scratch")
+    if getattr(args, "resume", False):
+        words.append("--resume")
     if args.data:
         words += ["--data", os.path.basename(os.path.normpath(args.data))]
     return " ".join(words)

@@ -63,5 +63,7 @@ def test_train_segmentation_model_from_the_command_line(tmp_path, monkeypatch, c
 
 def test_recorded_command_keeps_only_the_last_part_of_paths():
     args = cli.build_parser().parse_args(["train", "cifar_net", "--epochs", "3", "--data",
-                                          "/some/where/cifar10.tar.gz", "--out", "/x/weights"])
-    assert cli._recorded_command(args) == "minicnn train cifar_net --epochs 3 --data cifar10.tar.gz"
+                                          "/some/where/cifar10.tar.gz", "--out", "/x/weights",
+                                          "--resume"])
+    assert (cli._recorded_command(args)
+            == "minicnn train cifar_net --epochs 3 --resume --data cifar10.tar.gz")
