@@ -244,3 +244,23 @@ def test_bad_inputs_raise_errors_naming_argument_and_shapes(fn, kwargs, exc, msg
     kwargs = {k: Tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
     with pytest.raises(exc, match=msg):
         fn(**kwargs)
+
+
+@pytest.mark.parametrize("n,c,f,k,p,groups", [(2, 4, 6, 3, 1, 1), (1, 6, 4, 3, 0, 2),
+                                              (2, 3, 3, 5, 2, 1), (1, 4, 8, 2, 1, 4)])
+def test_stride1_input_gradient_is_a_full_convolution_with_the_flipped_kernel(n, c, f, k, p,
+                                                                             groups):
+    """dx of a stride-1 conv = conv of g (padded by k − 1 − p) with the kernel flipped and its
+    in/out channels swapped — the fast path — equals col2im(Wᵀ ⋅ g), the general one."""
+    from minicnn.ops.im2col import _input_grad_stride1, col2im
+    rng = np.random.default_rng(0)
+    h = w_ = 7
+    w = rng.standard_normal((f, c // groups, k, k))
+    ho = h + 2 * p - k + 1
+    g = rng.standard_normal((n, f, ho, ho))
+    fast = _input_grad_stride1(g, w, (p, p), groups)
+    w_t = w.reshape(groups, f // groups, -1).transpose(0, 2, 1)
+    g_rows = g.transpose(1, 0, 2, 3).reshape(groups, f // groups, -1)
+    cols = np.matmul(w_t, g_rows).reshape(-1, n, ho, ho)
+    slow = col2im(cols, (n, c, h, w_), k, k, (1, 1), (p, p))
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)

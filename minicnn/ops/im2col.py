@@ -170,41 +170,33 @@ def input_grad(g, w, x_shape, stride, padding, groups):
         for u, v, window in _windows(dx_pad, kh, kw, stride, Ho, Wo):
             window += xp.einsum("gfc,ngfhw->ngchw", w5[..., u, v], g5).reshape(N, C, Ho, Wo)
         return dx_pad[:, :, ph:ph + H, pw:pw + W]
+    ph, pw = padding
+    # the flipped-kernel path builds columns of g (F·kh·kw rows), col2im's are C·kh·kw rows:
+    # take it unless g has many more channels than x (a first layer, C = 1 or 3)
+    if tuple(stride) == (1, 1) and ph <= kh - 1 and pw <= kw - 1 and F <= 2 * x_shape[1]:
+        return _input_grad_stride1(g, w, padding, G)
     w_t = w.reshape(G, F // G, Cg * kh * kw).transpose(0, 2, 1)   # (G, C/G·kh·kw, F/G)
-    if tuple(stride) == (1, 1):
-        return _input_grad_stride1(g, w_t, x_shape, kh, kw, padding, G)
     g_cols = xp.matmul(w_t, _rows(g, G))                            # (G, C/G·kh·kw, N·Ho·Wo)
     return col2im(g_cols.reshape(-1, N, Ho, Wo), x_shape, kh, kw, stride, padding)
 
 
-def _input_grad_stride1(g, w_t, x_shape, kh, kw, padding, groups):
-    """input_grad for stride 1, with col2im's additions made long instead of short.
+def _input_grad_stride1(g, w, padding, groups):
+    """input_grad for stride 1: the input gradient of a stride-1 convolution is a "full"
+    convolution of g with the flipped kernel, input and output channels swapped:
 
-    col2im adds each kernel offset's columns into a window of dx_pad row by row (Wo values
-    at a time: slow when Wo is small). Lay g out on the padded grid instead — (N, Hp, Wp),
-    zeros where no window starts — and the columns Wᵀ ⋅ g use the same flat positions
-    p = (n·Hp + i)·Wp + j as dx_pad. Offset (u, v) then shifts by o = u·Wp + v:
+        dx[n, c, h, w] = Σ_{f, u, v} g_pad[n, f, h + u, w + v] · w[f, c, kh−1−u, kw−1−v]
 
-        dx_pad.flat[o + p] += cols[(c, u, v), p]      ONE contiguous slice per offset
-
-    (the zero columns add nothing; no nonzero one lands past the end). Costs
-    Hp·Wp / (Ho·Wo) more matmul columns: 1.15× for 28×28 with padding 1.
+    with g padded by (kh − 1 − ph, kw − 1 − pw) (needs p ≤ k − 1). So dx is one more
+    im2col + matmul — the sums over kernel offsets happen inside the matmul — instead of
+    Wᵀ ⋅ g followed by kh·kw overlapping col2im additions (the same numbers, fewer passes
+    over memory).
     """
-    xp = get_array_module(g, w_t)
-    N, F, Ho, Wo = g.shape
-    C, H, W = x_shape[1:]
-    ph, pw = padding
-    Hp, Wp = H + 2 * ph, W + 2 * pw
-    g_grid = xp.zeros((F, N, Hp, Wp), dtype=g.dtype)
-    g_grid[:, :, :Ho, :Wo] = g.transpose(1, 0, 2, 3)
-    cols = xp.matmul(w_t, g_grid.reshape(groups, F // groups, -1))   # (G, C/G·kh·kw, N·Hp·Wp)
-    cols = cols.reshape(C, kh, kw, N * Hp * Wp)
-    dx_pad = xp.zeros((C, N * Hp * Wp), dtype=cols.dtype)
-    for u in range(kh):
-        for v in range(kw):
-            o = u * Wp + v
-            dx_pad[:, o:] += cols[:, u, v, :N * Hp * Wp - o]
-    return dx_pad.reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
+    F, Cg, kh, kw = w.shape
+    G = groups
+    w_flip = (w.reshape(G, F // G, Cg, kh, kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+              .reshape(G * Cg, F // G, kh, kw))                     # (C, F/G, kh, kw)
+    pad = (kh - 1 - padding[0], kw - 1 - padding[1])
+    return apply_filters(unfold(g, w_flip.shape, (1, 1), pad, G), w_flip, (1, 1), G)
 
 
 def weight_grad(g, cols, w_shape, stride, groups):
