@@ -37,6 +37,8 @@ class Conv2d(Function):
     Backward, with g = dL/dy reshaped to (F, N·Ho·Wo):
         dW = g ⋅ colsᵀ                 (F, C·kh·kw) -> (F, C/G, kh, kw)
         dx = col2im(Wᵀ ⋅ g)            overlapping windows add up
+             (stride 1: the same as a full convolution of g with the flipped kernel,
+             which input_grad computes instead when that is cheaper)
         db = Σ_{n, i, j} g[n, f, i, j]
 
     Memory trade-off: ctx keeps the columns (kh·kw times the input: 115 MB for a
