@@ -131,12 +131,13 @@ def _smooth_image(model, seed):
 
 @pytest.mark.parametrize("arch", ["fashion_net", "cifar_net"])
 def test_inversion_at_the_first_conv_block_reaches_a_small_relative_code_error(arch):
-    """fashion_net uses its trained weights when weights/fashion_net.npz exists, random weights
-    otherwise; cifar_net random weights (no trained file this session)."""
+    """Each net uses its shipped weights when weights/<arch>.npz exists, random weights
+    otherwise. (Trained cifar_net's block-1 code needs ~100 L-BFGS steps: 0.021 vs 0.059
+    after 60.)"""
     trained = os.path.exists(os.path.join(ROOT, "weights", f"{arch}.npz"))
     model = getattr(mc.models, arch)(pretrained=trained)
     x = _smooth_image(model, seed=1)
-    recons, errors = invert_layers(model, x, ["features.1", "features.4"], steps=60)
+    recons, errors = invert_layers(model, x, ["features.1", "features.4"], steps=100)
     assert errors["features.1"] < 0.05 and errors["features.4"] < 0.05, errors
     assert code_error(model, recons["features.4"], x, "features.4") == errors["features.4"]
 
