@@ -22,7 +22,7 @@ numel)`` and the bytes sit elsewhere, in one of two containers:
 Why not ``pickle.load``: unpickling calls whatever functions the pickle names
 (``os.system`` included). ``_RestrictedUnpickler.find_class`` hands out
 minicnn's own small stand-ins for the few names a state_dict needs and refuses
-every other name, as ``torch.load(weights_only=True)`` does. The stand-ins only
+every other name, as torch's own weights-only loading does. The stand-ins only
 record what to build; the arrays are made afterwards from the storage bytes
 with ``np.lib.stride_tricks.as_strided`` and copied.
 """
