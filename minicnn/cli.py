@@ -38,6 +38,10 @@ def _recorded_command(args):
         words += ["--seed", str(args.seed)]
     if getattr(args, "scratch", False):
         words.append("--scratch")
+    if getattr(args, "lr", None) is not None:
+        words += ["--lr", f"{args.lr:g}"]
+    if getattr(args, "init", None):
+        words += ["--init", os.path.basename(os.path.normpath(args.init))]
     if getattr(args, "resume", False):
         words.append("--resume")
     if args.data:
@@ -49,6 +53,10 @@ def _cmd_train(args):
     from .seg_training import SEG_RECIPES, train_segmentation_recipe
     from .training import RECIPES, train_recipe
     if args.name in SEG_RECIPES:
+        if args.lr is not None or args.init:
+            print(f"minicnn train: --lr and --init are for {', '.join(RECIPES)}, "
+                  f"not {args.name}", file=sys.stderr)
+            return 2
         path, history = train_segmentation_recipe(
             args.name, out_dir=args.out, data_root=args.data, epochs=args.epochs,
             seed=args.seed, resume=args.resume, pretrained_encoder=not args.scratch,
@@ -68,7 +76,7 @@ def _cmd_train(args):
         return 2
     path, history = train_recipe(args.name, out_dir=args.out, data_root=args.data,
                                  epochs=args.epochs, seed=args.seed, resume=args.resume,
-                                 command=_recorded_command(args))
+                                 lr=args.lr, init=args.init, command=_recorded_command(args))
     print(f"saved {path}: test accuracy {history[-1]['test_acc']:.4f}")
     return 0
 
@@ -132,6 +140,10 @@ def build_parser():
     t.add_argument("--data", help="dataset file or folder (default: standard locations)")
     t.add_argument("--out", default="weights", help="folder for <name>.npz + .json")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    t.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
+    t.add_argument("--init", metavar="FILE",
+                   help="start from these weights (.npz + manifest): a new cosine cycle "
+                        "from trained weights (fashion_net, cifar_net)")
     t.add_argument("--scratch", action="store_true",
                    help="segmentation models: random encoder instead of fashion_net's convs "
                         "(saved as <name>_scratch.npz, for the comparison)")

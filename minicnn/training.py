@@ -191,21 +191,51 @@ def _dataset(name, root):
     return xtr, ytr, xte, yte, data.CIFAR10_CLASSES, "CIFAR-10 test set"
 
 
+def _chain_seconds(started_from):
+    """Training seconds of every earlier cycle recorded in a ``started_from`` chain."""
+    total = 0.0
+    while started_from:
+        total += sum(h.get("seconds", 0) for h in started_from.get("history") or [])
+        started_from = started_from.get("started_from")
+    return total
+
+
 def train_recipe(name, out_dir="weights", data_root=None, epochs=None, seed=0, resume=False,
-                 checkpoint_dir=None, progress=True, command=None):
-    """Train a shipped model by its recipe and save ``<out_dir>/<name>.npz`` + manifest."""
+                 checkpoint_dir=None, progress=True, command=None, lr=None, init=None):
+    """Train a shipped model by its recipe and save ``<out_dir>/<name>.npz`` + manifest.
+
+    epochs / lr override the recipe's. init: a minicnn weights file (.npz + manifest) of
+    the same architecture to start from instead of random weights — a warm restart:
+    a fresh optimizer and a new cosine cycle. The new manifest keeps the starting file's
+    sha256, command and history, so the whole chain that made the weights is recorded.
+    """
     from . import io, models
     if name not in RECIPES:
         raise ValueError(f"train: no recipe for {name!r}; known: {sorted(RECIPES)}")
     recipe = dict(RECIPES[name])
     if epochs is not None:
         recipe["epochs"] = epochs
+    if lr is not None:
+        if not lr > 0:
+            raise ValueError(f"train: lr must be > 0, got {lr}")
+        recipe["lr"] = lr
     model = getattr(models, name)(pretrained=False, seed=seed)
+    started_from = None
+    if init is not None:
+        state, init_meta = io.load_npz(init, expected_arch=name)
+        model.load_state_dict(state)
+        prov = init_meta.get("provenance") or {}
+        started_from = {"file": os.path.basename(os.fspath(init)), "sha256": init_meta["sha256"],
+                        "accuracy": (init_meta.get("accuracy") or {}).get("value"),
+                        "command": prov.get("command"), "recipe": prov.get("recipe"),
+                        "history": prov.get("history"), "note": prov.get("note"),
+                        "started_from": prov.get("started_from")}
     xtr, ytr, xte, yte, labels, test_name = _dataset(recipe.pop("dataset"), data_root)
     pre = model.preprocess
     xtr, xte = pre.preprocess(xtr), pre.preprocess(xte)
     ckpt_dir = checkpoint_dir or os.path.join(io.cache_dir(), "train")
-    checkpoint = os.path.join(ckpt_dir, f"{name}-seed{seed}.ckpt.npz")
+    tag = f"-from-{started_from['sha256'][:12]}" if started_from else ""
+    checkpoint = os.path.join(ckpt_dir, f"{name}-seed{seed}{tag}.ckpt.npz")
     t0 = time.time()
     history = fit(model, (xtr, ytr), (xte, yte), seed=seed, checkpoint=checkpoint,
                   resume=resume, progress=progress, **recipe)
@@ -219,12 +249,17 @@ def train_recipe(name, out_dir="weights", data_root=None, epochs=None, seed=0, r
                      "subset_value": evaluate(model, xte[:n_check], yte[:n_check]),
                      "subset": f"the first {n_check} images of the {test_name}"},
         "provenance": {"command": command or f"minicnn train {name} --seed {seed}",
-                       "recipe": {**RECIPES[name], "epochs": recipe["epochs"], "seed": seed},
+                       "recipe": {**RECIPES[name], "epochs": recipe["epochs"], "lr": recipe["lr"],
+                                  "seed": seed},
                        "train_seconds_this_run": round(time.time() - t0),
                        "train_seconds_total": round(sum(h["seconds"] for h in history)),
                        "history": history,
                        "made_by": "minicnn.training.fit (NumPy backend)"},
     }
+    if started_from:
+        meta["provenance"]["started_from"] = started_from
+        meta["provenance"]["train_seconds_all_cycles"] = round(
+            meta["provenance"]["train_seconds_total"] + _chain_seconds(started_from))
     os.makedirs(out_dir, exist_ok=True)
     state = {k: to_numpy(v) for k, v in model.state_dict().items()}
     path = os.path.join(out_dir, f"{name}.npz")

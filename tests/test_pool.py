@@ -143,12 +143,32 @@ def test_unpool_infers_output_size_from_kernel(backend_name, rng):
     np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
 
 
-def test_max_pool_backward_routes_the_gradient_to_the_argmax_only(backend_name, rng):
-    x = Tensor(on(backend_name, distinct(rng, (1, 1, 9, 9))), requires_grad=True)
-    out, idx = max_pool2d(x, 3, 2, ceil_mode=True, return_indices=True)
+@pytest.mark.parametrize("k,s,ceil", [(3, 2, True), (2, 2, False), (3, 3, False), ((2, 3), None, False)],
+                         ids=["overlapping", "tiles-2x2", "tiles-3x3", "tiles-2x3"])
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool_backward_routes_the_gradient_to_the_argmax_only(backend_name, k, s, ceil,
+                                                                  ties, rng):
+    # windows that tile x (stride = kernel) take a masked-copy path, overlapping ones a
+    # scatter-add: both must equal unpooling g at the forward's indices. 9×9 leaves rows
+    # and columns outside every 2×2 tile (their gradient is 0); integer values make ties.
+    x0 = rng.integers(0, 3, (2, 3, 9, 9)).astype(float) if ties else distinct(rng, (2, 3, 9, 9))
+    x = Tensor(on(backend_name, x0), requires_grad=True)
+    out, idx = max_pool2d(x, k, s, ceil_mode=ceil, return_indices=True)
     g = on(backend_name, rng.standard_normal(out.shape))
     out.backward(g)
     np.testing.assert_allclose(to_numpy(x.grad), to_numpy(max_unpool2d(Tensor(g), idx, (9, 9))))
+
+
+def test_max_pool_of_a_filter_major_view_matches_the_contiguous_input(rng):
+    # conv2d returns (N, F, H, W) views of filter-first memory; pooling keeps that layout
+    x = distinct(rng, (3, 4, 8, 8)).astype(np.float32)
+    x_fm = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    x_fm[0, 1, 2, 3] = x[0, 1, 2, 3] = np.nan
+    out, idx = max_pool2d(Tensor(x_fm), 2, return_indices=True)
+    ref_out, ref_idx = max_pool2d(Tensor(x), 2, return_indices=True)
+    np.testing.assert_array_equal(to_numpy(out), to_numpy(ref_out))
+    np.testing.assert_array_equal(idx, ref_idx)
+    assert np.isnan(to_numpy(out)[0, 1, 1, 1]) and idx[0, 1, 1, 1] == 2 * 8 + 3
 
 
 # ------------------------------------------------------------- PyTorch parity

@@ -333,7 +333,8 @@ class MatMul(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g @ ctx.b.T, ctx.a.T @ g
+        needs = ctx.needs_input_grad        # skip the products nobody asked for
+        return (g @ ctx.b.T if needs[0] else None), (ctx.a.T @ g if needs[1] else None)
 
 
 def matmul(a, b):
@@ -348,6 +349,9 @@ class Linear(Function):
 
     x: (N, D_in), w: (D_out, D_in), b: (D_out,) -> y = x wᵀ + b: (N, D_out)
     dx = g w,   dw = gᵀ x,   db = Σ_n g
+    Only the gradients some input needs are computed: for a frozen network explained
+    by its input gradient, dw would be a (D_out, D_in) outer product thrown away
+    (4096 × 25088 numbers in vgg16's first FC layer).
     """
     @staticmethod
     def forward(ctx, x, w, b):
@@ -357,8 +361,11 @@ class Linear(Function):
 
     @staticmethod
     def backward(ctx, g):
-        db = g.sum(axis=0) if ctx.needs_input_grad[2] else None
-        return g @ ctx.w, g.T @ ctx.x, db
+        needs = ctx.needs_input_grad
+        dx = g @ ctx.w if needs[0] else None
+        dw = g.T @ ctx.x if needs[1] else None
+        db = g.sum(axis=0) if needs[2] else None
+        return dx, dw, db
 
 
 def linear(x, w, b=None):

@@ -146,25 +146,48 @@ class MaxPool2d(Function):
         k, s, p, (ho, wo) = _pool_args("max_pool2d", x, kernel_size, stride, padding, ceil_mode)
         n, c, h, w = x.shape
         # BEGIN SOLUTION
-        rows = xp.arange(ho, dtype=xp.int64) * s[0] - p[0]     # top row of each window
-        cols = xp.arange(wo, dtype=xp.int64) * s[1] - p[1]     # left column of each window
-        best = xp.full((n, c, ho, wo), -xp.inf, dtype=x.dtype)
-        indices = xp.empty((n, c, ho, wo), dtype=xp.int64)     # where an all −inf window points:
-        indices[...] = xp.maximum(rows, 0)[:, None] * w + xp.maximum(cols, 0)[None, :]
-        take = xp.empty((n, c, ho, wo), dtype=bool)
+        best = which = None            # running max, and which offset k = i·kw + j holds it
         for i, j, v in _windows(_padded(x, k, s, p, (ho, wo), -xp.inf), k, s, (ho, wo)):
-            xp.greater(v, best, out=take)                        # strict '>': first max wins,
-            take |= v != v                                       # and a NaN (v != v) always
-            xp.copyto(best, v, where=take)                       # in place: no new arrays
-            xp.copyto(indices, (rows + i)[:, None] * w + (cols + j)[None, :], where=take)
+            if best is None:           # offset (0, 0): the first candidate (copy keeps x's layout)
+                best = v.copy(order="K")
+                which = xp.zeros_like(best, dtype=xp.uint8 if k[0] * k[1] <= 256 else xp.int32)
+                take, code = xp.empty_like(best, dtype=bool), xp.empty_like(which)
+                continue
+            xp.greater(v, best, out=take)                # strict '>': the first max wins
+            xp.maximum(best, v, out=best)                # in place: no new arrays
+            # which = k where take: the offsets only grow along the loop, so that is a max
+            xp.maximum(which, xp.multiply(take, which.dtype.type(i * k[1] + j), out=code), out=which)
+        if xp.isnan(best).any():       # maximum spread the NaN; point `which` at the last one
+            for i, j, v in _windows(_padded(x, k, s, p, (ho, wo), -xp.inf), k, s, (ho, wo)):
+                xp.copyto(which, i * k[1] + j, where=v != v)
+        # flat position in x[n, c]: (window top + i)·W + (window left + j)
+        top = (xp.arange(ho, dtype=xp.int64) * s[0] - p[0])[:, None]
+        left = (xp.arange(wo, dtype=xp.int64) * s[1] - p[1])[None, :]
+        if p == (0, 0):
+            shift = xp.array([i * w + j for i in range(k[0]) for j in range(k[1])], dtype=xp.int64)
+            indices = top * w + left + shift.take(which)
+        else:                          # an all −inf window keeps offset (0, 0): clamp it into x
+            i, j = which // k[1], which % k[1]
+            indices = xp.maximum(top + i, 0) * w + xp.maximum(left + j, 0)
         ctx.indices, ctx.in_hw = indices, (h, w)
+        ctx.tiles = (which, k) if s == k and p == (0, 0) else None
         return best, indices
         # END SOLUTION
 
     @staticmethod
     def backward(ctx, g):
         # BEGIN SOLUTION
-        return _scatter_add(g, ctx.indices, ctx.in_hw)
+        if ctx.tiles is None:
+            return _scatter_add(g, ctx.indices, ctx.in_hw)
+        # windows that tile x (stride = kernel, no padding): each pixel lies in at most one
+        # window, so the scatter-add is one masked copy per window offset
+        which, k = ctx.tiles
+        xp = get_array_module(g)
+        n, c, ho, wo = g.shape
+        dx = xp.zeros((n, c) + ctx.in_hw, dtype=g.dtype)
+        for i, j, window in _windows(dx, k, k, (ho, wo)):
+            xp.multiply(g, which == i * k[1] + j, out=window)
+        return dx
         # END SOLUTION
 
 
