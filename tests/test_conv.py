@@ -264,3 +264,25 @@ def test_stride1_input_gradient_is_a_full_convolution_with_the_flipped_kernel(n,
     cols = np.matmul(w_t, g_rows).reshape(-1, n, ho, ho)
     slow = col2im(cols, (n, c, h, w_), k, k, (1, 1), (p, p))
     np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+
+
+def test_padding_and_pool_gradients_keep_the_filter_first_memory_order(rng):
+    """conv2d outputs are (N, F, H, W) views of (F, N, H, W) memory; the zero-padded copy
+    the next conv makes and max-pool's input gradient keep that order (values unchanged),
+    so the passes over them read and write memory in the same order."""
+    from minicnn.ops.im2col import pad_hw
+    from minicnn.ops.pool import max_pool2d
+    x = rng.standard_normal((3, 4, 6, 6)).astype(np.float32)
+    x_fm = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    padded = pad_hw(x_fm, (1, 2))
+    np.testing.assert_array_equal(padded, np.pad(x, ((0, 0), (0, 0), (1, 1), (2, 2))))
+    assert padded.transpose(1, 0, 2, 3).flags.c_contiguous
+    assert pad_hw(x, (1, 1)).flags.c_contiguous                  # NCHW stays NCHW
+    t = Tensor(x_fm, requires_grad=True)
+    out = max_pool2d(t, 2)
+    g = np.ascontiguousarray(rng.standard_normal(out.shape).astype(np.float32).transpose(1, 0, 2, 3))
+    out.backward(g.transpose(1, 0, 2, 3))
+    assert t.grad.transpose(1, 0, 2, 3).flags.c_contiguous
+    t2 = Tensor(x, requires_grad=True)
+    max_pool2d(t2, 2).backward(np.ascontiguousarray(g.transpose(1, 0, 2, 3)))
+    np.testing.assert_array_equal(t.grad, t2.grad)

@@ -1,5 +1,6 @@
 """Small helpers shared by the ops: argument checks with teaching error messages."""
 from ..autograd import Tensor
+from ..backend import get_array_module
 
 
 def data_of(x):
@@ -45,3 +46,20 @@ def unbroadcast(g, shape):
         g = g.sum(axis=0)
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
     return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def zeros_nchw_like(a, shape, dtype=None):
+    """Zeros of ``shape`` (N, C, H, W) stored in the same axis order as ``a`` (N, C, ·, ·).
+
+    conv2d returns its output as an (N, F, H, W) view of filter-first (F, N, H, W) memory
+    (see ops/im2col.py), and so are the elementwise results made from it. A pass that
+    reads one memory order and writes the other jumps through memory and runs several
+    times slower, so padded copies and gradients are allocated to match.
+    """
+    xp = get_array_module(a)
+    dtype = a.dtype if dtype is None else dtype
+    if a.ndim == 4 and a.strides[1] > a.strides[0]:      # filter-first memory
+        n, c = shape[:2]
+        return xp.zeros((c, n) + tuple(shape[2:]), dtype=dtype).transpose(1, 0, 2, 3)
+    return xp.zeros(shape, dtype=dtype)
+

@@ -40,6 +40,7 @@ reshuffles memory; ``filter_major`` copies a gradient only when it arrives in
 another order.
 """
 from ..backend import get_array_module
+from ._util import zeros_nchw_like
 
 
 def out_size(size, k, stride, padding):
@@ -52,9 +53,8 @@ def pad_hw(x, padding):
     ph, pw = padding
     if ph == 0 and pw == 0:
         return x
-    xp = get_array_module(x)
     N, C, H, W = x.shape
-    x_pad = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
+    x_pad = zeros_nchw_like(x, (N, C, H + 2 * ph, W + 2 * pw))    # in x's memory order
     x_pad[:, :, ph:ph + H, pw:pw + W] = x
     return x_pad
 

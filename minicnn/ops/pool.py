@@ -21,7 +21,7 @@ indices: ``pool_select`` gathers at them, ``max_unpool2d`` scatters to them
 """
 from ..autograd import Function
 from ..backend import get_array_module
-from ._util import check_float, check_ndim, data_of, pair, shape_of
+from ._util import check_float, check_ndim, data_of, pair, shape_of, zeros_nchw_like
 
 __all__ = ["max_pool2d", "max_unpool2d", "avg_pool2d", "adaptive_avg_pool2d",
            "global_avg_pool2d", "pool_select", "max_pool2d_naive", "pool_output_size",
@@ -184,7 +184,7 @@ class MaxPool2d(Function):
         which, k = ctx.tiles
         xp = get_array_module(g)
         n, c, ho, wo = g.shape
-        dx = xp.zeros((n, c) + ctx.in_hw, dtype=g.dtype)
+        dx = zeros_nchw_like(g, (n, c) + ctx.in_hw)         # in g's memory order
         for i, j, window in _windows(dx, k, k, (ho, wo)):
             xp.multiply(g, which == i * k[1] + j, out=window)
         return dx
