@@ -73,10 +73,26 @@ def test_corrupted_weights_are_refused(tmp_path):
 
 
 def test_cifar_net_manifest_says_how_it_was_trained():
+    """The manifest holds the command, recipe and per-epoch history of every training
+    cycle: a run started with --init keeps the starting file's record in started_from."""
     meta = _manifest("cifar_net")
-    assert "minicnn train cifar_net" in meta["provenance"]["command"]
-    assert len(meta["provenance"]["history"]) == meta["provenance"]["recipe"]["epochs"]
-    assert meta["accuracy"]["value"] == meta["provenance"]["history"][-1]["test_acc"]
+    prov = meta["provenance"]
+    assert "minicnn train cifar_net" in prov["command"]
+    assert meta["accuracy"]["value"] == prov["history"][-1]["test_acc"]
+    seconds = 0.0
+    while prov is not None:
+        assert "minicnn train cifar_net" in prov["command"]
+        assert len(prov["history"]) == prov["recipe"]["epochs"]
+        assert [h["epoch"] for h in prov["history"]] == list(range(1, len(prov["history"]) + 1))
+        seconds += sum(h["seconds"] for h in prov["history"])
+        start = prov.get("started_from")
+        if start is not None:
+            assert "--init " + start["file"] in prov["command"]
+            assert start["accuracy"] == start["history"][-1]["test_acc"]
+            assert len(start["sha256"]) == 64
+        prov = start
+    if "train_seconds_all_cycles" in meta["provenance"]:
+        assert abs(meta["provenance"]["train_seconds_all_cycles"] - seconds) <= 1
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED) + ["segnet", "segnet_transposed", "unet"])
