@@ -170,7 +170,8 @@ def test_fooling_images_succeed_for_10_random_pairs_and_report_the_measured_dist
     x = model.preprocess.preprocess(images[idx])
     source = predict(model, x).argmax(axis=1)
     target = (source + rng.integers(1, 10, 10)) % 10
-    res = adv.fooling_image(model, x, target, confidence=0.9, steps=60, lr=2.0, label=source)
+    # 100 steps: the 79.9% weights resist longer (one pair needs more than 60)
+    res = adv.fooling_image(model, x, target, confidence=0.9, steps=100, lr=2.0, label=source)
     assert res["success"].all()
     p = predict(model, res["image"])
     p = np.exp(p - p.max(1, keepdims=True))
@@ -181,7 +182,7 @@ def test_fooling_images_succeed_for_10_random_pairs_and_report_the_measured_dist
     flat = pixels.reshape(10, -1)
     np.testing.assert_allclose(res["linf"], np.abs(flat).max(1), rtol=1e-9)
     np.testing.assert_allclose(res["l2"], np.sqrt((flat ** 2).sum(1)), rtol=1e-9)
-    assert np.all(res["iterations"] < 60) and np.all(res["linf"] > 0)
+    assert np.all(res["iterations"] < 100) and np.all(res["linf"] > 0)
 
 
 def test_fooling_from_noise_reaches_the_target():
