@@ -170,8 +170,10 @@ def test_fooling_images_succeed_for_10_random_pairs_and_report_the_measured_dist
     x = model.preprocess.preprocess(images[idx])
     source = predict(model, x).argmax(axis=1)
     target = (source + rng.integers(1, 10, 10)) % 10
-    # 100 steps: the 79.9% weights resist longer (one pair needs more than 60)
-    res = adv.fooling_image(model, x, target, confidence=0.9, steps=100, lr=2.0, label=source)
+    # log p(target): with the trained weights, ascending the raw cat logit from a bird
+    # raised the dog logit with it and ended on dog; the log-softmax pushes the rivals down
+    res = adv.fooling_image(model, x, target, confidence=0.9, steps=60, lr=2.0, label=source,
+                            score="log_softmax")
     assert res["success"].all()
     p = predict(model, res["image"])
     p = np.exp(p - p.max(1, keepdims=True))
@@ -182,7 +184,7 @@ def test_fooling_images_succeed_for_10_random_pairs_and_report_the_measured_dist
     flat = pixels.reshape(10, -1)
     np.testing.assert_allclose(res["linf"], np.abs(flat).max(1), rtol=1e-9)
     np.testing.assert_allclose(res["l2"], np.sqrt((flat ** 2).sum(1)), rtol=1e-9)
-    assert np.all(res["iterations"] < 100) and np.all(res["linf"] > 0)
+    assert np.all(res["iterations"] < 60) and np.all(res["linf"] > 0)
 
 
 def test_fooling_from_noise_reaches_the_target():
