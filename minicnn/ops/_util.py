@@ -48,8 +48,8 @@ def unbroadcast(g, shape):
     return g.sum(axis=axes, keepdims=True) if axes else g
 
 
-def zeros_nchw_like(a, shape, dtype=None):
-    """Zeros of ``shape`` (N, C, H, W) stored in the same axis order as ``a`` (N, C, ·, ·).
+def zeros_nchw_like(a, shape):
+    """Zeros of ``shape`` (N, C, H, W), ``a``'s dtype, stored in ``a``'s axis order.
 
     conv2d returns its output as an (N, F, H, W) view of filter-first (F, N, H, W) memory
     (see ops/im2col.py), and so are the elementwise results made from it. A pass that
@@ -57,9 +57,7 @@ def zeros_nchw_like(a, shape, dtype=None):
     times slower, so padded copies and gradients are allocated to match.
     """
     xp = get_array_module(a)
-    dtype = a.dtype if dtype is None else dtype
     if a.ndim == 4 and a.strides[1] > a.strides[0]:      # filter-first memory
         n, c = shape[:2]
-        return xp.zeros((c, n) + tuple(shape[2:]), dtype=dtype).transpose(1, 0, 2, 3)
-    return xp.zeros(shape, dtype=dtype)
-
+        return xp.zeros((c, n) + tuple(shape[2:]), dtype=a.dtype).transpose(1, 0, 2, 3)
+    return xp.zeros(shape, dtype=a.dtype)

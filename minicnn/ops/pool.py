@@ -137,7 +137,9 @@ class MaxPool2d(Function):
 
     Backward: dx[n, c].ravel()[indices[n, c, oh, ow]] += g[n, c, oh, ow] — the
     gradient goes only to the argmax, summed where overlapping windows chose
-    the same pixel (a scatter-add: _scatter_add).
+    the same pixel (a scatter-add: _scatter_add). When the windows tile x
+    (stride = kernel, no padding) no two share a pixel, and the scatter is one
+    masked copy per window offset: dx at offset (i, j) = g · (argmax is (i, j)).
     """
 
     @staticmethod
