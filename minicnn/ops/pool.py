@@ -148,8 +148,9 @@ class MaxPool2d(Function):
         k, s, p, (ho, wo) = _pool_args("max_pool2d", x, kernel_size, stride, padding, ceil_mode)
         n, c, h, w = x.shape
         # BEGIN SOLUTION
+        xpad = _padded(x, k, s, p, (ho, wo), -xp.inf)
         best = which = None            # running max, and which offset k = i·kw + j holds it
-        for i, j, v in _windows(_padded(x, k, s, p, (ho, wo), -xp.inf), k, s, (ho, wo)):
+        for i, j, v in _windows(xpad, k, s, (ho, wo)):
             if best is None:           # offset (0, 0): the first candidate (copy keeps x's layout)
                 best = v.copy(order="K")
                 which = xp.zeros_like(best, dtype=xp.uint8 if k[0] * k[1] <= 256 else xp.int32)
@@ -160,7 +161,7 @@ class MaxPool2d(Function):
             # which = k where take: the offsets only grow along the loop, so that is a max
             xp.maximum(which, xp.multiply(take, which.dtype.type(i * k[1] + j), out=code), out=which)
         if xp.isnan(best).any():       # maximum spread the NaN; point `which` at the last one
-            for i, j, v in _windows(_padded(x, k, s, p, (ho, wo), -xp.inf), k, s, (ho, wo)):
+            for i, j, v in _windows(xpad, k, s, (ho, wo)):
                 xp.copyto(which, i * k[1] + j, where=v != v)
         # flat position in x[n, c]: (window top + i)·W + (window left + j)
         top = (xp.arange(ho, dtype=xp.int64) * s[0] - p[0])[:, None]
@@ -169,8 +170,8 @@ class MaxPool2d(Function):
             shift = xp.array([i * w + j for i in range(k[0]) for j in range(k[1])], dtype=xp.int64)
             indices = top * w + left + shift.take(which)
         else:                          # an all −inf window keeps offset (0, 0): clamp it into x
-            i, j = which // k[1], which % k[1]
-            indices = xp.maximum(top + i, 0) * w + xp.maximum(left + j, 0)
+            di, dj = which // k[1], which % k[1]
+            indices = xp.maximum(top + di, 0) * w + xp.maximum(left + dj, 0)
         ctx.indices, ctx.in_hw = indices, (h, w)
         ctx.tiles = (which, k) if s == k and p == (0, 0) else None
         return best, indices
