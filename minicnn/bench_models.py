@@ -13,21 +13,43 @@ STEPS = 40            # training steps timed; the epoch time is extrapolated fro
 EPOCH_IMAGES = 60000  # one Fashion-MNIST epoch
 
 
+def _fashion_batches(batch, steps, rng):
+    """``steps`` distinct training batches: Fashion-MNIST's training images where the data is
+    on disk (no download), random ones otherwise.
+
+    Never one batch over and over: a net memorizes a fixed batch within ~100 Adam steps, its
+    gradients then shrink into subnormal floats, and x86 arithmetic on those runs many times
+    slower (PyTorch's oneDNN kernels flush them to zero) — the benchmark would time that
+    instead of an epoch.
+    """
+    from .data import load_fashion_mnist
+    from .models.small import FASHION_PREPROCESS
+    n = batch * steps
+    try:
+        images, labels = load_fashion_mnist("train", download=False)
+        pick = rng.permutation(len(images))[:n]
+        x = FASHION_PREPROCESS.preprocess(images[pick])
+        y = labels[pick]
+    except FileNotFoundError:
+        x = rng.standard_normal((n, 1, 28, 28)).astype(np.float32)
+        y = rng.integers(0, 10, n)
+    return [(x[i:i + batch], y[i:i + batch]) for i in range(0, n, batch)]
+
+
 @section("fashion_net_epoch")
 def bench_fashion_epoch(repeat):
     """One training epoch of fashion_net (60k images, batch 128, Adam), extrapolated from
-    STEPS steps timed side by side with the same net in PyTorch."""
+    STEPS steps (each on its own batch) timed side by side with the same net in PyTorch."""
     from .optim import Adam
     torch = _torch()
     rng = np.random.default_rng(0)
     batch = 128
-    x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
-    y = rng.integers(0, 10, batch)
+    batches = _fashion_batches(batch, STEPS, rng)
     model = models.fashion_net()
     opt = Adam(list(model.parameters()), lr=1e-3)
 
     def ours():
-        for _ in range(STEPS):
+        for x, y in batches:
             loss = ops.cross_entropy(model(Tensor(x)), y)
             opt.zero_grad()
             loss.backward()
@@ -37,10 +59,10 @@ def bench_fashion_epoch(repeat):
     if torch is not None:
         net = torch_small_vgg(model).train()
         topt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        tx, ty = torch.tensor(x), torch.tensor(y)
+        tbatches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
 
         def theirs():
-            for _ in range(STEPS):
+            for tx, ty in tbatches:
                 loss = torch.nn.functional.cross_entropy(net(tx), ty)
                 topt.zero_grad()
                 loss.backward()

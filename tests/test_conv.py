@@ -190,6 +190,20 @@ def test_conv2d_matches_pytorch(rng, xs, ws, s, p, g):
 
 
 @pytest.mark.torch
+@pytest.mark.parametrize("xs,ws,p", [((4, 16, 28, 28), (16, 16, 3, 3), 1),
+                                     ((3, 8, 20, 24), (12, 8, 5, 3), (2, 1))])
+def test_blocked_road_matches_pytorch(monkeypatch, rng, xs, ws, p):
+    """Layers big enough to take the blocked road by the shipped rule, in blocks of 64 kB."""
+    from minicnn.ops import im2col
+    from minicnn.ops.im2col import uses_blocks
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(im2col, "BLOCK_BYTES", 64 << 10)
+    assert uses_blocks(xs, ws, (1, 1), (p, p) if isinstance(p, int) else p, 1)
+    _torch_parity(torch.nn.functional.conv2d, conv2d, draw(rng, xs, ws, (ws[0],)), rng,
+                  padding=p)
+
+
+@pytest.mark.torch
 @pytest.mark.parametrize("xs,ws,s,p,op,g", TCONV_CASES, ids=TCONV_IDS)
 def test_conv_transpose2d_matches_pytorch(rng, xs, ws, s, p, op, g):
     torch = pytest.importorskip("torch")
@@ -286,3 +300,83 @@ def test_padding_and_pool_gradients_keep_the_filter_first_memory_order(rng):
     t2 = Tensor(x, requires_grad=True)
     max_pool2d(t2, 2).backward(np.ascontiguousarray(g.transpose(1, 0, 2, 3)))
     np.testing.assert_array_equal(t.grad, t2.grad)
+
+
+# ------------------------------------------------- stride 1: the blocked road
+
+BLOCKED_CASES = [  # (x shape, w shape, padding, groups): stride 1, kernels larger than 1×1
+    ((2, 3, 7, 9), (4, 3, 3, 2), 0, 1),
+    ((2, 4, 6, 6), (6, 4, 3, 3), 1, 1),
+    ((1, 4, 5, 8), (6, 2, 3, 3), (2, 1), 2),
+    ((2, 2, 6, 5), (3, 2, 5, 3), (2, 0), 1),
+]
+
+
+@pytest.fixture
+def blocked_road(monkeypatch):
+    """Every stride-1 conv (not 1×1, not depthwise) takes the blocked road, a few columns
+    per block, so that blocks start and end inside rows and images and the last is ragged."""
+    from minicnn.ops import im2col
+
+    def always(x_shape, w_shape, stride, padding, groups):
+        return tuple(stride) == (1, 1) and w_shape[2] * w_shape[3] > 1 \
+            and not im2col.is_depthwise(w_shape, groups)
+    monkeypatch.setattr(im2col, "uses_blocks", always)
+    monkeypatch.setattr(im2col, "BLOCK_BYTES", 7 * 8 * 40)     # 40 float64 columns of 7 rows
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-4), (np.float64, 1e-12)])
+@pytest.mark.parametrize("xs,ws,p,g", BLOCKED_CASES)
+def test_blocked_road_matches_naive_loops(blocked_road, backend_name, rng, dtype, tol, xs, ws,
+                                          p, g):
+    from minicnn.ops.im2col import PaddedRows
+    x, w, b = draw(rng, xs, ws, (ws[0],), dtype=dtype)
+    y = conv2d(Tensor(on(backend_name, x)), Tensor(on(backend_name, w), requires_grad=True),
+               Tensor(on(backend_name, b)), padding=p, groups=g)
+    assert isinstance(y.creator.ctx.x_cols, PaddedRows)       # the road was taken
+    assert y.backend == backend_name and y.dtype == dtype
+    np.testing.assert_allclose(to_numpy(y), conv2d_naive(x, w, b, 1, p, g), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("xs,ws,p,g", BLOCKED_CASES)
+def test_blocked_road_gradients_match_finite_differences(blocked_road, backend_name, rng, xs,
+                                                         ws, p, g):
+    x, w, b = (on(backend_name, a) for a in draw(rng, xs, ws, (ws[0],)))
+    report = gradcheck.check(lambda x, w, b: conv2d(x, w, b, 1, p, g), [x, w, b])
+    assert report.ok, report
+    # conv_transpose2d: its forward is conv2d's input gradient, its backward a conv2d forward
+    wt = on(backend_name, rng.standard_normal((xs[1], ws[0] // g) + ws[2:]))
+    report = gradcheck.check(lambda x, w: conv_transpose2d(x, w, None, 1, 0, 0, g), [x, wt])
+    assert report.ok, report
+
+
+def test_padded_rows_columns_are_the_im2col_columns(rng):
+    """rows[c, q + u·Wp + v] at the flat index q = n·Hp·Wp + i·Wp + j of every valid output
+    pixel (i < Ho, j < Wo) is im2col's entry; block by block they are all there."""
+    from minicnn.ops.im2col import PaddedRows, im2col
+    n, c, h, w, kh, kw, p = 2, 3, 6, 7, 3, 2, (1, 2)
+    x = rng.standard_normal((n, c, h, w))
+    rows = PaddedRows(x, p)
+    hp, wp = h + 2 * p[0], w + 2 * p[1]
+    ho, wo = hp - kh + 1, wp - kw + 1
+    cols = np.concatenate([blk for _, _, blk in rows.blocks(kh, kw)], axis=1)
+    assert cols.shape == (c * kh * kw, rows.count(kh, kw))
+    cols = np.pad(cols, ((0, 0), (0, n * hp * wp - cols.shape[1])))
+    valid = cols.reshape(c * kh * kw, n, hp, wp)[:, :, :ho, :wo]
+    np.testing.assert_array_equal(valid, im2col(x, kh, kw, (1, 1), p))
+    # the forward keeps the padded input only: kh·kw times smaller than the columns
+    assert rows.rows.size == c * n * hp * wp
+
+
+@pytest.mark.parametrize("xs,ws,s,p,g,blocked", [
+    ((128, 16, 28, 28), (16, 16, 3, 3), 1, 1, 1, True),      # fashion_net's second conv
+    ((1, 64, 224, 224), (64, 64, 3, 3), 1, 1, 1, True),      # VGG's second conv
+    ((64, 128, 8, 8), (128, 128, 3, 3), 1, 1, 1, False),     # 10×10 padded grid: 56% wasted
+    ((1, 256, 56, 56), (256, 256, 3, 3), 1, 1, 1, False),    # 2304 rows of columns
+    ((64, 32, 32, 32), (64, 32, 3, 3), 2, 1, 1, False),      # stride 2
+    ((64, 32, 32, 32), (64, 32, 1, 1), 1, 0, 1, False),      # 1×1: the columns are x
+    ((64, 32, 32, 32), (32, 1, 3, 3), 1, 1, 32, False),      # depthwise
+])
+def test_which_convolutions_take_the_blocked_road(xs, ws, s, p, g, blocked):
+    from minicnn.ops.im2col import uses_blocks
+    assert uses_blocks(xs, ws, (s, s), (p, p), g) is blocked

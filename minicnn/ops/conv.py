@@ -41,12 +41,12 @@ class Conv2d(Function):
              which input_grad computes instead when that is cheaper)
         db = Σ_{n, i, j} g[n, f, i, j]
 
-    Memory trade-off: ctx keeps the columns (kh·kw times the input: 115 MB for a
-    64-channel 224×224 float32 layer) so that dW needs no second im2col; they are
-    kept only when w requires a gradient — a frozen network explained by its
-    input gradient keeps nothing but w. Recomputing them in backward would save
-    that memory for one extra im2col copy (~10% slower fwd+bwd). During backward
-    the columns of Wᵀ ⋅ g exist next to them for as long as dx takes.
+    Memory trade-off: where dW will be needed (w requires a gradient) ctx keeps what
+    ``unfold`` made. On the general road that is the columns, kh·kw times the input (115 MB
+    for a 64-channel 224×224 float32 layer), so that dW needs no second im2col. On the
+    blocked stride-1 road (see ops/im2col.py) it is only the padded input: the columns are
+    rebuilt block by block for dW, which costs one more copy but never holds them all.
+    A frozen network explained by its input gradient keeps nothing but w.
     """
 
     @staticmethod

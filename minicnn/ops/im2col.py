@@ -25,12 +25,25 @@ of x_pad at offset (u, v)) — the same sum, written without any column buffer.
 The four functions below are all a convolution needs, and they serve both
 directions (conv_transpose2d is conv2d with forward and input-gradient swapped):
 
-    unfold(x)                 x -> cols (or x_pad on the depthwise path)
+    unfold(x)                 x -> cols (x_pad when depthwise, PaddedRows on the blocked road)
     apply_filters(cols, w)    cols -> y            (conv2d forward)
     input_grad(g, w)          g -> dx              (conv2d backward; conv_transpose2d forward)
     weight_grad(g, cols)      (g, cols) -> dw      (both backwards)
 
 Shapes: x (N, C, H, W), w (F, C/G, kh, kw), y and g (N, F, Ho, Wo). Private to ops.
+
+Stride-1 layers (where it pays, ``uses_blocks``) take a faster road to the same columns:
+the padded input stored as one row per channel, (C, N·Hp·Wp), read at flat index
+q = n·Hp·Wp + i·Wp + j. There  x_pad[n, c, i + u, j + v] = rows[c, q + u·Wp + v],  so
+the column of output pixel q is rows[:, q + u·Wp + v] over (c, u, v), and any run of
+consecutive columns is one strided view. The columns are then built and multiplied one
+block of a few MB at a time (``blocked_filters``), each block reused from the cache by
+its matmul, instead of writing the whole kh·kw-times-the-input matrix to memory and
+reading it back; dW (``blocked_weight_grad``) rebuilds the blocks from the rows that
+the forward kept (kh·kw times less memory than the columns). The price: q also runs
+over the j ≥ Wo and i ≥ Ho positions of the padded grid, whose windows wrap into the
+next row or image; those outputs are computed and dropped, (Hp·Wp)/(Ho·Wo) − 1 extra
+work (15% at 28×28 with padding 1).
 
 Memory order: the product W ⋅ cols comes out filter-first, (F, N, Ho, Wo) in
 memory. conv2d returns it as an (N, F, Ho, Wo) *view* (transpose, no copy) —
@@ -41,6 +54,8 @@ another order.
 """
 from ..backend import get_array_module
 from ._util import zeros_nchw_like
+
+BLOCK_BYTES = 4 << 20    # one block of stride-1 columns: built, multiplied, overwritten
 
 
 def out_size(size, k, stride, padding):
@@ -127,12 +142,133 @@ def _rows(y, groups):
     return y.transpose(1, 0, 2, 3).reshape(groups, F // groups, -1)
 
 
+# ------------------------------------------ stride 1: columns one block at a time
+
+class PaddedRows:
+    """x: (N, C, H, W) zero-padded to (Hp, Wp) and stored as one row per channel.
+
+    ``rows``: (C, N·Hp·Wp), read at the flat index q = n·Hp·Wp + i·Wp + j. The im2col
+    columns of a stride-1 convolution with a kh×kw kernel are views into it:
+        cols[(c, u, v), q] = x_pad[n, c, i + u, j + v] = rows[c, q + u·Wp + v]
+    for every q < count = N·Hp·Wp − (kh − 1)·Wp − (kw − 1) (the last valid output pixel).
+    """
+
+    def __init__(self, x, padding):
+        xp = get_array_module(x)
+        N, C, H, W = x.shape
+        ph, pw = padding
+        self.batch, self.height, self.width = N, H + 2 * ph, W + 2 * pw
+        x_cf = x.transpose(1, 0, 2, 3)                     # (C, N, H, W): a view
+        if ph == 0 and pw == 0 and x_cf.flags.c_contiguous:
+            self.rows = x_cf.reshape(C, -1)                # already stored so: no copy
+        else:
+            padded = xp.zeros((C, N, self.height, self.width), dtype=x.dtype)
+            padded[:, :, ph:ph + H, pw:pw + W] = x_cf
+            self.rows = padded.reshape(C, -1)
+
+    def count(self, kh, kw):
+        """How many columns a kh×kw kernel has: flat positions up to the last valid pixel."""
+        return self.rows.shape[1] - (kh - 1) * self.width - (kw - 1)
+
+    def columns(self, kh, kw, start, stop):
+        """cols[(c, u, v), start:stop] as a (C, kh, kw, stop − start) view of ``rows``."""
+        xp = get_array_module(self.rows)
+        rows = self.rows[:, start:]
+        step_c, step_q = rows.strides
+        return xp.lib.stride_tricks.as_strided(
+            rows, shape=(rows.shape[0], kh, kw, stop - start),
+            strides=(step_c, self.width * step_q, step_q, step_q))
+
+    def blocks(self, kh, kw):
+        """(start, stop, cols) for consecutive blocks of about BLOCK_BYTES of columns.
+
+        Every block is copied into the same buffer (C·kh·kw, block): it stays in the
+        cache for the matmul that uses it, and the next block overwrites it.
+        """
+        xp = get_array_module(self.rows)
+        C = self.rows.shape[0]
+        count = self.count(kh, kw)
+        size = max(1, min(count, BLOCK_BYTES // (C * kh * kw * self.rows.itemsize)))
+        buffer = xp.empty(C * kh * kw * size, dtype=self.rows.dtype)
+        for start in range(0, count, size):
+            stop = min(start + size, count)
+            cols = buffer[:C * kh * kw * (stop - start)].reshape(C, kh, kw, stop - start)
+            xp.copyto(cols, self.columns(kh, kw, start, stop))      # the one copy
+            yield start, stop, cols.reshape(C * kh * kw, stop - start)
+
+    def on_grid(self, y):
+        """y: (N, F, Ho, Wo) -> (F, N·Hp·Wp): y placed at the first Ho×Wo of each padded
+        grid, zeros at the dropped positions (so that they add nothing to dW)."""
+        xp = get_array_module(y)
+        N, F, Ho, Wo = y.shape
+        grid = xp.zeros((F, N, self.height, self.width), dtype=y.dtype)
+        grid[:, :, :Ho, :Wo] = y.transpose(1, 0, 2, 3)
+        return grid.reshape(F, -1)
+
+    def off_grid(self, y_rows, kh, kw):
+        """(F, N·Hp·Wp) -> the valid (N, F, Ho, Wo) outputs, as a view."""
+        F = y_rows.shape[0]
+        Ho, Wo = self.height - kh + 1, self.width - kw + 1
+        y = y_rows.reshape(F, self.batch, self.height, self.width)
+        return y[:, :, :Ho, :Wo].transpose(1, 0, 2, 3)
+
+
+def uses_blocks(x_shape, w_shape, stride, padding, groups):
+    """Whether a convolution takes the blocked stride-1 road (measured with ``minicnn bench``).
+
+    Stride 1 with a kernel larger than 1×1 (a 1×1 conv's columns are the input itself),
+    not depthwise, and where blocks pay: at most 1024 rows of columns (C/G·kh·kw) — wider
+    layers do so much arithmetic per column that the copy hardly counts and the narrower
+    matmuls of small blocks lose more than the cache saves — and a padded grid at most 1.4
+    times the output (the dropped positions are wasted work: 8×8 maps padded to 10×10
+    would waste 56%).
+    """
+    F, Cg, kh, kw = w_shape
+    H, W = x_shape[2:]
+    Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
+    Ho, Wo = Hp - kh + 1, Wp - kw + 1
+    return (tuple(stride) == (1, 1) and kh * kw > 1 and not is_depthwise(w_shape, groups)
+            and Cg * kh * kw <= 1024 and Hp * Wp <= 1.4 * Ho * Wo)
+
+
+def blocked_filters(x_rows, w, groups):
+    """y = W ⋅ cols, one block of columns at a time: (N, F, Ho, Wo) as a view.
+
+    y is computed on the padded grid, (F, N·Hp·Wp); the positions after the last valid
+    pixel are never written, and ``off_grid`` drops them with the rest of the waste.
+    """
+    xp = get_array_module(x_rows.rows, w)
+    F, Cg, kh, kw = w.shape
+    G = groups
+    w_g = w.reshape(G, F // G, Cg * kh * kw)
+    y = xp.empty((G, F // G, x_rows.rows.shape[1]), dtype=xp.result_type(x_rows.rows, w))
+    for start, stop, cols in x_rows.blocks(kh, kw):
+        xp.matmul(w_g, cols.reshape(G, Cg * kh * kw, -1), out=y[..., start:stop])
+    return x_rows.off_grid(y.reshape(F, -1), kh, kw)
+
+
+def blocked_weight_grad(g, x_rows, w_shape, groups):
+    """dW = g ⋅ colsᵀ summed block by block (the columns rebuilt from x_rows)."""
+    xp = get_array_module(g, x_rows.rows)
+    F, Cg, kh, kw = w_shape
+    G = groups
+    g_rows = x_rows.on_grid(g).reshape(G, F // G, -1)
+    dw_t = xp.zeros((G, Cg * kh * kw, F // G), dtype=xp.result_type(g, x_rows.rows))
+    for start, stop, cols in x_rows.blocks(kh, kw):
+        dw_t += xp.matmul(cols.reshape(G, Cg * kh * kw, -1),
+                          g_rows[..., start:stop].transpose(0, 2, 1))
+    return dw_t.transpose(0, 2, 1).reshape(w_shape)
+
+
 # ----------------------------------------------------------- the four operations
 
 def unfold(x, w_shape, stride, padding, groups):
-    """What the forward keeps for dW: im2col columns, or x_pad on the depthwise path."""
+    """What the forward keeps for dW: im2col columns, x_pad on the depthwise path, or
+    ``PaddedRows`` (the columns are built block by block from it) for stride 1."""
     if is_depthwise(w_shape, groups):
         return pad_hw(x, padding)
+    if uses_blocks(x.shape, w_shape, stride, padding, groups):
+        return PaddedRows(x, padding)
     return im2col(x, w_shape[2], w_shape[3], stride, padding)
 
 
@@ -150,6 +286,8 @@ def apply_filters(cols, w, stride, groups):
         for u, v, xs in _windows(x_pad, kh, kw, stride, Ho, Wo):
             y += xp.einsum("gfc,ngchw->ngfhw", w5[..., u, v], xs.reshape(N, G, Cg, Ho, Wo))
         return y.reshape(N, F, Ho, Wo)
+    if isinstance(cols, PaddedRows):
+        return blocked_filters(cols, w, G)
     _, N, Ho, Wo = cols.shape
     y = xp.matmul(w.reshape(G, F // G, Cg * kh * kw), cols.reshape(G, Cg * kh * kw, N * Ho * Wo))
     return y.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)   # a view: no copy back to NCHW
@@ -212,6 +350,8 @@ def weight_grad(g, cols, w_shape, stride, groups):
         for u, v, xs in _windows(x_pad, kh, kw, stride, Ho, Wo):
             dw[..., u, v] = xp.einsum("ngfhw,ngchw->gfc", g5, xs.reshape(N, G, Cg, Ho, Wo))
         return dw.reshape(w_shape)
+    if isinstance(cols, PaddedRows):
+        return blocked_weight_grad(g, cols, w_shape, G)
     cols = cols.reshape(G, Cg * kh * kw, N * Ho * Wo)
     dw_t = xp.matmul(cols, _rows(g, G).transpose(0, 2, 1))   # dWᵀ = cols ⋅ gᵀ: BLAS is faster
     return dw_t.transpose(0, 2, 1).reshape(w_shape)          # this way round than g ⋅ colsᵀ
