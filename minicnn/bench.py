@@ -5,15 +5,15 @@
 
 Each section is a function registered in ``SECTIONS`` (name -> function); it
 returns table rows made by ``compare``. A row times the minicnn call and the
-PyTorch call alternately (median of ``repeat`` runs after a warm-up, so both
-see the same machine load) and reports the ratio and, when the FLOP count is
+PyTorch call alternately (the fastest of ``repeat`` runs each, after a warm-up:
+load on a shared machine comes in bursts that can halve the speed of a whole run,
+and the fastest run is the least disturbed one) and reports the ratio and, when the FLOP count is
 known, the GFLOP/s achieved and its share of this machine's float32 matmul
 rate (measured first: the ceiling for any op built on one BLAS matmul).
 PyTorch is optional and imported only here, inside functions.
 """
 import importlib
 import pkgutil
-import statistics
 import sys
 import time
 
@@ -40,26 +40,32 @@ def _torch():
         return None
 
 
-def _median_ms(fn, repeat):
+def _fastest_ms(fn, repeat):
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+    return 1e3 * min(times)
 
 
 def compare(label, ours, theirs=None, flops=None, repeat=5):
-    """One table row: time ``ours()`` and ``theirs()`` (either may be None) side by side."""
+    """One table row: time ``ours()`` and ``theirs()`` (either may be None) side by side.
+
+    They run alternately, ``repeat`` times each after one warm-up call; each side's row
+    time is its fastest run (the one the machine's other load disturbed least).
+    """
     fns = [f for f in (ours, theirs) if f is not None]
     for f in fns:           # warm-up: allocations, BLAS threads, caches
         f()
     times = {id(f): [] for f in fns}
     for _ in range(repeat):  # alternate, so both see the same load
         for f in fns:
-            times[id(f)].append(_median_ms(f, 1))
-    ms = statistics.median(times[id(ours)])
-    torch_ms = statistics.median(times[id(theirs)]) if theirs is not None else None
+            t0 = time.perf_counter()
+            f()
+            times[id(f)].append(1e3 * (time.perf_counter() - t0))
+    ms = min(times[id(ours)])
+    torch_ms = min(times[id(theirs)]) if theirs is not None else None
     return dict(label=label, ms=ms, torch_ms=torch_ms, flops=flops)
 
 
@@ -69,7 +75,7 @@ def matmul_gflops(n=2048, repeat=5):
     a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
     out = np.empty_like(a)
     np.matmul(a, b, out=out)
-    return 2 * n ** 3 / (1e-3 * _median_ms(lambda: np.matmul(a, b, out=out), repeat)) / 1e9
+    return 2 * n ** 3 / (1e-3 * _fastest_ms(lambda: np.matmul(a, b, out=out), repeat)) / 1e9
 
 
 # -------------------------------------------------------------------- sections

@@ -373,6 +373,7 @@ def test_padded_rows_columns_are_the_im2col_columns(rng):
     ((1, 64, 224, 224), (64, 64, 3, 3), 1, 1, 1, True),      # VGG's second conv
     ((64, 128, 8, 8), (128, 128, 3, 3), 1, 1, 1, False),     # 10×10 padded grid: 56% wasted
     ((1, 256, 56, 56), (256, 256, 3, 3), 1, 1, 1, False),    # 2304 rows of columns
+    ((128, 1, 28, 28), (16, 1, 3, 3), 1, 1, 1, False),       # 9 rows: a first layer
     ((64, 32, 32, 32), (64, 32, 3, 3), 2, 1, 1, False),      # stride 2
     ((64, 32, 32, 32), (64, 32, 1, 1), 1, 0, 1, False),      # 1×1: the columns are x
     ((64, 32, 32, 32), (32, 1, 3, 3), 1, 1, 32, False),      # depthwise

@@ -217,8 +217,9 @@ def uses_blocks(x_shape, w_shape, stride, padding, groups):
     """Whether a convolution takes the blocked stride-1 road (measured with ``minicnn bench``).
 
     Stride 1 with a kernel larger than 1×1 (a 1×1 conv's columns are the input itself),
-    not depthwise, and where blocks pay: at most 1024 rows of columns (C/G·kh·kw) — wider
-    layers do so much arithmetic per column that the copy hardly counts and the narrower
+    not depthwise, and where blocks pay: 64 to 1024 rows of columns (C/G·kh·kw) — with
+    fewer (a first layer on 1 or 3 channels) the output, not the columns, is most of the
+    memory traffic; with more, the arithmetic per column dwarfs the copy and the narrower
     matmuls of small blocks lose more than the cache saves — and a padded grid at most 1.4
     times the output (the dropped positions are wasted work: 8×8 maps padded to 10×10
     would waste 56%).
@@ -228,7 +229,7 @@ def uses_blocks(x_shape, w_shape, stride, padding, groups):
     Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
     Ho, Wo = Hp - kh + 1, Wp - kw + 1
     return (tuple(stride) == (1, 1) and kh * kw > 1 and not is_depthwise(w_shape, groups)
-            and Cg * kh * kw <= 1024 and Hp * Wp <= 1.4 * Ho * Wo)
+            and 64 <= Cg * kh * kw <= 1024 and Hp * Wp <= 1.4 * Ho * Wo)
 
 
 def blocked_filters(x_rows, w, groups):
