@@ -320,6 +320,7 @@ def blocked_road(monkeypatch):
 
     def always(x_shape, w_shape, stride, padding, groups):
         return tuple(stride) == (1, 1) and w_shape[2] * w_shape[3] > 1 \
+            and padding[0] < w_shape[2] and padding[1] < w_shape[3] \
             and not im2col.is_depthwise(w_shape, groups)
     monkeypatch.setattr(im2col, "uses_blocks", always)
     monkeypatch.setattr(im2col, "BLOCK_BYTES", 7 * 8 * 40)     # 40 float64 columns of 7 rows
@@ -351,27 +352,39 @@ def test_blocked_road_gradients_match_finite_differences(blocked_road, backend_n
 
 
 def test_padded_rows_columns_are_the_im2col_columns(rng):
-    """rows[c, q + u·Wp + v] at the flat index q = n·Hp·Wp + i·Wp + j of every valid output
-    pixel (i < Ho, j < Wo) is im2col's entry; block by block they are all there."""
+    """rows[c, q + u·Wq + v] at the flat index q = n·Hq·Wq + i·Wq + j of every valid output
+    pixel (i < Ho, j < Wo) is im2col's entry — neighbouring rows and images share their
+    zero padding — and block by block all columns are there."""
     from minicnn.ops.im2col import PaddedRows, im2col
-    n, c, h, w, kh, kw, p = 2, 3, 6, 7, 3, 2, (1, 2)
+    n, c, h, w, kh, kw, p = 3, 2, 6, 7, 3, 4, (1, 2)
     x = rng.standard_normal((n, c, h, w))
     rows = PaddedRows(x, p)
-    hp, wp = h + 2 * p[0], w + 2 * p[1]
-    ho, wo = hp - kh + 1, wp - kw + 1
+    hq, wq = h + p[0], w + p[1]                                 # one frame per image
+    ho, wo = h + 2 * p[0] - kh + 1, w + 2 * p[1] - kw + 1
+    assert rows.rows.shape == (c, n * hq * wq + p[0] * wq + p[1])
     cols = np.concatenate([blk for _, _, blk in rows.blocks(kh, kw)], axis=1)
     assert cols.shape == (c * kh * kw, rows.count(kh, kw))
-    cols = np.pad(cols, ((0, 0), (0, n * hp * wp - cols.shape[1])))
-    valid = cols.reshape(c * kh * kw, n, hp, wp)[:, :, :ho, :wo]
+    cols = np.pad(cols, ((0, 0), (0, n * hq * wq - cols.shape[1])))
+    valid = cols.reshape(c * kh * kw, n, hq, wq)[:, :, :ho, :wo]
     np.testing.assert_array_equal(valid, im2col(x, kh, kw, (1, 1), p))
     # the forward keeps the padded input only: kh·kw times smaller than the columns
-    assert rows.rows.size == c * n * hp * wp
+    assert rows.rows.size < x.size * 2 < cols.size
+    # no padding and channel-first memory (a conv's output): the rows are x itself
+    x_cf = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    assert np.shares_memory(PaddedRows(x_cf, (0, 0)).rows, x_cf)
+    blocks = PaddedRows(x_cf, (0, 0)).blocks(kh, kw)
+    cols = np.concatenate([blk for _, _, blk in blocks], axis=1)
+    cols = np.pad(cols, ((0, 0), (0, n * h * w - cols.shape[1])))
+    np.testing.assert_array_equal(cols.reshape(c * kh * kw, n, h, w)[:, :, :h - kh + 1, :w - kw + 1],
+                                  im2col(x, kh, kw, (1, 1), (0, 0)))
 
 
 @pytest.mark.parametrize("xs,ws,s,p,g,blocked", [
     ((128, 16, 28, 28), (16, 16, 3, 3), 1, 1, 1, True),      # fashion_net's second conv
     ((1, 64, 224, 224), (64, 64, 3, 3), 1, 1, 1, True),      # VGG's second conv
-    ((64, 128, 8, 8), (128, 128, 3, 3), 1, 1, 1, False),     # 10×10 padded grid: 56% wasted
+    ((64, 128, 8, 8), (128, 128, 3, 3), 1, 1, 1, True),      # 1152 rows, 9×9 frames
+    ((64, 64, 4, 4), (64, 64, 3, 3), 1, 1, 1, False),        # 5×5 frames: 56% wasted
+    ((64, 32, 32, 32), (64, 32, 3, 3), 1, 3, 1, False),      # padding 3 ≥ kernel 3
     ((1, 256, 56, 56), (256, 256, 3, 3), 1, 1, 1, False),    # 2304 rows of columns
     ((128, 1, 28, 28), (16, 1, 3, 3), 1, 1, 1, False),       # 9 rows: a first layer
     ((64, 32, 32, 32), (64, 32, 3, 3), 2, 1, 1, False),      # stride 2

@@ -32,18 +32,19 @@ directions (conv_transpose2d is conv2d with forward and input-gradient swapped):
 
 Shapes: x (N, C, H, W), w (F, C/G, kh, kw), y and g (N, F, Ho, Wo). Private to ops.
 
-Stride-1 layers (where it pays, ``uses_blocks``) take a faster road to the same columns:
-the padded input stored as one row per channel, (C, N·Hp·Wp), read at flat index
-q = n·Hp·Wp + i·Wp + j. There  x_pad[n, c, i + u, j + v] = rows[c, q + u·Wp + v],  so
-the column of output pixel q is rows[:, q + u·Wp + v] over (c, u, v), and any run of
-consecutive columns is one strided view. The columns are then built and multiplied one
-block of a few MB at a time (``blocked_filters``), each block reused from the cache by
-its matmul, instead of writing the whole kh·kw-times-the-input matrix to memory and
-reading it back; dW (``blocked_weight_grad``) rebuilds the blocks from the rows that
-the forward kept (kh·kw times less memory than the columns). The price: q also runs
-over the j ≥ Wo and i ≥ Ho positions of the padded grid, whose windows wrap into the
-next row or image; those outputs are computed and dropped, (Hp·Wp)/(Ho·Wo) − 1 extra
-work (15% at 28×28 with padding 1).
+Stride-1 layers (where it pays, ``uses_blocks``) take a faster road to the same columns.
+The input is padded once into ``PaddedRows``: one row per channel, each image in a frame
+of (H + ph) × (W + pw) pixels (neighbouring rows and images share their zero padding),
+read at the flat index q = n·Hq·Wq + i·Wq + j. There x_pad[n, c, i + u, j + v] =
+rows[c, q + u·Wq + v], so the column of output pixel q is rows[:, q + u·Wq + v] over
+(c, u, v), and any run of consecutive columns is one strided view. The columns are then
+built and multiplied one block of a few MB at a time (``blocked_filters``), each block
+reused from the cache by its matmul, instead of writing the whole kh·kw-times-the-input
+matrix to memory and reading it back; dW (``blocked_weight_grad``) rebuilds the blocks
+from the rows that the forward kept (kh·kw times less memory than the columns). The
+price: q also runs over the positions between valid pixels (windows that straddle two
+rows or two images); those outputs are computed and dropped, (Hq·Wq)/(Ho·Wo) − 1 extra
+work (7% at 28×28 with padding 1).
 
 Memory order: the product W ⋅ cols comes out filter-first, (F, N, Ho, Wo) in
 memory. conv2d returns it as an (N, F, Ho, Wo) *view* (transpose, no copy) —
@@ -145,30 +146,51 @@ def _rows(y, groups):
 # ------------------------------------------ stride 1: columns one block at a time
 
 class PaddedRows:
-    """x: (N, C, H, W) zero-padded to (Hp, Wp) and stored as one row per channel.
+    """x: (N, C, H, W) zero-padded and stored as one row per channel, padding shared.
 
-    ``rows``: (C, N·Hp·Wp), read at the flat index q = n·Hp·Wp + i·Wp + j. The im2col
-    columns of a stride-1 convolution with a kh×kw kernel are views into it:
-        cols[(c, u, v), q] = x_pad[n, c, i + u, j + v] = rows[c, q + u·Wp + v]
-    for every q < count = N·Hp·Wp − (kh − 1)·Wp − (kw − 1) (the last valid output pixel).
+    Each image sits in a frame of Hq × Wq = (H + ph) × (W + pw) pixels, data at offset
+    (ph, pw), zeros around it; the frames follow each other, then ph·Wq + pw more zeros.
+    In flat order the pw zeros that end one row of a frame are the left padding of the
+    next row and serve as its right padding too, and the ph zero rows that start a frame
+    are the bottom padding of the frame before: every padded window of x is there, with
+    half the padding of separately padded images (fewer dropped positions, below).
+
+    ``rows``: (C, N·Hq·Wq + ph·Wq + pw), read at the flat index q = n·Hq·Wq + i·Wq + j.
+    The im2col columns of a stride-1 convolution with a kh×kw kernel (kh > ph, kw > pw)
+    are views into it:
+        cols[(c, u, v), q] = x_pad[n, c, i + u, j + v] = rows[c, q + u·Wq + v]
+    for every valid output pixel (i < Ho, j < Wo). The q between them are the dropped
+    positions: windows that straddle two rows or two images.
     """
 
     def __init__(self, x, padding):
         xp = get_array_module(x)
         N, C, H, W = x.shape
         ph, pw = padding
-        self.batch, self.height, self.width = N, H + 2 * ph, W + 2 * pw
-        x_cf = x.transpose(1, 0, 2, 3)                     # (C, N, H, W): a view
+        self.batch, self.in_hw, self.padding = N, (H, W), (ph, pw)
+        self.height, self.width = H + ph, W + pw                     # one frame
+        x_cf = x.transpose(1, 0, 2, 3)                               # (C, N, H, W): a view
         if ph == 0 and pw == 0 and x_cf.flags.c_contiguous:
-            self.rows = x_cf.reshape(C, -1)                # already stored so: no copy
+            self.rows = x_cf.reshape(C, -1)                          # stored so: no copy
         else:
-            padded = xp.zeros((C, N, self.height, self.width), dtype=x.dtype)
-            padded[:, :, ph:ph + H, pw:pw + W] = x_cf
-            self.rows = padded.reshape(C, -1)
+            frames = N * self.height * self.width
+            self.rows = xp.zeros((C, frames + ph * self.width + pw), dtype=x.dtype)
+            self._frames(self.rows, C)[:, :, ph:, pw:] = x_cf
+
+    def _frames(self, rows, channels):
+        """The (channels, N, Hq, Wq) frames at the start of a rows-shaped array."""
+        frames = self.batch * self.height * self.width
+        return rows[:, :frames].reshape(channels, self.batch, self.height, self.width)
+
+    def out_hw(self, kh, kw):
+        """(Ho, Wo) of a stride-1 kh×kw convolution of the padded x."""
+        (H, W), (ph, pw) = self.in_hw, self.padding
+        return H + 2 * ph - kh + 1, W + 2 * pw - kw + 1
 
     def count(self, kh, kw):
         """How many columns a kh×kw kernel has: flat positions up to the last valid pixel."""
-        return self.rows.shape[1] - (kh - 1) * self.width - (kw - 1)
+        Ho, Wo = self.out_hw(kh, kw)
+        return (self.batch - 1) * self.height * self.width + (Ho - 1) * self.width + Wo
 
     def columns(self, kh, kw, start, stop):
         """cols[(c, u, v), start:stop] as a (C, kh, kw, stop − start) view of ``rows``."""
@@ -197,46 +219,47 @@ class PaddedRows:
             yield start, stop, cols.reshape(C * kh * kw, stop - start)
 
     def on_grid(self, y):
-        """y: (N, F, Ho, Wo) -> (F, N·Hp·Wp): y placed at the first Ho×Wo of each padded
-        grid, zeros at the dropped positions (so that they add nothing to dW)."""
+        """y: (N, F, Ho, Wo) -> (F, len): y at the flat positions of its pixels, zeros at the
+        dropped positions (so that they add nothing to dW)."""
         xp = get_array_module(y)
         N, F, Ho, Wo = y.shape
-        grid = xp.zeros((F, N, self.height, self.width), dtype=y.dtype)
-        grid[:, :, :Ho, :Wo] = y.transpose(1, 0, 2, 3)
-        return grid.reshape(F, -1)
+        grid = xp.zeros((F, self.rows.shape[1]), dtype=y.dtype)
+        self._frames(grid, F)[:, :, :Ho, :Wo] = y.transpose(1, 0, 2, 3)
+        return grid
 
     def off_grid(self, y_rows, kh, kw):
-        """(F, N·Hp·Wp) -> the valid (N, F, Ho, Wo) outputs, as a view."""
-        F = y_rows.shape[0]
-        Ho, Wo = self.height - kh + 1, self.width - kw + 1
-        y = y_rows.reshape(F, self.batch, self.height, self.width)
-        return y[:, :, :Ho, :Wo].transpose(1, 0, 2, 3)
+        """(F, len) -> the valid (N, F, Ho, Wo) outputs, as a view."""
+        Ho, Wo = self.out_hw(kh, kw)
+        return self._frames(y_rows, y_rows.shape[0])[:, :, :Ho, :Wo].transpose(1, 0, 2, 3)
 
 
 def uses_blocks(x_shape, w_shape, stride, padding, groups):
     """Whether a convolution takes the blocked stride-1 road (measured with ``minicnn bench``).
 
     Stride 1 with a kernel larger than 1×1 (a 1×1 conv's columns are the input itself),
-    not depthwise, and where blocks pay: 64 to 1024 rows of columns (C/G·kh·kw) — with
-    fewer (a first layer on 1 or 3 channels) the output, not the columns, is most of the
-    memory traffic; with more, the arithmetic per column dwarfs the copy and the narrower
-    matmuls of small blocks lose more than the cache saves — and a padded grid at most 1.4
-    times the output (the dropped positions are wasted work: 8×8 maps padded to 10×10
-    would waste 56%).
+    padding smaller than the kernel (what ``PaddedRows`` needs; true of every "same" and
+    "valid" convolution), not depthwise, and where blocks pay: 64 to 1152 rows of columns
+    (C/G·kh·kw; 1152 is 128 channels of 3×3) — with fewer (a first layer on 1 or 3
+    channels) the output, not the columns, is most of the memory traffic; with more, the
+    arithmetic per column dwarfs the copy and the narrower matmuls of small blocks lose
+    more than the cache saves — and frames at most 1.4 times the output (the dropped
+    positions are wasted work: 8×8 maps in 9×9 frames waste 27%, 4×4 maps in 5×5 56%).
     """
     F, Cg, kh, kw = w_shape
     H, W = x_shape[2:]
-    Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
-    Ho, Wo = Hp - kh + 1, Wp - kw + 1
+    ph, pw = padding
+    Ho, Wo = H + 2 * ph - kh + 1, W + 2 * pw - kw + 1
+    frame = (H + ph) * (W + pw)                      # positions per image, see PaddedRows
     return (tuple(stride) == (1, 1) and kh * kw > 1 and not is_depthwise(w_shape, groups)
-            and 64 <= Cg * kh * kw <= 1024 and Hp * Wp <= 1.4 * Ho * Wo)
+            and ph < kh and pw < kw and 64 <= Cg * kh * kw <= 1152 and frame <= 1.4 * Ho * Wo)
 
 
 def blocked_filters(x_rows, w, groups):
     """y = W ⋅ cols, one block of columns at a time: (N, F, Ho, Wo) as a view.
 
-    y is computed on the padded grid, (F, N·Hp·Wp); the positions after the last valid
-    pixel are never written, and ``off_grid`` drops them with the rest of the waste.
+    y is computed at every flat position of the frames, (F, len(rows)); the positions
+    after the last valid pixel are never written, and ``off_grid`` drops them with the
+    rest of the waste.
     """
     xp = get_array_module(x_rows.rows, w)
     F, Cg, kh, kw = w.shape
