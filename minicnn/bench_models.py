@@ -18,10 +18,10 @@ def _fashion_batches(batch, steps, rng):
     """``steps`` distinct training batches: Fashion-MNIST's training images where the data is
     on disk (no download), random ones otherwise.
 
-    Never one batch over and over: a net memorizes a fixed batch within ~100 Adam steps, its
-    gradients then shrink into subnormal floats, and x86 arithmetic on those runs many times
-    slower (PyTorch's oneDNN kernels flush them to zero) — the benchmark would time that
-    instead of an epoch.
+    Distinct batches, as an epoch has, and real images where possible, so that loss and
+    gradients behave as in ``minicnn train fashion_net`` rather than on one batch the net
+    soon memorizes. (The step time itself did not depend on it when measured: 75 ms per
+    step with the loss at 0.002 on a memorized batch, 74 ms for a fresh net.)
     """
     from .data import load_fashion_mnist
     from .models.small import FASHION_PREPROCESS
