@@ -16,8 +16,11 @@ CONFIGS = [
     ((1, 2, 5, 7), (3, 2), (2, 1), (1, 1), True),  # rectangular everything
     ((1, 2, 5, 5), 2, 2, 1, True),              # ceil_mode: a 4th window would start in the padding
     ((1, 2, 4, 5), 2, 1, 1, False),             # stride 1: heavy overlap
+    ((2, 2, 5, 7), 2, 2, 0, True),              # 2×2 / 2 with ceil_mode: edge windows hang over
+    ((2, 2, 5, 7), 2, 2, 0, False),             # 2×2 / 2 on odd sizes: the last row, column unused
 ]
-IDS = ["2x2s2", "3x3s2-ceil", "3x3s2-pad1", "rect-ceil", "ceil-drop", "2x2s1-pad1"]
+IDS = ["2x2s2", "3x3s2-ceil", "3x3s2-pad1", "rect-ceil", "ceil-drop", "2x2s1-pad1",
+       "2x2s2-ceil-odd", "2x2s2-odd"]
 
 
 def distinct(rng, shape, scale=0.1):

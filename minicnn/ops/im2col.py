@@ -149,11 +149,12 @@ class PaddedRows:
     """x: (N, C, H, W) zero-padded and stored as one row per channel, padding shared.
 
     Each image sits in a frame of Hq × Wq = (H + ph) × (W + pw) pixels, data at offset
-    (ph, pw), zeros around it; the frames follow each other, then ph·Wq + pw more zeros.
-    In flat order the pw zeros that end one row of a frame are the left padding of the
-    next row and serve as its right padding too, and the ph zero rows that start a frame
-    are the bottom padding of the frame before: every padded window of x is there, with
-    half the padding of separately padded images (fewer dropped positions, below).
+    (ph, pw): every row starts with pw zeros and every frame with ph zero rows; the frames
+    follow each other, then ph·Wq + pw more zeros. In flat order the zeros that start a
+    row come right after the row before, so they are its right padding as well, and the
+    zero rows that start a frame are the bottom padding of the frame before: every padded
+    window of x is there, with half the padding of separately padded images (fewer
+    dropped positions, below).
 
     ``rows``: (C, N·Hq·Wq + ph·Wq + pw), read at the flat index q = n·Hq·Wq + i·Wq + j.
     The im2col columns of a stride-1 convolution with a kh×kw kernel (kh > ph, kw > pw)

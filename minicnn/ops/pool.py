@@ -139,7 +139,8 @@ class MaxPool2d(Function):
     gradient goes only to the argmax, summed where overlapping windows chose
     the same pixel (a scatter-add: _scatter_add). When the windows tile x
     (stride = kernel, no padding) no two share a pixel, and the scatter is one
-    masked copy per window offset: dx at offset (i, j) = g · (argmax is (i, j)).
+    masked copy per window offset: dx at offset (i, j) = g · (argmax is (i, j)) — unless
+    ceil_mode adds windows that hang over the edge.
     """
 
     @staticmethod
@@ -173,7 +174,8 @@ class MaxPool2d(Function):
             di, dj = which // k[1], which % k[1]
             indices = xp.maximum(top + di, 0) * w + xp.maximum(left + dj, 0)
         ctx.indices, ctx.in_hw = indices, (h, w)
-        ctx.tiles = (which, k) if s == k and p == (0, 0) else None
+        tiles = s == k and p == (0, 0) and ho * k[0] <= h and wo * k[1] <= w   # ceil_mode may
+        ctx.tiles = (which, k) if tiles else None       # add windows hanging over the edge
         return best, indices
         # END SOLUTION
 
