@@ -6,10 +6,11 @@
 Each section is a function registered in ``SECTIONS`` (name -> function); it
 returns table rows made by ``compare``. A row times the minicnn call and the
 PyTorch call alternately (the fastest of ``repeat`` runs each, after a warm-up:
-load on a shared machine comes in bursts that can halve the speed of a whole run,
-and the fastest run is the least disturbed one) and reports the ratio and, when the FLOP count is
-known, the GFLOP/s achieved and its share of this machine's float32 matmul
-rate (measured first: the ceiling for any op built on one BLAS matmul).
+load on a shared machine comes in bursts that can halve the speed of a whole
+run, and the fastest run is the least disturbed one) and reports the ratio and,
+when the FLOP count is known, the GFLOP/s achieved and its share of this
+machine's float32 matmul rate (measured first: the ceiling for any op built on
+one BLAS matmul).
 PyTorch is optional and imported only here, inside functions.
 """
 import importlib
@@ -61,9 +62,7 @@ def compare(label, ours, theirs=None, flops=None, repeat=5):
     times = {id(f): [] for f in fns}
     for _ in range(repeat):  # alternate, so both see the same load
         for f in fns:
-            t0 = time.perf_counter()
-            f()
-            times[id(f)].append(1e3 * (time.perf_counter() - t0))
+            times[id(f)].append(_fastest_ms(f, 1))
     ms = min(times[id(ours)])
     torch_ms = min(times[id(theirs)]) if theirs is not None else None
     return dict(label=label, ms=ms, torch_ms=torch_ms, flops=flops)

@@ -2,6 +2,8 @@
 
     minicnn bench --only fashion_net_epoch,imagenet_models
 """
+import itertools
+
 import numpy as np
 
 from . import models, ops
@@ -49,32 +51,28 @@ def bench_fashion_epoch(repeat):
     batches = _fashion_batches(batch, STEPS, rng)
     model = models.fashion_net()
     opt = Adam(list(model.parameters()), lr=1e-3)
-    ours_at = [0]                  # where in the batches each side's next run starts
+    our_batches = itertools.cycle(batches)      # each run goes on where the last stopped
 
     def ours():
-        for k in range(ours_at[0], ours_at[0] + CHUNK):
-            x, y = batches[k % STEPS]
+        for x, y in itertools.islice(our_batches, CHUNK):
             loss = ops.cross_entropy(model(Tensor(x)), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
-        ours_at[0] += CHUNK
 
     theirs = None
     if torch is not None:
         net = torch_small_vgg(model).train()
         topt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        tbatches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
-        theirs_at = [0]
+        their_batches = itertools.cycle([(torch.from_numpy(x), torch.from_numpy(y))
+                                         for x, y in batches])
 
         def theirs():
-            for k in range(theirs_at[0], theirs_at[0] + CHUNK):
-                tx, ty = tbatches[k % STEPS]
+            for tx, ty in itertools.islice(their_batches, CHUNK):
                 loss = torch.nn.functional.cross_entropy(net(tx), ty)
                 topt.zero_grad()
                 loss.backward()
                 topt.step()
-            theirs_at[0] += CHUNK
 
     row = compare(f"fashion_net epoch (60k, from {CHUNK}-step runs)", ours, theirs,
                   repeat=2 * repeat)

@@ -24,7 +24,7 @@ class ReLU(Function):
     def forward(ctx, x):
         y = x.copy(order="K")           # x's memory order; a compact copy of a strided view
         ctx.active = y > 0
-        y *= ctx.active                 # in place: half the time of x * (x > 0) here
+        y *= ctx.active                 # in place: about half the time of x * (x > 0)
         return y
 
     @staticmethod
