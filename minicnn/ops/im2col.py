@@ -176,12 +176,12 @@ class PaddedRows:
         else:
             frames = N * self.height * self.width
             self.rows = xp.zeros((C, frames + ph * self.width + pw), dtype=x.dtype)
-            self._frames(self.rows, C)[:, :, ph:, pw:] = x_cf
+            self._frames(self.rows)[:, :, ph:, pw:] = x_cf
 
-    def _frames(self, rows, channels):
+    def _frames(self, rows):
         """The (channels, N, Hq, Wq) frames at the start of a rows-shaped array."""
         frames = self.batch * self.height * self.width
-        return rows[:, :frames].reshape(channels, self.batch, self.height, self.width)
+        return rows[:, :frames].reshape(-1, self.batch, self.height, self.width)
 
     def out_hw(self, kh, kw):
         """(Ho, Wo) of a stride-1 kh×kw convolution of the padded x."""
@@ -223,15 +223,15 @@ class PaddedRows:
         """y: (N, F, Ho, Wo) -> (F, len): y at the flat positions of its pixels, zeros at the
         dropped positions (so that they add nothing to dW)."""
         xp = get_array_module(y)
-        N, F, Ho, Wo = y.shape
+        _, F, Ho, Wo = y.shape
         grid = xp.zeros((F, self.rows.shape[1]), dtype=y.dtype)
-        self._frames(grid, F)[:, :, :Ho, :Wo] = y.transpose(1, 0, 2, 3)
+        self._frames(grid)[:, :, :Ho, :Wo] = y.transpose(1, 0, 2, 3)
         return grid
 
     def off_grid(self, y_rows, kh, kw):
         """(F, len) -> the valid (N, F, Ho, Wo) outputs, as a view."""
         Ho, Wo = self.out_hw(kh, kw)
-        return self._frames(y_rows, y_rows.shape[0])[:, :, :Ho, :Wo].transpose(1, 0, 2, 3)
+        return self._frames(y_rows)[:, :, :Ho, :Wo].transpose(1, 0, 2, 3)
 
 
 def uses_blocks(x_shape, w_shape, stride, padding, groups):
