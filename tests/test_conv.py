@@ -323,7 +323,7 @@ def blocked_road(monkeypatch):
             and padding[0] < w_shape[2] and padding[1] < w_shape[3] \
             and not im2col.is_depthwise(w_shape, groups)
     monkeypatch.setattr(im2col, "uses_blocks", always)
-    monkeypatch.setattr(im2col, "BLOCK_BYTES", 7 * 8 * 40)     # 40 float64 columns of 7 rows
+    monkeypatch.setattr(im2col, "BLOCK_BYTES", 7 * 8 * 40)     # a few float64 columns per block
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-4), (np.float64, 1e-12)])
@@ -351,32 +351,85 @@ def test_blocked_road_gradients_match_finite_differences(blocked_road, backend_n
     assert report.ok, report
 
 
-def test_padded_rows_columns_are_the_im2col_columns(rng):
+@pytest.mark.parametrize("xs,ws,p,g", BLOCKED_CASES)
+def test_both_gradients_from_the_blocks_of_g_columns(blocked_road, monkeypatch, backend_name,
+                                                     rng, xs, ws, p, g):
+    """blocked_grads makes dW from the columns of g that dx is made of (x's own columns are
+    never built); blocked_weight_grad makes it from x's: all equal the general road's col2im(Wᵀ ⋅ g) and g ⋅ im2col(x)ᵀ, and a
+    conv2d whose x and w both need gradients takes it."""
+    from minicnn.ops import im2col
+    pp = (p, p) if isinstance(p, int) else p
+    x, w = draw(rng, xs, ws)
+    y_shape = conv2d_naive(x, w, None, 1, pp, g).shape
+    gy = rng.standard_normal(y_shape)
+    gy_rows = np.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(g, ws[0] // g, -1)
+    w_t = w.reshape(g, ws[0] // g, -1).transpose(0, 2, 1)
+    dx_ref = im2col.col2im(np.matmul(w_t, gy_rows).reshape(-1, *y_shape[:1], *y_shape[2:]),
+                           xs, ws[2], ws[3], (1, 1), pp)
+    dw_ref = im2col.weight_grad(gy, im2col.im2col(x, ws[2], ws[3], (1, 1), pp), ws, (1, 1), g)
+
+    w_flip, _ = im2col._flipped(on(backend_name, w), pp, g)
+    dx, dw = im2col.blocked_grads(im2col.filter_major(on(backend_name, gy)), w_flip,
+                                  im2col.PaddedRows(on(backend_name, x), pp), g)
+    np.testing.assert_allclose(to_numpy(dx), dx_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(dw), dw_ref, rtol=1e-12, atol=1e-12)
+    # dW alone (x needs no gradient) rebuilds the columns of x instead
+    dw = im2col.weight_grad(on(backend_name, gy), im2col.PaddedRows(on(backend_name, x), pp),
+                            ws, (1, 1), g)
+    np.testing.assert_allclose(to_numpy(dw), dw_ref, rtol=1e-12, atol=1e-12)
+
+    taken, real = [], im2col.blocked_grads
+    monkeypatch.setattr(im2col, "blocked_grads", lambda *a: taken.append(1) or real(*a))
+    xt = Tensor(on(backend_name, x), requires_grad=True)
+    wt = Tensor(on(backend_name, w), requires_grad=True)
+    conv2d(xt, wt, None, 1, p, g).backward(on(backend_name, gy))
+    assert taken, "conv2d's backward did not take blocked_grads"
+    np.testing.assert_allclose(to_numpy(xt.grad), dx_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(wt.grad), dw_ref, rtol=1e-12, atol=1e-12)
+
+
+def _all_columns(rows, kh, kw):
+    """im2col's (C·kh·kw, count) columns put together from ``PaddedRows.blocks``: kernel
+    row u's columns of a block are the block's copy shifted by u·Wq."""
+    c = rows.rows.shape[0]
+    parts = []
+    for start, stop, blk in rows.blocks(kh, kw):
+        assert blk.shape == (c * kw, stop - start + (kh - 1) * rows.width)
+        blk = blk.reshape(c, kw, -1)
+        parts.append(np.stack([blk[:, :, u * rows.width:u * rows.width + stop - start]
+                               for u in range(kh)], axis=1))
+    return np.concatenate(parts, axis=3).reshape(c * kh * kw, -1)
+
+
+def test_padded_rows_columns_are_the_im2col_columns(monkeypatch, rng):
     """rows[c, q + u·Wq + v] at the flat index q = n·Hq·Wq + i·Wq + j of every valid output
     pixel (i < Ho, j < Wo) is im2col's entry — neighbouring rows and images share their
-    zero padding — and block by block all columns are there."""
-    from minicnn.ops.im2col import PaddedRows, im2col
+    zero padding — and block by block (small blocks, the last one ragged) all columns are
+    there."""
+    from minicnn.ops import im2col
+    from minicnn.ops.im2col import PaddedRows
+    monkeypatch.setattr(im2col, "BLOCK_BYTES", 2 * 4 * 8 * 40)   # blocks of 40 − 2·Wq columns
     n, c, h, w, kh, kw, p = 3, 2, 6, 7, 3, 4, (1, 2)
     x = rng.standard_normal((n, c, h, w))
     rows = PaddedRows(x, p)
     hq, wq = h + p[0], w + p[1]                                 # one frame per image
     ho, wo = h + 2 * p[0] - kh + 1, w + 2 * p[1] - kw + 1
     assert rows.rows.shape == (c, n * hq * wq + p[0] * wq + p[1])
-    cols = np.concatenate([blk for _, _, blk in rows.blocks(kh, kw)], axis=1)
+    assert len(list(rows.blocks(kh, kw))) > 3
+    cols = _all_columns(rows, kh, kw)
     assert cols.shape == (c * kh * kw, rows.count(kh, kw))
     cols = np.pad(cols, ((0, 0), (0, n * hq * wq - cols.shape[1])))
     valid = cols.reshape(c * kh * kw, n, hq, wq)[:, :, :ho, :wo]
-    np.testing.assert_array_equal(valid, im2col(x, kh, kw, (1, 1), p))
+    np.testing.assert_array_equal(valid, im2col.im2col(x, kh, kw, (1, 1), p))
     # the forward keeps the padded input only: kh·kw times smaller than the columns
     assert rows.rows.size < x.size * 2 < cols.size
     # no padding and channel-first memory (a conv's output): the rows are x itself
     x_cf = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
     assert np.shares_memory(PaddedRows(x_cf, (0, 0)).rows, x_cf)
-    blocks = PaddedRows(x_cf, (0, 0)).blocks(kh, kw)
-    cols = np.concatenate([blk for _, _, blk in blocks], axis=1)
+    cols = _all_columns(PaddedRows(x_cf, (0, 0)), kh, kw)
     cols = np.pad(cols, ((0, 0), (0, n * h * w - cols.shape[1])))
     np.testing.assert_array_equal(cols.reshape(c * kh * kw, n, h, w)[:, :, :h - kh + 1, :w - kw + 1],
-                                  im2col(x, kh, kw, (1, 1), (0, 0)))
+                                  im2col.im2col(x, kh, kw, (1, 1), (0, 0)))
 
 
 @pytest.mark.parametrize("xs,ws,s,p,g,blocked", [

@@ -12,7 +12,8 @@ import numpy as np
 from ..autograd import Function
 from ..backend import to_numpy
 from ._util import check_float, check_ndim, pair, shape_of
-from .im2col import apply_filters, filter_major, input_grad, out_size, unfold, weight_grad
+from .im2col import (apply_filters, filter_major, input_and_weight_grad, input_grad, out_size,
+                     unfold, weight_grad)
 
 __all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d",
            "conv2d_naive", "conv_transpose2d_naive"]
@@ -44,8 +45,10 @@ class Conv2d(Function):
     Memory trade-off: where dW will be needed (w requires a gradient) ctx keeps what
     ``unfold`` made. On the general road that is the columns, kh·kw times the input (115 MB
     for a 64-channel 224×224 float32 layer), so that dW needs no second im2col. On the
-    blocked stride-1 road (see ops/im2col.py) it is only the padded input: the columns are
-    rebuilt block by block for dW, which costs one more copy but never holds them all.
+    blocked stride-1 road (see ops/im2col.py) it is only the padded input, and the columns
+    are never all held: where dx is needed too, dW comes from the blocks of g's columns that
+    dx is made of (``blocked_grads``: the pairs g·x of dW meet there as well); otherwise x's
+    columns are rebuilt for dW one block at a time.
     A frozen network explained by its input gradient keeps nothing but w.
     """
 
@@ -53,9 +56,7 @@ class Conv2d(Function):
     def forward(ctx, x, w, b=None, *, stride=(1, 1), padding=(0, 0), groups=1):
         # BEGIN SOLUTION
         x_cols = unfold(x, w.shape, stride, padding, groups)
-        y = apply_filters(x_cols, w, stride, groups)
-        if b is not None:
-            y += b.reshape(1, -1, 1, 1)   # y is a fresh array: adding in place is safe
+        y = apply_filters(x_cols, w, stride, groups, b)     # W ⋅ cols + b
         needs = ctx.needs_input_grad
         ctx.w = w if needs[0] else None
         ctx.x_cols = x_cols if needs[1] else None
@@ -70,9 +71,12 @@ class Conv2d(Function):
         needs = ctx.needs_input_grad
         dx = dw = db = None
         g = filter_major(g)        # one copy at most, shared by both matmuls
-        if needs[0]:
+        if needs[0] and needs[1]:  # together: stride 1 shares the blocks of g's columns
+            dx, dw = input_and_weight_grad(g, ctx.w, ctx.x_cols, ctx.x_shape, ctx.stride,
+                                           ctx.padding, ctx.groups)
+        elif needs[0]:
             dx = input_grad(g, ctx.w, ctx.x_shape, ctx.stride, ctx.padding, ctx.groups)
-        if needs[1]:
+        elif needs[1]:
             dw = weight_grad(g, ctx.x_cols, ctx.w_shape, ctx.stride, ctx.groups)
         if needs[2]:
             db = g.sum(axis=(0, 2, 3))

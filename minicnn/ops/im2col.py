@@ -26,7 +26,7 @@ The four functions below are all a convolution needs, and they serve both
 directions (conv_transpose2d is conv2d with forward and input-gradient swapped):
 
     unfold(x)                 x -> cols (x_pad when depthwise, PaddedRows on the blocked road)
-    apply_filters(cols, w)    cols -> y            (conv2d forward)
+    apply_filters(cols, w, b) cols -> y            (conv2d forward)
     input_grad(g, w)          g -> dx              (conv2d backward; conv_transpose2d forward)
     weight_grad(g, cols)      (g, cols) -> dw      (both backwards)
 
@@ -193,31 +193,38 @@ class PaddedRows:
         Ho, Wo = self.out_hw(kh, kw)
         return (self.batch - 1) * self.height * self.width + (Ho - 1) * self.width + Wo
 
-    def columns(self, kh, kw, start, stop):
-        """cols[(c, u, v), start:stop] as a (C, kh, kw, stop − start) view of ``rows``."""
+    def columns(self, kw, start, stop):
+        """Kernel row 0's columns, cols[(c, 0, v), start:stop], as a (C, kw, stop − start) view.
+
+        Kernel row u reads the same entries u·Wq positions on: cols[(c, u, v), q] =
+        rows[c, q + u·Wq + v] = cols[(c, 0, v), q + u·Wq].
+        """
         xp = get_array_module(self.rows)
         rows = self.rows[:, start:]
         step_c, step_q = rows.strides
         return xp.lib.stride_tricks.as_strided(
-            rows, shape=(rows.shape[0], kh, kw, stop - start),
-            strides=(step_c, self.width * step_q, step_q, step_q))
+            rows, shape=(rows.shape[0], kw, stop - start), strides=(step_c, step_q, step_q))
 
     def blocks(self, kh, kw):
         """(start, stop, cols) for consecutive blocks of about BLOCK_BYTES of columns.
 
-        Every block is copied into the same buffer (C·kh·kw, block): it stays in the
-        cache for the matmul that uses it, and the next block overwrites it.
+        cols: (C·kw, stop − start + (kh − 1)·Wq), kernel row 0's columns from ``start`` on,
+        reaching kh − 1 image rows past the block, so that cols[:, u·Wq : u·Wq + stop − start]
+        are kernel row u's columns of the block: kh times fewer rows to copy than im2col's.
+        Every block is copied into the same buffer: it stays in the cache for the matmuls
+        that use it, and the next block overwrites it.
         """
         xp = get_array_module(self.rows)
         C = self.rows.shape[0]
         count = self.count(kh, kw)
-        size = max(1, min(count, BLOCK_BYTES // (C * kh * kw * self.rows.itemsize)))
-        buffer = xp.empty(C * kh * kw * size, dtype=self.rows.dtype)
+        reach = (kh - 1) * self.width
+        size = max(1, min(count, BLOCK_BYTES // (C * kw * self.rows.itemsize) - reach))
+        buffer = xp.empty(C * kw * (size + reach), dtype=self.rows.dtype)
         for start in range(0, count, size):
             stop = min(start + size, count)
-            cols = buffer[:C * kh * kw * (stop - start)].reshape(C, kh, kw, stop - start)
-            xp.copyto(cols, self.columns(kh, kw, start, stop))      # the one copy
-            yield start, stop, cols.reshape(C * kh * kw, stop - start)
+            cols = buffer[:C * kw * (stop - start + reach)].reshape(C, kw, -1)
+            xp.copyto(cols, self.columns(kw, start, stop + reach))      # the one copy
+            yield start, stop, cols.reshape(C * kw, -1)
 
     def on_grid(self, y):
         """y: (N, F, Ho, Wo) -> (F, len): y at the flat positions of its pixels, zeros at the
@@ -256,34 +263,62 @@ def uses_blocks(x_shape, w_shape, stride, padding, groups):
             and ph < kh and pw < kw and 64 <= Cg * kh * kw <= 1152 and frame <= 1.2 * Ho * Wo)
 
 
-def blocked_filters(x_rows, w, groups):
-    """y = W ⋅ cols, one block of columns at a time: (N, F, Ho, Wo) as a view.
+def _by_kernel_row(w, groups):
+    """w: (F, C/G, kh, kw) -> (G, kh·F/G, C/G·kw): the filters' kernel rows stacked, row u
+    of every filter in the u-th F/G rows, to multiply kernel row 0's columns (``blocks``)."""
+    F, Cg, kh, kw = w.shape
+    G = groups
+    return w.reshape(G, F // G, Cg, kh, kw).transpose(0, 3, 1, 2, 4).reshape(G, kh * F // G, Cg * kw)
 
-    y is computed at every flat position of the frames, (F, len(rows)); the positions
-    after the last valid pixel are never written, and ``off_grid`` drops them with the
-    rest of the waste.
+
+def _add_kernel_rows(z, out, kh, width):
+    """out = Σ_u z[:, u-th group of out's rows, u·width : u·width + out's columns]: each kernel
+    row's products, read u image rows later (where kernel row u's columns are)."""
+    xp = get_array_module(z)
+    F, n = out.shape[1:]
+    xp.add(z[:, :F, :n], z[:, F:2 * F, width:width + n], out=out)   # kh ≥ 2 on this road
+    for u in range(2, kh):
+        out += z[:, u * F:(u + 1) * F, u * width:u * width + n]
+
+
+def blocked_filters(x_rows, w, groups, b=None):
+    """y = W ⋅ cols (+ b), one block of columns at a time: (N, F, Ho, Wo) as a view.
+
+    Per block, Z = W_rows ⋅ cols with the filters' kernel rows stacked (``_by_kernel_row``)
+    and cols kernel row 0's columns (``PaddedRows.blocks``); then y[f, q] = Σ_u Z[(u, f),
+    q + u·Wq], the same sum over (c, u, v) as W ⋅ im2col(x). y is computed at every flat
+    position of the frames, (F, len(rows)); the positions after the last valid pixel are
+    never written, and ``off_grid`` drops them with the rest of the waste. The bias is
+    added to each block while it is in the cache.
     """
     xp = get_array_module(x_rows.rows, w)
     F, Cg, kh, kw = w.shape
     G = groups
-    w_g = w.reshape(G, F // G, Cg * kh * kw)
+    w_rows = _by_kernel_row(w, G)
     y = xp.empty((G, F // G, x_rows.rows.shape[1]), dtype=xp.result_type(x_rows.rows, w))
     for start, stop, cols in x_rows.blocks(kh, kw):
-        xp.matmul(w_g, cols.reshape(G, Cg * kh * kw, -1), out=y[..., start:stop])
+        z = xp.matmul(w_rows, cols.reshape(G, Cg * kw, -1))
+        _add_kernel_rows(z, y[..., start:stop], kh, x_rows.width)
+        if b is not None:
+            y[..., start:stop] += b.reshape(G, F // G, 1)
     return x_rows.off_grid(y.reshape(F, -1), kh, kw)
 
 
 def blocked_weight_grad(g, x_rows, w_shape, groups):
-    """dW = g ⋅ colsᵀ summed block by block (the columns rebuilt from x_rows)."""
+    """dW = g ⋅ colsᵀ summed block by block (the columns rebuilt from x_rows), one kernel
+    row u at a time: dW[:, :, u, :] from the block's columns shifted by u·Wq."""
     xp = get_array_module(g, x_rows.rows)
     F, Cg, kh, kw = w_shape
     G = groups
     g_rows = x_rows.on_grid(g).reshape(G, F // G, -1)
-    dw_t = xp.zeros((G, Cg * kh * kw, F // G), dtype=xp.result_type(g, x_rows.rows))
+    dw_t = xp.zeros((G, kh, Cg * kw, F // G), dtype=xp.result_type(g, x_rows.rows))
     for start, stop, cols in x_rows.blocks(kh, kw):
-        dw_t += xp.matmul(cols.reshape(G, Cg * kh * kw, -1),
-                          g_rows[..., start:stop].transpose(0, 2, 1))
-    return dw_t.transpose(0, 2, 1).reshape(w_shape)
+        cols = cols.reshape(G, Cg * kw, -1)
+        g_t = g_rows[..., start:stop].transpose(0, 2, 1)
+        for u in range(kh):
+            dw_t[:, u] += xp.matmul(cols[..., u * x_rows.width:u * x_rows.width + stop - start], g_t)
+    # dw_t[g, u, (c, v), f] -> dw[f, c, u, v]
+    return dw_t.reshape(G, kh, Cg, kw, F // G).transpose(0, 4, 2, 1, 3).reshape(w_shape)
 
 
 # ----------------------------------------------------------- the four operations
@@ -298,8 +333,8 @@ def unfold(x, w_shape, stride, padding, groups):
     return im2col(x, w_shape[2], w_shape[3], stride, padding)
 
 
-def apply_filters(cols, w, stride, groups):
-    """y = W ⋆ x from ``unfold``'s result: (N, F, Ho, Wo). One (batched) matmul."""
+def apply_filters(cols, w, stride, groups, b=None):
+    """y = W ⋆ x (+ b) from ``unfold``'s result: (N, F, Ho, Wo). One (batched) matmul."""
     xp = get_array_module(cols, w)
     F, Cg, kh, kw = w.shape
     G = groups
@@ -311,11 +346,16 @@ def apply_filters(cols, w, stride, groups):
         y = xp.zeros((N, G, F // G, Ho, Wo), dtype=xp.result_type(x_pad, w))
         for u, v, xs in _windows(x_pad, kh, kw, stride, Ho, Wo):
             y += xp.einsum("gfc,ngchw->ngfhw", w5[..., u, v], xs.reshape(N, G, Cg, Ho, Wo))
-        return y.reshape(N, F, Ho, Wo)
+        y = y.reshape(N, F, Ho, Wo)
+        if b is not None:
+            y += b.reshape(1, F, 1, 1)
+        return y
     if isinstance(cols, PaddedRows):
-        return blocked_filters(cols, w, G)
+        return blocked_filters(cols, w, G, b)
     _, N, Ho, Wo = cols.shape
     y = xp.matmul(w.reshape(G, F // G, Cg * kh * kw), cols.reshape(G, Cg * kh * kw, N * Ho * Wo))
+    if b is not None:
+        y += b.reshape(G, F // G, 1)     # one contiguous row per filter
     return y.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)   # a view: no copy back to NCHW
 
 
@@ -334,10 +374,7 @@ def input_grad(g, w, x_shape, stride, padding, groups):
         for u, v, window in _windows(dx_pad, kh, kw, stride, Ho, Wo):
             window += xp.einsum("gfc,ngfhw->ngchw", w5[..., u, v], g5).reshape(N, C, Ho, Wo)
         return dx_pad[:, :, ph:ph + H, pw:pw + W]
-    ph, pw = padding
-    # the flipped-kernel path builds columns of g (F·kh·kw rows), col2im's are C·kh·kw rows:
-    # take it unless g has many more channels than x (a first layer, C = 1 or 3)
-    if tuple(stride) == (1, 1) and ph <= kh - 1 and pw <= kw - 1 and F <= 2 * x_shape[1]:
+    if _flips_kernel(w.shape, x_shape, stride, padding):
         return _input_grad_stride1(g, w, padding, G)
     w_t = w.reshape(G, F // G, Cg * kh * kw).transpose(0, 2, 1)   # (G, C/G·kh·kw, F/G)
     g_cols = xp.matmul(w_t, _rows(g, G))                            # (G, C/G·kh·kw, N·Ho·Wo)
@@ -355,12 +392,27 @@ def _input_grad_stride1(g, w, padding, groups):
     Wᵀ ⋅ g followed by kh·kw overlapping col2im additions (the same numbers, fewer passes
     over memory).
     """
+    w_flip, pad = _flipped(w, padding, groups)
+    return apply_filters(unfold(g, w_flip.shape, (1, 1), pad, groups), w_flip, (1, 1), groups)
+
+
+def _flips_kernel(w_shape, x_shape, stride, padding):
+    """Whether input_grad takes the flipped-kernel road: stride 1, p ≤ k − 1, and g not much
+    wider than x (its columns have F·kh·kw rows, col2im's C·kh·kw: a first layer on C = 1
+    or 3 channels is better served by col2im)."""
+    F, _, kh, kw = w_shape
+    return (tuple(stride) == (1, 1) and padding[0] <= kh - 1 and padding[1] <= kw - 1
+            and F <= 2 * x_shape[1])
+
+
+def _flipped(w, padding, groups):
+    """The kernel of the full convolution that is dx, and the padding of g it needs:
+    w_flip[c, f, u, v] = w[f, c, kh−1−u, kw−1−v] within each group, (kh−1−ph, kw−1−pw)."""
     F, Cg, kh, kw = w.shape
     G = groups
     w_flip = (w.reshape(G, F // G, Cg, kh, kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
               .reshape(G * Cg, F // G, kh, kw))                     # (C, F/G, kh, kw)
-    pad = (kh - 1 - padding[0], kw - 1 - padding[1])
-    return apply_filters(unfold(g, w_flip.shape, (1, 1), pad, G), w_flip, (1, 1), G)
+    return w_flip, (kh - 1 - padding[0], kw - 1 - padding[1])
 
 
 def weight_grad(g, cols, w_shape, stride, groups):
@@ -381,3 +433,51 @@ def weight_grad(g, cols, w_shape, stride, groups):
     cols = cols.reshape(G, Cg * kh * kw, N * Ho * Wo)
     dw_t = xp.matmul(cols, _rows(g, G).transpose(0, 2, 1))   # dWᵀ = cols ⋅ gᵀ: BLAS is faster
     return dw_t.transpose(0, 2, 1).reshape(w_shape)          # this way round than g ⋅ colsᵀ
+
+
+def input_and_weight_grad(g, w, cols, x_shape, stride, padding, groups):
+    """(dx, dW) = (``input_grad``, ``weight_grad``), in one pass over the blocks of g's
+    columns where both take the blocked road (``blocked_grads``)."""
+    if isinstance(cols, PaddedRows) and _flips_kernel(w.shape, x_shape, stride, padding):
+        w_flip, pad = _flipped(w, padding, groups)
+        if uses_blocks(g.shape, w_flip.shape, (1, 1), pad, groups):
+            return blocked_grads(g, w_flip, cols, groups)
+    return (input_grad(g, w, x_shape, stride, padding, groups),
+            weight_grad(g, cols, w.shape, stride, groups))
+
+
+def blocked_grads(g, w_flip, x_rows, groups):
+    """dx and dW of a stride-1 convolution from the same blocks of g's columns.
+
+    dx is the full convolution of g with the flipped kernel (``_input_grad_stride1``): g is
+    padded by (kh−1−ph, kw−1−pw) into ``PaddedRows`` whose frames, Ho + kh−1−ph = H + ph
+    rows by W + pw columns, are x's frames; dx = W_flip ⋅ gcols at dx's flat index p. x's
+    own rows read from ph·Wq + pw on put x[c] at those same flat indices (x_grid, a view,
+    zero between the pixels), so the pairs g[n, f, h + ph − u, w + pw − v] · x[n, c, h, w]
+    that make dW[f, c, u, v] meet in one column of g, at row (f, kh−1−u, kw−1−v):
+
+        dW[f, c, u, v] = Σ_p gcols[(f, kh−1−u, kw−1−v), p] · x_grid[c, p]
+
+    Each block of gcols (kernel row 0's, see ``blocked_filters``), still in the cache, is
+    multiplied for dx and for every kernel row of dW, and x's columns are never built.
+    """
+    xp = get_array_module(g, w_flip, x_rows.rows)
+    C, Fg, kh, kw = w_flip.shape
+    G = groups
+    ph, pw = x_rows.padding
+    width = x_rows.width
+    g_rows = PaddedRows(g, (kh - 1 - ph, kw - 1 - pw))
+    x_grid = x_rows.rows[:, ph * width + pw:].reshape(G, C // G, -1)
+    w_rows = _by_kernel_row(w_flip, G)
+    dtype = xp.result_type(g, w_flip, x_rows.rows)
+    dx = xp.empty((G, C // G, g_rows.rows.shape[1]), dtype=dtype)
+    dw_t = xp.zeros((G, kh, Fg * kw, C // G), dtype=dtype)    # [u', (f, v'), c]
+    for start, stop, cols in g_rows.blocks(kh, kw):
+        cols = cols.reshape(G, Fg * kw, -1)
+        _add_kernel_rows(xp.matmul(w_rows, cols), dx[..., start:stop], kh, width)
+        x_t = x_grid[..., start:stop].transpose(0, 2, 1)
+        for u in range(kh):
+            dw_t[:, u] += xp.matmul(cols[..., u * width:u * width + stop - start], x_t)
+    # dw_t[g, u', (f, v'), c] -> dw[f, c, kh−1−u', kw−1−v']
+    dw = dw_t.reshape(G, kh, Fg, kw, C // G)[:, ::-1, :, ::-1].transpose(0, 2, 4, 1, 3)
+    return g_rows.off_grid(dx.reshape(C, -1), kh, kw), dw.reshape(G * Fg, C // G, kh, kw)
