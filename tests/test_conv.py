@@ -283,7 +283,8 @@ def test_stride1_input_gradient_is_a_full_convolution_with_the_flipped_kernel(n,
 def test_padding_and_pool_gradients_keep_the_filter_first_memory_order(rng):
     """conv2d outputs are (N, F, H, W) views of (F, N, H, W) memory; the zero-padded copy
     the next conv makes and max-pool's input gradient keep that order (values unchanged),
-    so the passes over them read and write memory in the same order."""
+    whatever order max-pool's output gradient comes in, so the passes over them read and
+    write memory in the same order."""
     from minicnn.ops.im2col import pad_hw
     from minicnn.ops.pool import max_pool2d
     x = rng.standard_normal((3, 4, 6, 6)).astype(np.float32)
@@ -300,6 +301,17 @@ def test_padding_and_pool_gradients_keep_the_filter_first_memory_order(rng):
     t2 = Tensor(x, requires_grad=True)
     max_pool2d(t2, 2).backward(np.ascontiguousarray(g.transpose(1, 0, 2, 3)))
     np.testing.assert_array_equal(t.grad, t2.grad)
+    assert t2.grad.flags.c_contiguous
+    # the gradient follows x's order, not g's: an NCHW g (a Linear's, reshaped) into a
+    # conv's filter-first output, and the other way round
+    t3 = Tensor(x_fm, requires_grad=True)
+    max_pool2d(t3, 2).backward(np.ascontiguousarray(g.transpose(1, 0, 2, 3)))
+    assert t3.grad.transpose(1, 0, 2, 3).flags.c_contiguous
+    np.testing.assert_array_equal(t3.grad, t2.grad)
+    t4 = Tensor(x, requires_grad=True)
+    max_pool2d(t4, 2).backward(g.transpose(1, 0, 2, 3))
+    assert t4.grad.flags.c_contiguous
+    np.testing.assert_array_equal(t4.grad, t2.grad)
 
 
 # ------------------------------------------------- stride 1: the blocked road

@@ -48,8 +48,12 @@ def unbroadcast(g, shape):
     return g.sum(axis=axes, keepdims=True) if axes else g
 
 
-def zeros_nchw_like(a, shape):
-    """Zeros of ``shape`` (N, C, H, W), ``a``'s dtype, stored in ``a``'s axis order.
+def _filter_first(a):
+    return a.ndim == 4 and a.strides[1] > a.strides[0]
+
+
+def zeros_nchw_like(a, shape, dtype=None):
+    """Zeros of ``shape`` (N, C, H, W), ``a``'s dtype (or ``dtype``), stored in ``a``'s axis order.
 
     conv2d returns its output as an (N, F, H, W) view of filter-first (F, N, H, W) memory
     (see ops/im2col.py), and so are the elementwise results made from it. A pass that
@@ -57,7 +61,19 @@ def zeros_nchw_like(a, shape):
     times slower, so padded copies and gradients are allocated to match.
     """
     xp = get_array_module(a)
-    if a.ndim == 4 and a.strides[1] > a.strides[0]:      # filter-first memory
+    dtype = a.dtype if dtype is None else dtype
+    if _filter_first(a):
         n, c = shape[:2]
-        return xp.zeros((c, n) + tuple(shape[2:]), dtype=a.dtype).transpose(1, 0, 2, 3)
-    return xp.zeros(shape, dtype=a.dtype)
+        return xp.zeros((c, n) + tuple(shape[2:]), dtype=dtype).transpose(1, 0, 2, 3)
+    return xp.zeros(shape, dtype=dtype)
+
+
+def in_order_of(a, ref):
+    """``a`` (N, C, H, W), copied into ``ref``'s axis order (NCHW or filter-first) if it is
+    stored the other way; ``a`` itself otherwise."""
+    xp = get_array_module(a)
+    if _filter_first(a) == _filter_first(ref):
+        return a
+    if _filter_first(ref):
+        return xp.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    return xp.ascontiguousarray(a)

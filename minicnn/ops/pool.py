@@ -21,7 +21,8 @@ indices: ``pool_select`` gathers at them, ``max_unpool2d`` scatters to them
 """
 from ..autograd import Function
 from ..backend import get_array_module
-from ._util import check_float, check_ndim, data_of, pair, shape_of, zeros_nchw_like
+from ._util import (check_float, check_ndim, data_of, in_order_of, pair, shape_of,
+                    zeros_nchw_like)
 
 __all__ = ["max_pool2d", "max_unpool2d", "avg_pool2d", "adaptive_avg_pool2d",
            "global_avg_pool2d", "pool_select", "max_pool2d_naive", "pool_output_size",
@@ -189,7 +190,8 @@ class MaxPool2d(Function):
         which, k = ctx.tiles
         xp = get_array_module(g)
         n, c, ho, wo = g.shape
-        dx = zeros_nchw_like(g, (n, c) + ctx.in_hw)         # in g's memory order
+        g = in_order_of(g, which)          # dx, g and which all in x's memory order
+        dx = zeros_nchw_like(which, (n, c) + ctx.in_hw, dtype=g.dtype)
         for i, j, window in _windows(dx, k, k, (ho, wo)):
             xp.multiply(g, which == i * k[1] + j, out=window)
         return dx
