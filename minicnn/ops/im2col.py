@@ -37,14 +37,19 @@ The input is padded once into ``PaddedRows``: one row per channel, each image in
 of (H + ph) × (W + pw) pixels (neighbouring rows and images share their zero padding),
 read at the flat index q = n·Hq·Wq + i·Wq + j. There x_pad[n, c, i + u, j + v] =
 rows[c, q + u·Wq + v], so the column of output pixel q is rows[:, q + u·Wq + v] over
-(c, u, v), and any run of consecutive columns is one strided view. The columns are then
-built and multiplied one block of a few MB at a time (``blocked_filters``), each block
-reused from the cache by its matmul, instead of writing the whole kh·kw-times-the-input
-matrix to memory and reading it back; dW (``blocked_weight_grad``) rebuilds the blocks
-from the rows that the forward kept (kh·kw times less memory than the columns). The
-price: q also runs over the positions between valid pixels (windows that straddle two
-rows or two images); those outputs are computed and dropped, (Hq·Wq)/(Ho·Wo) − 1 extra
-work (7% at 28×28 with padding 1).
+(c, u, v), and any run of consecutive columns is one strided view. Kernel row u's
+columns are kernel row 0's read u·Wq positions on, so only kernel row 0's C·kw rows are
+copied, one block of a few MB at a time reaching kh − 1 image rows past the block
+(``PaddedRows.blocks``); the filters' kernel rows are stacked into one matrix and each
+kernel row's products added back u·Wq positions on (``blocked_filters``): the sums of
+W ⋅ im2col(x), kh times less copying, each block reused from the cache by its matmul
+instead of the whole kh·kw-times-the-input matrix written to memory and read back.
+The backward runs over blocks of g's columns, which give dx (a full convolution with
+the flipped kernel) and dW alike (``blocked_grads``); dW alone rebuilds x's blocks from
+the rows the forward kept (``blocked_weight_grad``), kh·kw times less memory than the
+columns. The price: q also runs over the positions between valid pixels (windows that
+straddle two rows or two images); those outputs are computed and dropped,
+(Hq·Wq)/(Ho·Wo) − 1 extra work (7% at 28×28 with padding 1).
 
 Memory order: the product W ⋅ cols comes out filter-first, (F, N, Ho, Wo) in
 memory. conv2d returns it as an (N, F, Ho, Wo) *view* (transpose, no copy) —
