@@ -211,7 +211,8 @@ class PaddedRows:
             rows, shape=(rows.shape[0], kw, stop - start), strides=(step_c, step_q, step_q))
 
     def blocks(self, kh, kw):
-        """(start, stop, cols) for consecutive blocks of about BLOCK_BYTES of columns.
+        """(start, stop, cols) for consecutive blocks of at most BLOCK_BYTES of columns, all
+        about the same size (a short last block would multiply slowly).
 
         cols: (C·kw, stop − start + (kh − 1)·Wq), kernel row 0's columns from ``start`` on,
         reaching kh − 1 image rows past the block, so that cols[:, u·Wq : u·Wq + stop − start]
@@ -224,6 +225,7 @@ class PaddedRows:
         count = self.count(kh, kw)
         reach = (kh - 1) * self.width
         size = max(1, min(count, BLOCK_BYTES // (C * kw * self.rows.itemsize) - reach))
+        size = -(-count // -(-count // size))      # as many blocks, sizes evened out
         buffer = xp.empty(C * kw * (size + reach), dtype=self.rows.dtype)
         for start in range(0, count, size):
             stop = min(start + size, count)
