@@ -162,6 +162,30 @@ def test_max_pool_backward_routes_the_gradient_to_the_argmax_only(backend_name, 
     np.testing.assert_allclose(to_numpy(x.grad), to_numpy(max_unpool2d(Tensor(g), idx, (9, 9))))
 
 
+def test_indices_are_made_only_when_asked_for_or_needed(backend_name, monkeypatch, rng):
+    """Windows that tile x: the backward needs no indices, so a plain max_pool2d (training
+    a net) makes none, and its gradient is still the one unpooling at the indices gives.
+    Overlapping windows keep them for the scatter-add. A forward that always returns them
+    still gives max_pool2d's caller a plain output."""
+    from minicnn.ops.pool import MaxPool2d
+    x0 = distinct(rng, (2, 3, 8, 8))
+    x = Tensor(on(backend_name, x0), requires_grad=True)
+    out = max_pool2d(x, 2)
+    assert isinstance(out, Tensor) and not hasattr(out.creator.ctx, "indices")
+    g = on(backend_name, rng.standard_normal(out.shape))
+    out.backward(g)
+    _, idx = max_pool2d(Tensor(on(backend_name, x0)), 2, return_indices=True)
+    np.testing.assert_array_equal(to_numpy(x.grad), to_numpy(max_unpool2d(Tensor(g), idx, (8, 8))))
+    assert hasattr(max_pool2d(x, 3, 2).creator.ctx, "indices")
+
+    real = MaxPool2d.forward
+    monkeypatch.setattr(MaxPool2d, "forward", staticmethod(
+        lambda ctx, x, return_indices, **params: real(ctx, x, return_indices=True, **params)))
+    out = max_pool2d(Tensor(on(backend_name, x0)), 2)
+    assert isinstance(out, Tensor) and out.shape == (2, 3, 4, 4)
+    np.testing.assert_array_equal(to_numpy(out), x0.reshape(2, 3, 4, 2, 4, 2).max(axis=(3, 5)))
+
+
 def test_max_pool_of_a_filter_major_view_matches_the_contiguous_input(rng):
     # conv2d returns (N, F, H, W) views of filter-first memory; pooling keeps that layout
     x = distinct(rng, (3, 4, 8, 8)).astype(np.float32)

@@ -129,7 +129,7 @@ def _check_indices(op, indices, values, hw, values_name):
 # ---------------------------------------------------------------- max pool
 
 class MaxPool2d(Function):
-    """x: (N, C, H, W) -> out: (N, C, Ho, Wo), indices: (N, C, Ho, Wo) int64.
+    """x: (N, C, H, W) -> out: (N, C, Ho, Wo), and indices: (N, C, Ho, Wo) int64 if asked.
 
     out[n, c, oh, ow]     = max of the window  x[n, c, oh·sh − ph + i, ow·sw − pw + j]
     indices[n, c, oh, ow] = flat position  h·W + w  of that maximum in x[n, c]
@@ -141,11 +141,12 @@ class MaxPool2d(Function):
     the same pixel (a scatter-add: _scatter_add). When the windows tile x
     (stride = kernel, no padding) no two share a pixel, and the scatter is one
     masked copy per window offset: dx at offset (i, j) = g · (argmax is (i, j)) — unless
-    ceil_mode adds windows that hang over the edge.
+    ceil_mode adds windows that hang over the edge. Then the backward needs no indices,
+    and they are made only if ``return_indices`` asks (int64: twice the output's size).
     """
 
     @staticmethod
-    def forward(ctx, x, kernel_size, stride, padding, ceil_mode):
+    def forward(ctx, x, kernel_size, stride, padding, ceil_mode, return_indices=True):
         xp = get_array_module(x)
         k, s, p, (ho, wo) = _pool_args("max_pool2d", x, kernel_size, stride, padding, ceil_mode)
         n, c, h, w = x.shape
@@ -165,6 +166,11 @@ class MaxPool2d(Function):
         if xp.isnan(best).any():       # maximum spread the NaN; point `which` at the last one
             for i, j, v in _windows(xpad, k, s, (ho, wo)):
                 xp.copyto(which, i * k[1] + j, where=v != v)
+        ctx.in_hw = (h, w)
+        tiles = s == k and p == (0, 0) and ho * k[0] <= h and wo * k[1] <= w   # ceil_mode may
+        ctx.tiles = (which, k) if tiles else None       # add windows hanging over the edge
+        if tiles and not return_indices:
+            return best
         # flat position in x[n, c]: (window top + i)·W + (window left + j)
         top = (xp.arange(ho, dtype=xp.int64) * s[0] - p[0])[:, None]
         left = (xp.arange(wo, dtype=xp.int64) * s[1] - p[1])[None, :]
@@ -174,10 +180,8 @@ class MaxPool2d(Function):
         else:                          # an all −inf window keeps offset (0, 0): clamp it into x
             di, dj = which // k[1], which % k[1]
             indices = xp.maximum(top + di, 0) * w + xp.maximum(left + dj, 0)
-        ctx.indices, ctx.in_hw = indices, (h, w)
-        tiles = s == k and p == (0, 0) and ho * k[0] <= h and wo * k[1] <= w   # ceil_mode may
-        ctx.tiles = (which, k) if tiles else None       # add windows hanging over the edge
-        return best, indices
+        ctx.indices = indices
+        return (best, indices) if return_indices else best
         # END SOLUTION
 
     @staticmethod
@@ -205,9 +209,11 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_i
     int or (h, w) pair. indices is a plain int64 array (N, C, Ho, Wo) of flat positions
     in each H·W input plane — feed it to ``max_unpool2d`` or ``pool_select``.
     """
-    out, indices = MaxPool2d.apply(x, kernel_size=kernel_size, stride=stride,
-                                   padding=padding, ceil_mode=ceil_mode)
-    return (out, indices) if return_indices else out
+    result = MaxPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding,
+                             ceil_mode=ceil_mode, return_indices=return_indices)
+    if return_indices or not isinstance(result, tuple):
+        return result
+    return result[0]        # a forward may return the indices although not asked for them
 
 
 def max_pool2d_naive(x, kernel_size, stride=None, padding=0, ceil_mode=False):
