@@ -448,7 +448,8 @@ def test_padded_rows_columns_are_the_im2col_columns(monkeypatch, rng):
     ((128, 16, 28, 28), (16, 16, 3, 3), 1, 1, 1, True),      # fashion_net's second conv
     ((1, 64, 224, 224), (64, 64, 3, 3), 1, 1, 1, True),      # VGG's second conv
     ((64, 128, 16, 16), (128, 128, 3, 3), 1, 1, 1, True),    # 1152 rows: still pays
-    ((64, 128, 8, 8), (128, 128, 3, 3), 1, 1, 1, False),     # 9×9 frames: 27% wasted
+    ((64, 128, 8, 8), (128, 128, 3, 3), 1, 1, 1, True),      # 9×9 frames: 27% wasted, pays
+    ((64, 32, 4, 4), (32, 32, 3, 3), 1, 1, 1, False),        # 5×5 frames: 56% wasted
     ((64, 32, 32, 32), (64, 32, 3, 3), 1, 3, 1, False),      # padding 3 ≥ kernel 3
     ((1, 256, 56, 56), (256, 256, 3, 3), 1, 1, 1, False),    # 2304 rows of columns
     ((128, 1, 28, 28), (16, 1, 3, 3), 1, 1, 1, False),       # 9 rows: a first layer
