@@ -321,6 +321,8 @@ BLOCKED_CASES = [  # (x shape, w shape, padding, groups): stride 1, kernels larg
     ((2, 4, 6, 6), (6, 4, 3, 3), 1, 1),
     ((1, 4, 5, 8), (6, 2, 3, 3), (2, 1), 2),
     ((2, 2, 6, 5), (3, 2, 5, 3), (2, 0), 1),
+    ((2, 3, 5, 6), (4, 3, 1, 3), (0, 1), 1),          # 1×3: a single kernel row
+    ((2, 3, 6, 5), (4, 3, 3, 1), (1, 0), 1),          # 3×1
 ]
 
 
@@ -367,8 +369,8 @@ def test_blocked_road_gradients_match_finite_differences(blocked_road, backend_n
 def test_both_gradients_from_the_blocks_of_g_columns(blocked_road, monkeypatch, backend_name,
                                                      rng, xs, ws, p, g):
     """blocked_grads makes dW from the columns of g that dx is made of (x's own columns are
-    never built); blocked_weight_grad makes it from x's: all equal the general road's col2im(Wᵀ ⋅ g) and g ⋅ im2col(x)ᵀ, and a
-    conv2d whose x and w both need gradients takes it."""
+    never built), blocked_weight_grad from x's: all equal the general road's col2im(Wᵀ ⋅ g)
+    and g ⋅ im2col(x)ᵀ, and a conv2d whose x and w both need gradients takes it."""
     from minicnn.ops import im2col
     pp = (p, p) if isinstance(p, int) else p
     x, w = draw(rng, xs, ws)

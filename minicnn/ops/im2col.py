@@ -276,7 +276,8 @@ def _by_kernel_row(w, groups):
     of every filter in the u-th F/G rows, to multiply kernel row 0's columns (``blocks``)."""
     F, Cg, kh, kw = w.shape
     G = groups
-    return w.reshape(G, F // G, Cg, kh, kw).transpose(0, 3, 1, 2, 4).reshape(G, kh * F // G, Cg * kw)
+    w_rows = w.reshape(G, F // G, Cg, kh, kw).transpose(0, 3, 1, 2, 4)    # (G, kh, F/G, C/G, kw)
+    return w_rows.reshape(G, kh * F // G, Cg * kw)
 
 
 def _add_kernel_rows(z, out, kh, width):
@@ -284,7 +285,10 @@ def _add_kernel_rows(z, out, kh, width):
     row's products, read u image rows later (where kernel row u's columns are)."""
     xp = get_array_module(z)
     F, n = out.shape[1:]
-    xp.add(z[:, :F, :n], z[:, F:2 * F, width:width + n], out=out)   # kh ≥ 2 on this road
+    if kh == 1:                                  # a 1×k kernel: one kernel row
+        xp.copyto(out, z[:, :, :n])
+        return
+    xp.add(z[:, :F, :n], z[:, F:2 * F, width:width + n], out=out)
     for u in range(2, kh):
         out += z[:, u * F:(u + 1) * F, u * width:u * width + n]
 
@@ -320,11 +324,12 @@ def blocked_weight_grad(g, x_rows, w_shape, groups):
     G = groups
     g_rows = x_rows.on_grid(g).reshape(G, F // G, -1)
     dw_t = xp.zeros((G, kh, Cg * kw, F // G), dtype=xp.result_type(g, x_rows.rows))
+    width = x_rows.width
     for start, stop, cols in x_rows.blocks(kh, kw):
         cols = cols.reshape(G, Cg * kw, -1)
         g_t = g_rows[..., start:stop].transpose(0, 2, 1)
         for u in range(kh):
-            dw_t[:, u] += xp.matmul(cols[..., u * x_rows.width:u * x_rows.width + stop - start], g_t)
+            dw_t[:, u] += xp.matmul(cols[..., u * width:u * width + stop - start], g_t)
     # dw_t[g, u, (c, v), f] -> dw[f, c, u, v]
     return dw_t.reshape(G, kh, Cg, kw, F // G).transpose(0, 4, 2, 1, 3).reshape(w_shape)
 
@@ -415,7 +420,8 @@ def _flips_kernel(w_shape, x_shape, stride, padding):
 
 def _flipped(w, padding, groups):
     """The kernel of the full convolution that is dx, and the padding of g it needs:
-    w_flip[c, f, u, v] = w[f, c, kh−1−u, kw−1−v] within each group, (kh−1−ph, kw−1−pw)."""
+    w_flip[c, f, u, v] = w[f, c, kh−1−u, kw−1−v] within each group; (kh−1−ph, kw−1−pw).
+    """
     F, Cg, kh, kw = w.shape
     G = groups
     w_flip = (w.reshape(G, F // G, Cg, kh, kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
