@@ -293,6 +293,15 @@ def _add_kernel_rows(z, out, kh, width):
         out += z[:, u * F:(u + 1) * F, u * width:u * width + n]
 
 
+def _add_kernel_row_products(dw_t, cols, other_t, width):
+    """dw_t[:, u] += (kernel row u's columns of the block) ⋅ other_t for every kernel row u:
+    the block's copy shifted by u·width, against the other factor's (block, ·) columns."""
+    xp = get_array_module(cols)
+    n = other_t.shape[1]
+    for u in range(dw_t.shape[1]):
+        dw_t[:, u] += xp.matmul(cols[..., u * width:u * width + n], other_t)
+
+
 def blocked_filters(x_rows, w, groups, b=None):
     """y = W ⋅ cols (+ b), one block of columns at a time: (N, F, Ho, Wo) as a view.
 
@@ -324,12 +333,9 @@ def blocked_weight_grad(g, x_rows, w_shape, groups):
     G = groups
     g_rows = x_rows.on_grid(g).reshape(G, F // G, -1)
     dw_t = xp.zeros((G, kh, Cg * kw, F // G), dtype=xp.result_type(g, x_rows.rows))
-    width = x_rows.width
     for start, stop, cols in x_rows.blocks(kh, kw):
-        cols = cols.reshape(G, Cg * kw, -1)
-        g_t = g_rows[..., start:stop].transpose(0, 2, 1)
-        for u in range(kh):
-            dw_t[:, u] += xp.matmul(cols[..., u * width:u * width + stop - start], g_t)
+        _add_kernel_row_products(dw_t, cols.reshape(G, Cg * kw, -1),
+                                 g_rows[..., start:stop].transpose(0, 2, 1), x_rows.width)
     # dw_t[g, u, (c, v), f] -> dw[f, c, u, v]
     return dw_t.reshape(G, kh, Cg, kw, F // G).transpose(0, 4, 2, 1, 3).reshape(w_shape)
 
@@ -489,9 +495,7 @@ def blocked_grads(g, w_flip, x_rows, groups):
     for start, stop, cols in g_rows.blocks(kh, kw):
         cols = cols.reshape(G, Fg * kw, -1)
         _add_kernel_rows(xp.matmul(w_rows, cols), dx[..., start:stop], kh, width)
-        x_t = x_grid[..., start:stop].transpose(0, 2, 1)
-        for u in range(kh):
-            dw_t[:, u] += xp.matmul(cols[..., u * width:u * width + stop - start], x_t)
+        _add_kernel_row_products(dw_t, cols, x_grid[..., start:stop].transpose(0, 2, 1), width)
     # dw_t[g, u', (f, v'), c] -> dw[f, c, kh−1−u', kw−1−v']
     dw = dw_t.reshape(G, kh, Fg, kw, C // G)[:, ::-1, :, ::-1].transpose(0, 2, 4, 1, 3)
     return g_rows.off_grid(dx.reshape(C, -1), kh, kw), dw.reshape(G * Fg, C // G, kh, kw)
