@@ -20,7 +20,8 @@ setup(
     install_requires=["numpy>=1.24", "scipy>=1.10", "pillow>=9", "matplotlib>=3.6", "tqdm>=4.60"],
     extras_require={
         # torch is only the reference in parity tests; minicnn never imports it.
-        "test": ["pytest>=7", "safetensors>=0.4"],
+        "test": ["pytest>=7", "safetensors>=0.4", "onnx>=1.14", "onnxruntime>=1.16"],
+        "onnx": ["onnx>=1.14"],             # minicnn export --format onnx
         "torch": ["torch==2.13.0"],
         "cupy": ["cupy-cuda12x"],
     },

@@ -6,6 +6,7 @@
                                       segnet, segnet_transposed, unet)
     minicnn assignment make OUT --parts conv2d,saliency | check OUT   homework folders
     minicnn weights list|fetch|import manage pretrained weights
+    minicnn export WEIGHTS --format pth|safetensors|onnx   take a model to PyTorch / ONNX engines
     minicnn demo [--quick] [--only a,b]  every technique on the offline defaults -> ./minicnn-gallery
 """
 import argparse
@@ -104,6 +105,44 @@ def _cmd_weights(args):
     return 0
 
 
+def _cmd_export(args):
+    """Load WEIGHTS (an .npz with manifest, a .pth/.safetensors with --arch, or a model name
+    as `weights list` shows) into its architecture and write it as .pth, safetensors or ONNX."""
+    import numpy as np
+    from . import io
+    from .models import registry
+    source, arch = args.weights, args.arch
+    if os.path.isfile(source):
+        state, meta = registry.read_weights(source)
+        arch = arch or meta.get("architecture")
+        if not arch:
+            raise ValueError(f"{source}: no manifest names its architecture; give --arch "
+                             f"(one of {', '.join(sorted(registry.MODELS))})")
+        model = registry.load_pretrained(registry.get_model(arch), source)
+    elif source in registry.MODELS:
+        arch = source
+        model = registry.get_model(arch, pretrained=True)
+    else:
+        raise ValueError(f"{source!r} is neither a weights file nor a model name; models: "
+                         f"{', '.join(sorted(registry.MODELS))}")
+    stem = os.path.splitext(os.path.basename(source))[0]
+    out = args.out or f"{stem}.{'safetensors' if args.format == 'safetensors' else args.format}"
+    if args.format == "pth":
+        io.save_torch(out, model.state_dict())
+    elif args.format == "safetensors":
+        io.save_safetensors(out, model.state_dict(), metadata={"architecture": arch})
+    else:
+        pre = getattr(model, "preprocess", None)
+        size = args.size or (pre.input_size if pre is not None and pre.input_size else None)
+        if size is None:
+            raise ValueError(f"{arch} does not say its input size; give --size H W")
+        channels = pre.channels if pre is not None else 3
+        example = np.zeros((1, channels, *size), np.float32)
+        io.export_onnx(model, example, out)
+    print(f"wrote {out} ({arch}, {args.format})")
+    return 0
+
+
 def _cmd_demo(args):
     from .gallery import build_gallery
     only = args.only.split(",") if args.only is not None else None
@@ -167,6 +206,16 @@ def build_parser():
     w.add_argument("--arch", help="architecture of an imported file")
     w.add_argument("--out", help="where to write the imported .npz (default: the cache)")
     w.set_defaults(fn=_cmd_weights)
+
+    e = sub.add_parser("export", help="write weights as a PyTorch .pth, safetensors or ONNX file")
+    e.add_argument("weights", help="a weights file (.npz + manifest, .pth, .safetensors) or a "
+                                   "model name as `minicnn weights list` shows")
+    e.add_argument("--format", required=True, choices=["pth", "safetensors", "onnx"])
+    e.add_argument("--out", help="the file to write (default: ./<name>.<format>)")
+    e.add_argument("--arch", help="architecture of a file without a manifest (.pth, .safetensors)")
+    e.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                   help="ONNX input height and width (default: the model's input size)")
+    e.set_defaults(fn=_cmd_export)
 
     d = sub.add_parser("demo", help="run every technique and write an HTML gallery")
     d.add_argument("--out", default="minicnn-gallery", help="output folder (default ./minicnn-gallery)")
