@@ -231,3 +231,12 @@ def test_cli_export_onnx_of_a_pth_needs_its_architecture(tmp_path, capsys):
     assert main(["export", str(pth), "--format", "onnx", "--arch", "fashion_net",
                  "--out", str(tmp_path / "f.onnx")]) == 0
     assert (tmp_path / "f.onnx").stat().st_size > 4 * 100_000      # the weights are in it
+
+
+def test_a_small_net_comes_back_from_pytorch_with_weights_import(tmp_path, capsys):
+    """The way back: a .pth of fashion_net (as PyTorch would save it) -> minicnn's .npz."""
+    state = make_model("fashion_net").state_dict()
+    mc.io.save_torch(tmp_path / "more.pth", state)
+    assert main(["weights", "import", str(tmp_path / "more.pth"), "--arch", "fashion_net",
+                 "--out", str(tmp_path)]) == 0
+    assert_same_state(state, mc.io.load_npz(tmp_path / "fashion_net.npz")[0])

@@ -203,7 +203,7 @@ def import_weights(path, arch, out=None):
     model = load_pretrained(finish_model(get_model(arch), arch, pretrained=False), path)
     folder = Path(out) if out else Path(io.cache_dir()) / "weights"
     folder.mkdir(parents=True, exist_ok=True)
-    labels = model.labels or (imagenet_classes() if getattr(model, "num_classes", 0) == 1000
+    labels = getattr(model, "labels", None) or (imagenet_classes() if getattr(model, "num_classes", 0) == 1000
                               and arch in WEIGHTS else None)
     meta = {"architecture": arch, "labels": labels,
             "preprocessing": (model.preprocess.to_dict()
