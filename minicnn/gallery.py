@@ -301,16 +301,17 @@ class Context:
                 pix, labels = load("test", download=False)
                 return pix, labels, f"the {what} test set", True
             except (OSError, ValueError):
-                self.note("warn", f"the {what} test set is not installed: the top images and "
-                                  f"the t-SNE use {info.name}'s sample images only (one per "
-                                  f"class) and the nearest neighbours are skipped. To get it: "
-                                  f"{how}")
-            self.dataset_how_to_get = f"the {what} test set (to get it: {how})"
-        x, pix, labels, _ = self.samples()
+                self.dataset_how_to_get = f"the {what} test set (to get it: {how})"
+        x, pix, labels, _ = self.samples()        # Skip when there are none either
         if any(lab is None for lab in labels):
             labels = list(range(len(labels)))
         user = self.model_name in SMALL_MODELS and self.user_images()
         source = "the --image files" if user else "the shipped samples (one per class)"
+        if self.dataset_how_to_get:
+            self.note("warn", f"{self.dataset_how_to_get[0].upper()}{self.dataset_how_to_get[1:]}"
+                              f" is not installed: the top images and the t-SNE use the "
+                              f"{len(pix)} images of {source} instead, and the nearest "
+                              "neighbours are skipped")
         return pix, np.asarray(labels), source, False
 
     def dataset_info(self, n):
