@@ -59,6 +59,15 @@ def quick(tmp_path_factory):
     return out, result
 
 
+def _has_fashion_mnist():
+    from minicnn.data import load_fashion_mnist
+    try:
+        load_fashion_mnist("test", download=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _referenced(out):
     page = (out / "index.html").read_text(encoding="utf-8")
     return page, re.findall(r'<img src="([^"]+)"', page)
@@ -75,6 +84,10 @@ def test_quick_gallery_writes_every_figure_as_a_valid_nonconstant_png(quick):
     expected = list(SMALL)
     if _has_photo_model():
         expected += [k.format(m="efficientnet_lite0") for k in PHOTO]
+    if not _has_fashion_mnist():        # the neighbours need the test set, and say so
+        expected.remove("neighbors-fashion_net-neighbours")
+        assert [reason for name, reason in result.skipped() if name == "neighbors"][0] \
+            .startswith("needs the Fashion-MNIST test set (to get it: apt-get install")
     for key in expected:
         path = out / f"{key}.png"
         assert path.is_file(), f"missing figure {path.name}"
