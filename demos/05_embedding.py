@@ -4,6 +4,7 @@
     t-SNE:  ∂KL/∂y_i = 4 Σ_j (p_ij − q_ij)(1 + ‖y_i − y_j‖²)⁻¹ (y_i − y_j)
 """
 # %% Codes of 2000 test images
+import os
 import minicnn as mc
 from minicnn.data import FASHION_MNIST_CLASSES, load_fashion_mnist
 from minicnn.plot.core import save_figure
@@ -29,3 +30,4 @@ print("trustworthiness (k=5):", trustworthiness(feats, Y, k=5))
 save_figure(plot_embedding(Y, labels, FASHION_MNIST_CLASSES, title="t-SNE"),
             "demo-output/tsne.png")
 save_figure(plot_thumbnails(Y, images, canvas=1600), "demo-output/tsne_images.png")
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

@@ -2,6 +2,7 @@
 and ask the network again,  prob[r, c] = p(target | x with the patch at (r, c)).
 """
 # %% Model and a shipped test image
+import os
 import minicnn as mc
 from minicnn.plot.attribution import occlusion_figure
 from minicnn.plot.core import save_figure
@@ -19,3 +20,4 @@ print("p(label) unoccluded:", res.base_prob, " lowest with a patch:", res.prob.m
 
 # %% Probability map and most-probable class per position
 save_figure(occlusion_figure(image, res, FASHION_MNIST_CLASSES), "demo-output/occlusion.png")
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

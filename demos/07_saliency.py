@@ -4,6 +4,7 @@ seeded by it (their section 6, with a GrabCut-style graph cut).
     w = ∂y_c / ∂x  (class score before the softmax),   S[i, j] = max_ch |w[ch, i, j]|
 """
 # %% An ImageNet model and a photo available offline (matplotlib's sample image)
+import os
 import minicnn as mc
 from minicnn.plot.attribution import segmentation_figure
 from minicnn.plot.core import image_grid, normalize_map, save_figure
@@ -30,3 +31,4 @@ save_figure(image_grid([pixels, 255 * normalize_map(S)], ncols=2, mode="clip",
 # %% Object mask from the saliency: seeds, colour models, min-cut
 mask = saliency_segmentation(pixels, S)
 save_figure(segmentation_figure(pixels, S, mask), "demo-output/saliency_segmentation.png")
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

@@ -4,6 +4,7 @@ pixels — max-unpool with the pooling switches, rectify, transposed filters.
     at every ReLU:  R_in = R_out · (R_out > 0)      (the forward mask is ignored)
 """
 # %% Model, test images
+import os
 import minicnn as mc
 from minicnn.data import load_fashion_mnist
 from minicnn.plot.attribution import deconvnet_panel, gradient_image
@@ -32,3 +33,4 @@ images, _ = load_fashion_mnist("test")
 xs = model.preprocess.preprocess(images[:3000])
 save_figure(deconvnet_panel(model, xs, "features.8", channels=[0, 1, 2]),
             "demo-output/deconvnet_panel.png")
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

@@ -6,6 +6,7 @@ backprop's forward mask *and* the deconvnet's rectified signal: only positive ev
 flows back. The rule is a parameter of one backward pass: score.backward(relu_rule="guided").
 """
 # %% An ImageNet model and a photo
+import os
 import minicnn as mc
 from minicnn.plot.attribution import gradient_image
 from minicnn.plot.core import image_grid, save_figure
@@ -28,3 +29,4 @@ fig = image_grid([pixels, 255 * gradient_image(plain), 255 * gradient_image(guid
                   255 * gradient_image(unit)], ncols=4, mode="clip", cell=2.5,
                  titles=[model.labels[c], "gradient", "guided backprop", "one channel"])
 save_figure(fig, "demo-output/guided_backprop.png")
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

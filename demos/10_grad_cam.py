@@ -5,6 +5,7 @@
 Class-discriminative: two classes in one photo give two different maps.
 """
 # %% An ImageNet model and a photo
+import os
 import numpy as np
 
 import minicnn as mc
@@ -34,3 +35,4 @@ small = mc.models.fashion_net(pretrained=True)
 samples = fashion_samples()[:4]
 xs = small.preprocess.preprocess(np.stack([img for img, _ in samples]))
 save_figure(attribution_panel(small, xs, [k for _, k in samples]), "demo-output/attribution.png")
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

@@ -4,6 +4,7 @@ score likes best, by gradient ascent on the pixels,
     I* = argmax_I  S_c(I) − λ‖I‖²       (+ jitter and blur to keep it natural)
 """
 # %% The small net: every class, two random starts
+import os
 import minicnn as mc
 from minicnn.data import FASHION_MNIST_CLASSES
 from minicnn.plot.core import save_figure
@@ -27,3 +28,4 @@ img, _ = class_visualization(net, 130, steps=30, shape=(3, 160, 160), lr=0.05, l
                              init="random", relu_rule="redirected")
 save_figure(class_visualization_grid([[img[0]]], net.preprocess, [net.labels[130]]),
             "demo-output/class_visualization_imagenet.png")
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

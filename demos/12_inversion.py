@@ -5,6 +5,7 @@
 Deeper codes keep less of the image: the reconstructions get vaguer with depth.
 """
 # %% Model and image
+import os
 import minicnn as mc
 from minicnn.plot.core import save_figure
 from minicnn.plot.optimization import inversion_figure
@@ -23,3 +24,4 @@ for layer in layers:
 
 # %% Original, then each reconstruction
 save_figure(inversion_figure(x, recons, model.preprocess, errors), "demo-output/inversion.png")
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

@@ -3,6 +3,7 @@
     I ← I + η · ∇_I ½‖a_l(I)‖² / mean|∇|        on an octave pyramid, coarse to fine
 """
 # %% An ImageNet model and a photo (a smaller size keeps it fast on a CPU)
+import os
 import minicnn as mc
 from minicnn.images import load_image
 from minicnn.plot.core import save_figure
@@ -21,3 +22,4 @@ print("½‖a‖² before/after each octave:", history["energy_before"], history
 
 # %% The input, then the dream after each octave
 save_figure(deepdream_octaves(x, history, model.preprocess), "demo-output/deepdream.png")
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

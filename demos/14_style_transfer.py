@@ -4,6 +4,7 @@
     L(I) = α·mean(F_c(I) − F_c(C))² + β·Σ_l w_l ‖G_l(I) − G_l(S)‖²,   G_l = F_l F_lᵀ / (C·H·W)
 """
 # %% An ImageNet model, a content photo and a style image (drawn here: wavy colour stripes)
+import os
 import numpy as np
 
 import minicnn as mc
@@ -32,3 +33,4 @@ save_figure(style_transfer_panel(content, style, out, history, model.preprocess)
 texture, _ = texture_synthesis(model, style, layers, steps=30)
 save_figure(inversion_figure(style, {"texture": texture}, model.preprocess),
             "demo-output/texture.png")
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

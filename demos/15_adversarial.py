@@ -5,6 +5,7 @@ al. 2018; Su et al. 2019). ε is in [0, 1] pixel units: 8/255 = eight grey level
     PGD:   δ ← clip(δ + α·sign(∇ J(x0 + δ, y)), −ε, ε)     (random start, k steps)
 """
 # %% Why: in d dimensions a linear score moves by ε‖w‖₁ ~ ε·d
+import os
 import numpy as np
 
 import minicnn as mc
@@ -38,3 +39,4 @@ save_figure(adversarial_panel(x, x_pgd, model.preprocess, titles), "demo-output/
 # %% One pixel is sometimes enough (differential evolution over row, column and value)
 res = [one_pixel_attack(model, xi, yi, pixels=1, maxiter=60, popsize=30) for xi, yi in zip(x, y)]
 save_figure(one_pixel_panel(res, model.preprocess, NAMES), "demo-output/one_pixel.png")
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

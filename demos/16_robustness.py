@@ -2,6 +2,7 @@
 accuracy under PGD attacks (Madry et al. 2018).
 """
 # %% Model and 500 test images
+import os
 import minicnn as mc
 from minicnn.data import load_fashion_mnist
 from minicnn.plot.adversarial import corruption_curves, corruption_examples
@@ -25,3 +26,4 @@ save_figure(corruption_curves(table), "demo-output/corruption_curves.png")
 # %% Accuracy on PGD adversarial examples of growing ε
 x = model.preprocess.preprocess(images[:200])
 print(robustness(model, x, labels[:200], eps_list=(0.02, 0.05, 0.1), steps=10))
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

@@ -7,6 +7,7 @@ canvas and gives a class map. Encoder–decoders give a class per pixel: SegNet
 al. 2015) with transposed convs and skip connections.
 """
 # %% A canvas of shipped Fashion-MNIST samples
+import os
 import numpy as np
 
 import minicnn as mc
@@ -41,3 +42,4 @@ images, masks = small.arrays()                  # 64×64: the encoder pools thre
 preds = {name: predict_masks(getattr(segmentation, name)(pretrained=True), images)
          for name in ("segnet", "segnet_transposed", "unet")}
 save_figure(segmentation_figure(images, masks, preds, SEG_CLASSES), "demo-output/segmentation.png")
+print(f"wrote the figures into {os.path.abspath('demo-output')}")

@@ -150,11 +150,22 @@ def _cmd_demo(args):
                            quick=args.quick, backend=args.backend, seed=args.seed)
     index = result.out / "index.html"
     print(f"wrote {len(result.figures())} figures and {index} in {result.seconds:.0f} s")
+    for level, text in result.notes:
+        print(f"minicnn demo: {level}: {text}", file=sys.stderr)
+    for name, reason in result.skipped():
+        print(f"minicnn demo: {name} skipped: {reason}", file=sys.stderr)
     for name, reason in result.failed():
         print(f"minicnn demo: {name} failed: {reason}", file=sys.stderr)
     for err in result.input_errors:
         print(f"minicnn demo: error: unreadable --image {err}", file=sys.stderr)
     return 1 if result.input_errors else 0
+
+
+def _listing(title, names, width=78):
+    """``title:`` then the names, comma-separated and wrapped, indented (for --help)."""
+    import textwrap
+    return f"{title}:\n" + textwrap.fill(", ".join(names), width, initial_indent="  ",
+                                          subsequent_indent="  ", break_on_hyphens=False)
 
 
 def build_parser():
@@ -217,11 +228,17 @@ def build_parser():
                    help="ONNX input height and width (default: the model's input size)")
     e.set_defaults(fn=_cmd_export)
 
-    d = sub.add_parser("demo", help="run every technique and write an HTML gallery")
+    from .gallery import SECTION_NAMES
+    from .models import MODELS
+    d = sub.add_parser("demo", help="run every technique and write an HTML gallery",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=_listing("sections (--only, in this order)", SECTION_NAMES) +
+                       "\n\n" + _listing("models (--model)", sorted(MODELS)))
     d.add_argument("--out", default="minicnn-gallery", help="output folder (default ./minicnn-gallery)")
-    d.add_argument("--only", help="comma-separated sections, e.g. saliency,grad_cam")
-    d.add_argument("--model", help="run on this model only (default: fashion_net + an ImageNet "
-                                   "model when available offline)")
+    d.add_argument("--only", help="comma-separated sections, e.g. saliency,grad_cam (listed "
+                                  "below)")
+    d.add_argument("--model", help="run on this model only, one of those listed below (default: "
+                                   "fashion_net + an ImageNet model when available offline)")
     d.add_argument("--image", action="append", metavar="PATH", help="a photo to use (repeatable)")
     d.add_argument("--quick", action="store_true", help="small sizes and few iterations")
     d.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")

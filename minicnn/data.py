@@ -6,12 +6,15 @@
 
 Data is looked for where the user says (``root``), then in the cache
 ``$MINICNN_HOME/datasets/<name>`` (default ``~/.cache/minicnn``), then in
-system locations, and downloaded into the cache as a last resort.
+system locations (Debian's ``/usr/share/datasets``; ``$MINICNN_DATASET_DIRS``,
+folders separated by ``os.pathsep``, replaces them, and an empty value turns
+them off), and downloaded into the cache as a last resort (``download=True``).
 CIFAR-10 lives in ``minicnn.cifar``, image loading, preprocessing and
 augmentation in ``minicnn.images``; both are re-exported here.
 Only NumPy, Pillow and (optionally) tqdm are used.
 """
 import gzip
+import os
 import re
 import struct
 import zlib
@@ -28,6 +31,7 @@ from .images import (CAFFE_BGR, EFFICIENTNET_LITE, GRAYSCALE_28, IMAGENET_TORCHV
 
 __all__ = [
     "read_idx", "load_fashion_mnist", "load_mnist", "load_cifar10", "minicnn_home",
+    "system_dataset_dirs", "FASHION_MNIST_HOW_TO_GET",
     "FASHION_MNIST_CLASSES", "MNIST_CLASSES", "CIFAR10_CLASSES",
     "imagenet_classes", "imagenet_wnids", "list_imagenet_samples", "iterate_minibatches",
     # from minicnn.images
@@ -87,19 +91,36 @@ _IDX_NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
+FASHION_MNIST_HOW_TO_GET = ("apt-get install dataset-fashion-mnist (Debian/Ubuntu), or put the "
+                            "four .gz files of github.com/zalandoresearch/fashion-mnist in "
+                            "$MINICNN_HOME/datasets/fashion-mnist (default ~/.cache/minicnn)")
+
+
+def system_dataset_dirs(name):
+    """System folders searched for dataset ``name`` ("fashion-mnist"): Debian's, or the
+    folders of ``$MINICNN_DATASET_DIRS`` (``os.pathsep``-separated; each may hold the files
+    or a ``<name>`` subfolder); an empty ``$MINICNN_DATASET_DIRS`` means none."""
+    env = os.environ.get("MINICNN_DATASET_DIRS")
+    if env is None:
+        return [Path(DEBIAN_FASHION_MNIST)] if name == "fashion-mnist" else []
+    dirs = [Path(d).expanduser() for d in env.split(os.pathsep) if d.strip()]
+    return [p for d in dirs for p in (d / name, d)]
+
+
 def load_fashion_mnist(split="train", root=None, download=True):
     """Fashion-MNIST ``split`` -> (images uint8 (N, 28, 28), labels int64 (N,)).
-    Looks in ``root``, the cache, /usr/share/datasets/fashion-mnist, then downloads."""
+    Looks in ``root``, the cache, /usr/share/datasets/fashion-mnist, then downloads
+    (unless ``download=False``: then a missing set is a FileNotFoundError saying how to get it)."""
     return _load_idx_dataset("load_fashion_mnist", "fashion-mnist", split, root, download,
-                             [DEBIAN_FASHION_MNIST], FASHION_MNIST_URLS,
-                             "apt-get install dataset-fashion-mnist (Debian/Ubuntu), or download "
-                             "the four .gz files from github.com/zalandoresearch/fashion-mnist")
+                             system_dataset_dirs("fashion-mnist"), FASHION_MNIST_URLS,
+                             FASHION_MNIST_HOW_TO_GET)
 
 
 def load_mnist(split="train", root=None, download=True):
     """MNIST ``split`` -> (images uint8 (N, 28, 28), labels int64 (N,)).
     Looks in ``root``, then the cache, then downloads."""
-    return _load_idx_dataset("load_mnist", "mnist", split, root, download, [], MNIST_URLS,
+    return _load_idx_dataset("load_mnist", "mnist", split, root, download,
+                             system_dataset_dirs("mnist"), MNIST_URLS,
                              "download the four .gz IDX files (train-images-idx3-ubyte.gz, ...) "
                              "from the MNIST page and pass their folder as root=")
 

@@ -94,6 +94,12 @@ class GalleryResult:
     def figures(self):
         return [f for s in self.sections for f in s["figures"] if f["status"] == "ok"]
 
+    def skipped(self):
+        """[(section or section/figure, reason)] of what did not run here, and why."""
+        return [(s["name"], s["reason"]) for s in self.sections if s["status"] == "skipped"] + \
+            [(f"{s['name']}/{f['key']}", f["reason"]) for s in self.sections
+             for f in s["figures"] if f["status"] == "skipped"]
+
     def failed(self):
         return [(s["name"], s["reason"]) for s in self.sections if s["status"] == "failed"] + \
             [(f"{s['name']}/{f['key']}", f["reason"]) for s in self.sections
@@ -108,6 +114,7 @@ class Context:
         self.out, self.quick, self.backend, self.seed = Path(out), quick, backend, seed
         self.model_name, self.image_paths = model, list(images)
         self.notes, self.input_errors, self._cache, self.left_out = [], [], {}, []
+        self.dataset_how_to_get = ""          # set when the small net's test set is missing
 
     def pick(self, quick, full):
         """``quick`` in quick mode, ``full`` otherwise."""
@@ -276,26 +283,47 @@ class Context:
                        " or give photos with --image") from None
         return [(x[int(np.flatnonzero(y == k)[0])], k) for k in range(10)]
 
+    def _load_dataset(self):
+        """(pixels, labels, source, installed) of the small net's test set (Fashion-MNIST or
+        CIFAR-10 when installed, never downloaded); otherwise its sample images, with a note."""
+        info = self.small
+        if info.name in ("fashion_net", "cifar_net"):
+            from .cifar import load_cifar10
+            from .data import FASHION_MNIST_HOW_TO_GET, load_fashion_mnist
+            from ._fetch import minicnn_home
+            if info.name == "fashion_net":
+                load, what, how = load_fashion_mnist, "Fashion-MNIST", FASHION_MNIST_HOW_TO_GET
+            else:
+                load, what = load_cifar10, "CIFAR-10"
+                how = ("put cifar-10-python.tar.gz in "
+                       f"{minicnn_home() / 'datasets' / 'cifar10'}")
+            try:
+                pix, labels = load("test", download=False)
+                return pix, labels, f"the {what} test set", True
+            except (OSError, ValueError):
+                self.dataset_how_to_get = f"the {what} test set (to get it: {how})"
+        x, pix, labels, _ = self.samples()        # Skip when there are none either
+        if any(lab is None for lab in labels):
+            labels = list(range(len(labels)))
+        user = self.model_name in SMALL_MODELS and self.user_images()
+        source = "the --image files" if user else "the shipped samples (one per class)"
+        if self.dataset_how_to_get:
+            self.note("warn", f"{self.dataset_how_to_get[0].upper()}{self.dataset_how_to_get[1:]}"
+                              f" is not installed: the top images and the t-SNE use the "
+                              f"{len(pix)} images of {source} instead, and the nearest "
+                              "neighbours are skipped")
+        return pix, np.asarray(labels), source, False
+
+    def dataset_info(self, n):
+        """(number of images ``dataset(n)`` gives, where they come from, whether the full
+        test set is installed): what the captions say."""
+        pix, _, source, installed = self._once("dataset", self._load_dataset)
+        return min(n, len(pix)), source, installed
+
     def dataset(self, n):
-        """(x, pixels, labels) of up to n test images of the small net's dataset (Fashion-MNIST
-        when installed, never downloaded); otherwise the samples, with a note."""
-        def load():
-            info = self.small
-            if info.name in ("fashion_net", "cifar_net"):
-                from .cifar import load_cifar10
-                from .data import load_fashion_mnist
-                load = load_fashion_mnist if info.name == "fashion_net" else load_cifar10
-                try:
-                    return load("test", download=False)
-                except (OSError, ValueError) as err:
-                    first = str(err).splitlines()[0]
-                    self.note("warn", f"the test set of {info.name} is not installed ({first}):"
-                                      " dataset figures use the 10 sample images only")
-            x, pix, labels, _ = self.samples()
-            if any(lab is None for lab in labels):
-                labels = list(range(len(labels)))
-            return pix, np.asarray(labels)
-        pix, labels = self._once("dataset", load)
+        """(x, pixels, labels) of up to n test images of the small net's dataset
+        (``dataset_info`` says how many and from where)."""
+        pix, labels, _, _ = self._once("dataset", self._load_dataset)
         order = np.random.default_rng(self.seed).permutation(len(pix))[:n]
         order.sort()
         return self.small.preprocess.preprocess(pix[order]), pix[order], labels[order]

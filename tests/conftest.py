@@ -47,3 +47,12 @@ def shared_data(*parts):
     if not os.path.exists(path):
         pytest.skip(f"development data not present: {os.path.join('..', 'shared', 'data', *parts)}")
     return path
+
+
+def fashion_mnist_or_skip(split="test"):
+    """Fashion-MNIST ``split`` (never downloaded), or skip the test saying how to get it."""
+    from minicnn.data import FASHION_MNIST_HOW_TO_GET, load_fashion_mnist
+    try:
+        return load_fashion_mnist(split, download=False)
+    except FileNotFoundError:
+        pytest.skip(f"the Fashion-MNIST {split} set is not installed ({FASHION_MNIST_HOW_TO_GET})")

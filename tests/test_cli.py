@@ -40,11 +40,9 @@ def test_train_segmentation_model_from_the_command_line(tmp_path, monkeypatch, c
     """`minicnn train segnet` runs the segmentation recipe; the manifest records the command
     without the machine's folders; --scratch saves beside it under another name."""
     import json
-    from minicnn import data, seg_training
-    try:
-        data.load_fashion_mnist("test")
-    except FileNotFoundError as err:
-        pytest.skip(f"Fashion-MNIST not available: {err}")
+    from minicnn import seg_training
+    from tests.conftest import fashion_mnist_or_skip
+    fashion_mnist_or_skip("test")
     monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "home"))
     tiny = dict(size=40, train_length=8, test_length=4, epochs=1, batch_size=4, lr=1e-3,
                 pretrained_encoder=True)

@@ -11,6 +11,7 @@ from minicnn.backend import as_backend, to_numpy
 from minicnn.models import cifar_net, fashion_net
 from minicnn.techniques.convolutionalize import (convolutionalize, score_maps, total_stride,
                                                  window_centers)
+from tests.conftest import fashion_mnist_or_skip
 
 WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
 
@@ -106,9 +107,8 @@ def test_trained_fashion_net_heatmap_peaks_on_each_item():
     """On a canvas with two items, the window that sits on an item scores that item's class."""
     if not os.path.exists(os.path.join(WEIGHTS, "fashion_net.npz")):
         pytest.skip("weights/fashion_net.npz not present (train it: minicnn train fashion_net)")
-    from minicnn.data import load_fashion_mnist
     net = fashion_net(pretrained=True)
-    images, labels = load_fashion_mnist("test")
+    images, labels = fashion_mnist_or_skip("test")
     pre = net.preprocess
     with no_grad():
         right = to_numpy(net(Tensor(pre.preprocess(images[:200]))).data).argmax(1) == labels[:200]

@@ -7,6 +7,7 @@ import pytest
 import minicnn as mc
 from minicnn.techniques.corruptions import (CORRUPTIONS, _disk, _line, corrupt,
                                             corruption_accuracy, mean_corruption_error)
+from tests.conftest import fashion_mnist_or_skip
 
 ALL = pytest.mark.parametrize("name", CORRUPTIONS)
 
@@ -132,7 +133,7 @@ def test_accuracy_never_increases_from_severity_1_to_5_on_fashion_net():
         model = mc.models.fashion_net(pretrained=True)
     except FileNotFoundError as err:
         pytest.skip(f"needs the trained fashion_net weights: {err}")
-    x, y = mc.data.load_fashion_mnist("test")
+    x, y = fashion_mnist_or_skip("test")
     table = corruption_accuracy(model, x[:200], y[:200], seed=0)
     mean = np.mean([table[n] for n in CORRUPTIONS], axis=0)
     print("\nmean accuracy by severity:", np.round(mean, 3), "clean", table["clean"])

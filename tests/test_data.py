@@ -25,6 +25,7 @@ def cache_home(tmp_path, monkeypatch):
     """Every test gets its own empty $MINICNN_HOME: nothing is written to the user's cache."""
     home = tmp_path / "minicnn-home"
     monkeypatch.setenv("MINICNN_HOME", str(home))
+    monkeypatch.delenv("MINICNN_DATASET_DIRS", raising=False)
     return home
 
 
@@ -87,6 +88,23 @@ def test_load_fashion_mnist_from_a_root_folder(tmp_path, rng, gz):
 def test_mnist_is_found_in_the_cache(cache_home, rng):
     x, _ = write_fake_mnist(cache_home / "datasets" / "mnist", "train", 5, rng)
     np.testing.assert_array_equal(data.load_mnist("train", download=False)[0], x)
+
+
+def test_minicnn_dataset_dirs_replaces_the_system_folders(tmp_path, rng, monkeypatch):
+    """$MINICNN_DATASET_DIRS lists the system folders (files directly in one, or in its
+    fashion-mnist/ subfolder); set empty, it hides Debian's copy: a fresh machine, for tests."""
+    debian = tmp_path / "debian"
+    x_debian, _ = write_fake_mnist(debian, "test", 4, rng)
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", str(debian))
+    np.testing.assert_array_equal(data.load_fashion_mnist("test", download=False)[0], x_debian)
+    monkeypatch.setenv("MINICNN_DATASET_DIRS", "")
+    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
+        data.load_fashion_mnist("test", download=False)
+    x_mine, _ = write_fake_mnist(tmp_path / "shared" / "fashion-mnist", "test", 6, rng)
+    monkeypatch.setenv("MINICNN_DATASET_DIRS", f"{tmp_path / 'empty'}{os.pathsep}"
+                                               f"{tmp_path / 'shared'}")
+    np.testing.assert_array_equal(data.load_fashion_mnist("test", download=False)[0], x_mine)
+    assert data.system_dataset_dirs("mnist")[0] == tmp_path / "empty" / "mnist"
 
 
 def test_missing_fashion_mnist_lists_every_place_and_how_to_get_it(tmp_path, cache_home,

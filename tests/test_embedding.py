@@ -17,6 +17,7 @@ from minicnn.techniques.tsne import (calibrate_perplexity, exact_gradient, joint
                                      knn_graph, tsne)
 from minicnn.techniques.tsne_fft import (attraction_pairs, fft_gradient, repulsion_fft,
                                          sparse_joint_probabilities)
+from tests.conftest import fashion_mnist_or_skip
 
 
 def blobs(n_per, centres, scale=1.0, seed=0):
@@ -357,7 +358,7 @@ def test_tsne_of_fashion_net_features_is_trustworthy():
         model = mc.models.fashion_net(pretrained=True)
     except FileNotFoundError:
         pytest.skip("trained weights for fashion_net (weights/fashion_net.npz) are not present")
-    images, labels = mc.data.load_fashion_mnist("test")
+    images, labels = fashion_mnist_or_skip("test")
     x = model.preprocess.preprocess(images[:2000])
     feats = to_numpy(extract_features(model, x))
     Y = tsne(feats, perplexity=30, seed=0, progress=False)

@@ -59,6 +59,15 @@ def quick(tmp_path_factory):
     return out, result
 
 
+def _has_fashion_mnist():
+    from minicnn.data import load_fashion_mnist
+    try:
+        load_fashion_mnist("test", download=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _referenced(out):
     page = (out / "index.html").read_text(encoding="utf-8")
     return page, re.findall(r'<img src="([^"]+)"', page)
@@ -75,6 +84,10 @@ def test_quick_gallery_writes_every_figure_as_a_valid_nonconstant_png(quick):
     expected = list(SMALL)
     if _has_photo_model():
         expected += [k.format(m="efficientnet_lite0") for k in PHOTO]
+    if not _has_fashion_mnist():        # the neighbours need the test set, and say so
+        expected.remove("neighbors-fashion_net-neighbours")
+        assert [reason for name, reason in result.skipped() if name == "neighbors"][0] \
+            .startswith("needs the Fashion-MNIST test set (to get it: apt-get install")
     for key in expected:
         path = out / f"{key}.png"
         assert path.is_file(), f"missing figure {path.name}"
@@ -303,3 +316,64 @@ def test_cifar_net_gallery_takes_one_test_image_per_class_from_the_users_cifar10
     x, pix, labels, names = ctx.samples()
     assert x.shape == (10, 3, 32, 32) and labels == list(range(10))
     assert names == list(CIFAR10_CLASSES)
+
+
+# ------------------------------------------------------------------ a machine without datasets
+@pytest.fixture
+def no_datasets(tmp_path, monkeypatch):
+    """No Fashion-MNIST or CIFAR-10 anywhere: an empty cache and no system dataset folders."""
+    monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "empty-home"))
+    monkeypatch.setenv("MINICNN_DATASET_DIRS", "")
+
+
+def test_without_the_datasets_captions_say_what_ran_and_tsne_fits_its_perplexity(tmp_path,
+                                                                                  no_datasets):
+    """On the shipped samples alone: t-SNE runs on its 10 points with a lowered perplexity
+    (captioned), the captions count the images really used, neighbours skip saying how to get
+    the test set."""
+    result = build_gallery(tmp_path / "g", only=["neighbors", "embedding"], model="fashion_net",
+                           quick=True, progress=False)
+    sections = {s["name"]: s for s in result.sections}
+    assert sections["neighbors"]["status"] == "skipped"
+    assert "apt-get install dataset-fashion-mnist" in sections["neighbors"]["reason"]
+    figures = {f["key"]: f for f in sections["embedding"]["figures"]}
+    assert {f["status"] for f in figures.values()} == {"ok"}, figures
+    tsne = figures["fashion_net-tsne"]["params"]
+    assert "points=10 from the shipped samples" in tsne
+    assert "perplexity=3 (lowered from 30" in tsne
+    assert any("Fashion-MNIST test set" in text and "is not installed" in text
+               for _, text in result.notes)
+    assert ("neighbors", sections["neighbors"]["reason"]) in result.skipped()
+    page = (tmp_path / "g" / "index.html").read_text()
+    assert "points=10 from the shipped samples" in page and "images=1000" not in page
+
+
+def test_tsne_perplexity_is_lowered_only_when_the_points_are_too_few():
+    from minicnn.gallery import Skip
+    from minicnn.gallery_sections.representations import tsne_perplexity
+    assert tsne_perplexity(500) == (30, "")
+    assert tsne_perplexity(91) == (30, "")
+    value, text = tsne_perplexity(10)
+    assert value == 3 and "lowered from 30" in text and "9" in text
+    with pytest.raises(Skip, match="at least 3 points"):
+        tsne_perplexity(2)
+
+
+def test_demo_prints_skipped_sections_with_their_reasons(tmp_path, no_datasets, capsys):
+    assert main(["demo", "--quick", "--only", "neighbors", "--model", "fashion_net",
+                 "--out", str(tmp_path / "g")]) == 0
+    err = capsys.readouterr().err
+    assert "neighbors skipped: needs the Fashion-MNIST test set" in err
+    assert "apt-get install dataset-fashion-mnist" in err
+
+
+def test_demo_help_lists_every_section_and_model(capsys):
+    from minicnn.models import MODELS
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    sections, models = text.split("sections (--only, in this order):")[1].split(
+        "models (--model):")
+    assert [s.strip() for s in sections.split(",")] == list(SECTION_NAMES)
+    assert [m.strip() for m in models.split(",")] == sorted(MODELS)

@@ -8,6 +8,7 @@ from minicnn import nn
 from minicnn.backend import as_backend, to_numpy
 from minicnn.techniques.neighbors import (extract_features, label_agreement, nearest_neighbors,
                                           pairwise_distances, penultimate_layer)
+from tests.conftest import fashion_mnist_or_skip
 
 
 def brute_force(q, x, k, metric, exclude_self=False):
@@ -97,7 +98,7 @@ def test_feature_neighbours_share_labels_more_than_pixel_neighbours():
         model = mc.models.fashion_net(pretrained=True)
     except FileNotFoundError:
         pytest.skip("trained weights for fashion_net (weights/fashion_net.npz) are not present")
-    images, labels = mc.data.load_fashion_mnist("test")
+    images, labels = fashion_mnist_or_skip("test")
     images, labels = images[:2000], labels[:2000]
     x = model.preprocess.preprocess(images)
     feats = extract_features(model, x)

@@ -10,6 +10,7 @@ from minicnn.backend import as_backend
 from minicnn.images import Preprocess
 from minicnn.techniques.one_pixel import one_pixel_attack, one_pixel_success_rate, set_pixels
 from minicnn.training import predict
+from tests.conftest import fashion_mnist_or_skip
 
 R0, C0 = 5, 2
 
@@ -106,7 +107,7 @@ def test_one_pixel_success_rate_on_fashion_net():
         model = mc.models.fashion_net(pretrained=True)
     except FileNotFoundError as err:
         pytest.skip(f"needs the trained fashion_net weights: {err}")
-    x, y = mc.data.load_fashion_mnist("test")
+    x, y = fashion_mnist_or_skip("test")
     x, y = model.preprocess.preprocess(x[:30]), y[:30]
     r = one_pixel_success_rate(model, x, y, pixels=1, seed=0, popsize=40, maxiter=30)
     print(f"\nfashion_net one-pixel success: {r['fooled']}/{r['attacked']} = {r['rate']:.2f}")

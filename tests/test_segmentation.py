@@ -16,6 +16,7 @@ from minicnn.seg_training import (confusion_matrix, evaluate_segmentation, fit_s
                                   predict_masks, segmentation_scores)
 from minicnn.segdata import (SEG_CLASSES, Placement, SegmentationCanvases, paste_items,
                              resize_item)
+from tests.conftest import fashion_mnist_or_skip
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ((2,), (3,))
@@ -190,6 +191,7 @@ def test_one_item_by_hand():
 
 
 def test_fashion_mnist_canvases():
+    fashion_mnist_or_skip("test")                       # never downloaded in a test
     try:
         d = SegmentationCanvases("test", size=64, length=8, seed=0)
     except FileNotFoundError as err:
@@ -319,6 +321,7 @@ def test_shipped_segmentation_weights_reach_the_target(name):
     recipe = meta["provenance"]["recipe"]
     from minicnn.models import segmentation
     model = getattr(segmentation, name)(pretrained=True)
+    fashion_mnist_or_skip("test")
     try:
         test = SegmentationCanvases("test", recipe["size"], length=recipe["test_length"],
                                     seed=recipe["seed"])

@@ -1,7 +1,7 @@
 """Sections 1–5: filters, activations, top images, neighbours, PCA/t-SNE."""
 import numpy as np
 
-from ..gallery import Figure
+from ..gallery import Figure, Skip
 from ._common import _models, _photo_layers, _try, section
 
 
@@ -96,7 +96,9 @@ def top_images(ctx):
         ["features.1", "features.3", "features.6", "features.8"]
     formula = "s_c(x) = max_ij a_c(x)[i, j]; keep the k images with the largest s_c"
     paper = "Zeiler & Fergus 2014; Girshick et al. 2014"
-    params = {"layer": layer, "k": k, "images": n}
+    n, source, _ = ctx.dataset_info(n)
+    k = min(k, n)
+    params = {"layer": layer, "k": k, "images": f"{n} from {source}"}
     return [Figure(f"{info.name}-grid", grid, "top-k images per channel", formula, paper,
                    params, info)] + \
         [Figure(f"{info.name}-patches-{r}", lambda r=r: patches(r),
@@ -116,6 +118,10 @@ def neighbors(ctx):
     from ..techniques.neighbors import extract_features, label_agreement, nearest_neighbors
     info = ctx.small
     n, q, k = ctx.pick(1000, 10000), ctx.pick(4, 6), 7
+    n, source, installed = ctx.dataset_info(n)
+    if not installed:
+        raise Skip(f"needs {ctx.dataset_how_to_get or 'a labelled test set'}; only {n} images "
+                   f"from {source} are here, too few for neighbours that share a label")
 
     def build():
         x, pix, y = ctx.dataset(n)
@@ -131,7 +137,8 @@ def neighbors(ctx):
     return [Figure(f"{info.name}-neighbours", build, "nearest neighbours: features vs pixels",
                    "‖φ(q) − φ(x)‖₂ in the penultimate layer vs ‖q − x‖₂ on pixels",
                    "Krizhevsky, Sutskever & Hinton 2012, Fig. 4",
-                   {"layer": "penultimate", "k": k, "database": n}, info)]
+                   {"layer": "penultimate", "k": k, "database": f"{n} images from {source}"},
+                   info)]
 
 
 def _np(a):
@@ -152,6 +159,8 @@ def embedding(ctx):
     from ..techniques.tsne import tsne
     info = ctx.small
     n, iters = ctx.pick(500, 2000), ctx.pick(250, 1000)
+    n, source, _ = ctx.dataset_info(n)
+    perplexity, clipped = tsne_perplexity(n)
     cache = {}
 
     def feats():
@@ -163,7 +172,7 @@ def embedding(ctx):
     def embed():
         if "y" not in cache:
             f, _, _ = feats()
-            cache["y"] = _np(tsne(f, perplexity=30, n_iter=iters, seed=ctx.seed, progress=False))
+            cache["y"] = _np(tsne(f, perplexity=perplexity, n_iter=iters, seed=ctx.seed, progress=False))
         return cache["y"]
 
     def pca_fig():
@@ -190,15 +199,29 @@ def embedding(ctx):
                                 title="t-SNE snapped to a grid (linear assignment)")
     tsne_formula = "∂KL/∂y_i = 4 Σ_j (p_ij − q_ij)(1 + ‖y_i − y_j‖²)⁻¹ (y_i − y_j)"
     tsne_paper = "van der Maaten & Hinton 2008"
-    p = {"points": n, "layer": "penultimate"}
+    p = {"points": f"{n} from {source}", "layer": "penultimate"}
     figs = [Figure(f"{info.name}-pca", pca_fig, "PCA", "X − mean = U S Vᵀ; scores U S",
                    "Pearson 1901; Hotelling 1933", p, info),
             Figure(f"{info.name}-tsne", tsne_fig, "t-SNE", tsne_formula, tsne_paper,
-                   {**p, "perplexity": 30, "iterations": iters}, info),
+                   {**p, "perplexity": clipped or perplexity, "iterations": iters}, info),
             Figure(f"{info.name}-tsne-images", thumbs, "t-SNE of CNN codes as images",
-                   tsne_formula, "Karpathy, t-SNE visualization of CNN codes", p, info)]
+                   tsne_formula, "Karpathy, t-SNE visualization of CNN codes",
+                   {**p, "perplexity": clipped or perplexity}, info)]
     if not ctx.quick:
         figs.append(Figure(f"{info.name}-tsne-grid", mosaic, "t-SNE on a grid",
                            "min Σ_i ‖y_i − cell(i)‖² over one-to-one assignments",
                            "Karpathy, t-SNE visualization of CNN codes", p, info))
     return figs
+
+
+def tsne_perplexity(n, wanted=30):
+    """(perplexity for t-SNE on ``n`` points, caption text when ``wanted`` had to be lowered).
+
+    t-SNE needs perplexity < n − 1 (each point's Gaussian must spread over more neighbours
+    than it has); on few points the gallery uses (n − 1) / 3 and says so."""
+    if n < 3:
+        raise Skip(f"t-SNE needs at least 3 points, the data has {n}")
+    if wanted <= (n - 1) / 3:
+        return wanted, ""
+    value = round((n - 1) / 3, 2)
+    return value, f"{value:g} (lowered from {wanted}: t-SNE needs perplexity < points − 1 = {n - 1})"

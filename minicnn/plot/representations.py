@@ -37,11 +37,12 @@ def tile(maps, ncols=None, pad=1, pad_value=np.nan):
     return out
 
 
-def plot_filters(model, layer=None, per_channel=None, title=None, ncols=None, cell=0.5,
-                 max_channels=16):
+def plot_filters(model, layer=None, per_channel=None, title=None, ncols=None, cell=1.0,
+                 max_channels=16, width=(5.0, 9.0)):
     """A conv layer's filters (``techniques.filters.filter_images``, same arguments): one tile
     per filter (RGB or grey), or with ``per_channel`` one row per filter and one column per
-    input channel (the first ``max_channels``)."""
+    input channel (the first ``max_channels``). Tiles are ``cell`` inches wide, the figure
+    kept within ``width`` = (min, max) inches so that a few small filters stay readable."""
     from ..techniques.filters import filter_images, first_conv_layer
     layer = layer or first_conv_layer(model)
     f = filter_images(model, layer, per_channel)
@@ -58,7 +59,8 @@ def plot_filters(model, layer=None, per_channel=None, title=None, ncols=None, ce
         ncols = ncols or int(np.ceil(np.sqrt(len(f))))
     nrows = int(np.ceil(len(tiles) / ncols))
     mosaic = tile(tiles, ncols=ncols)
-    fig, ax = plt.subplots(figsize=(max(2.0, cell * ncols), max(2.0, cell * nrows) + 0.3))
+    w = min(width[1], max(width[0], cell * ncols))
+    fig, ax = plt.subplots(figsize=(w, w / ncols * nrows + 0.4))
     ax.imshow(np.nan_to_num(mosaic, nan=1.0), cmap=None if mosaic.ndim == 3 else "gray",
               vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
@@ -145,9 +147,12 @@ def plot_neighbors(queries, database, rows, labels=None, row_names=None, cell=0.
     return fig
 
 
-def plot_embedding(Y, labels=None, class_names=None, title=None, size=6.0, s=4):
-    """2-D embedding as a scatter, coloured by label (with a legend of class names)."""
+def plot_embedding(Y, labels=None, class_names=None, title=None, size=6.0, s=None):
+    """2-D embedding as a scatter, coloured by label (with a legend of class names).
+    ``s``: marker area in points² (default 4, larger for fewer than 500 points, up to 40)."""
     Y = np.asarray(to_numpy(Y))
+    if s is None:
+        s = float(np.clip(2000 / max(len(Y), 1), 4, 40))
     fig, ax = plt.subplots(figsize=(size, size))
     if labels is None:
         ax.scatter(Y[:, 0], Y[:, 1], s=s, c="k", linewidths=0)
