@@ -202,6 +202,7 @@ async function toggleWebcam() {
   if (state.webcam) {
     state.webcam.getTracks().forEach((t) => t.stop());
     state.webcam = null;
+    $("video").hidden = true;
     $("webcam").textContent = "Start webcam";
     return;
   }
@@ -211,7 +212,10 @@ async function toggleWebcam() {
     showError(`webcam: ${err.name}: ${err.message}`);
     return;
   }
-  $("video").srcObject = state.webcam;
+  const video = $("video");
+  video.srcObject = state.webcam;
+  video.hidden = false;
+  await video.play().catch((err) => showError(`webcam: the video does not play (${err.message})`));
   $("webcam").textContent = "Stop webcam";
   state.frames = 0;
   state.t0 = performance.now();
