@@ -31,12 +31,13 @@ MAX_UPLOAD = 32 * 1024 * 1024        # bytes of one request body
 
 
 def build(model="fashion_net", images=None, backend="numpy", installed=True, start=True):
-    """An Explorer for a model name with its top-9 table started (or loaded from the cache)."""
+    """An Explorer for a model (a name, or a pretrained Module named by its ``arch``) with its
+    top-9 table started (or loaded from the cache); ``start=False`` leaves it to the caller."""
     from .. import models
-    net = models.get_model(model, pretrained=True)
+    net = models.get_model(model, pretrained=True) if isinstance(model, str) else model
     if backend != "numpy":
         net.to(backend)
-    ex = Explorer(net, model)
+    ex = Explorer(net, model if isinstance(model, str) else getattr(net, "arch", "model"))
     pixels, sources = gather_dataset(ex, images, installed=installed)
     ex.top_images = TopImages(ex, copy.deepcopy(net), pixels, sources)
     ex.neurons = NeuronImages(ex)
