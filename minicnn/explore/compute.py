@@ -216,13 +216,15 @@ class Explorer:
             else:
                 side = min(self.size)
                 size = max(2, side // 7)
-                m = occlusion(self.model, inp.x, target, size=size, stride=max(1, size // 2),
-                              batch_size=16).pixel_map
-                m = m.max() - m                # where covering the image costs the class most
+                occ = occlusion(self.model, inp.x, target, size=size, stride=max(1, size // 2),
+                                batch_size=16)
+                # the fraction of the class probability lost when a patch covers each pixel
+                m = (occ.base_prob - occ.pixel_map) / max(occ.base_prob, 1e-12)
         if method in ("saliency", "smoothgrad"):
             pic = render.grey_image(m)
         else:
-            pic = render.heat_overlay(inp.pixels, m)
+            pic = render.heat_overlay(inp.pixels, m, percentile=None if method == "occlusion"
+                                      else 99.0)
         return {"method": method, "class": target, "label": self.labels[target],
                 "image": render.png_url(pic)}
 

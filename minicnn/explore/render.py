@@ -89,7 +89,8 @@ def mosaic(maps, max_side=MAX_TILE, gap=1, signed=False, cols=None):
 
 
 def heat_overlay(pixels, heat, alpha=0.5, percentile=99.0):
-    """A map (H, W) drawn in jet colours over the image (uint8 (H, W) or (H, W, 3)) -> uint8 RGB."""
+    """A map (H, W) drawn in jet colours over the image (uint8 (H, W) or (H, W, 3)) -> uint8 RGB.
+    The map is scaled by its ``percentile`` of |map|; ``percentile=None``: it is already in [0, 1]."""
     from matplotlib import colormaps
     pix = np.asarray(pixels, dtype=np.float64) / 255
     if pix.ndim == 2:
@@ -97,7 +98,8 @@ def heat_overlay(pixels, heat, alpha=0.5, percentile=99.0):
     heat = np.asarray(heat, dtype=np.float64)
     if heat.shape != pix.shape[:2]:
         raise ValueError(f"heat_overlay: map {heat.shape} and image {pix.shape[:2]} differ in size")
-    colours = colormaps["jet"](normalize_map(heat, percentile))[..., :3]
+    heat = np.clip(heat, 0, 1) if percentile is None else normalize_map(heat, percentile)
+    colours = colormaps["jet"](heat)[..., :3]
     return to_uint8((1 - alpha) * pix + alpha * colours)
 
 

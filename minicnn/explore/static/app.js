@@ -97,7 +97,7 @@ function showView(view) {
     const wrap = fig.querySelector(".wrap");
     let img = wrap.querySelector("img");
     if (!img) {
-      img = mosaicImage(layer.mosaic, layer, 380);
+      img = mosaicImage(layer.mosaic, layer, 250);
       img.addEventListener("click", (e) => {
         const k = tileAt(e, img, img.geometry);
         if (k >= 0) selectUnit(fig.dataset.layer, k);
