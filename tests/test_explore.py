@@ -223,3 +223,29 @@ def test_the_explore_command_binds_localhost_by_default():
     args = cli.build_parser().parse_args(["explore"])
     assert (args.host, args.port, args.model, args.fn) == ("127.0.0.1", 8000, "fashion_net",
                                                            cli._cmd_explore)
+
+
+def test_one_pass_top9_table_equals_top_activations_layer_by_layer(explorer, tmp_path,
+                                                                   monkeypatch):
+    """The background pass captures every layer at once, in batches of 3 here: each layer's
+    table must be top_activations' own (same scores; the same images and argmax positions
+    wherever no two images tie, e.g. at 0 for a unit that is dead on several of them)."""
+    import copy
+    from minicnn.explore.units import TopImages
+    monkeypatch.setenv("MINICNN_HOME", str(tmp_path))
+    pix = explorer.top_images.pixels
+    top = TopImages(explorer, copy.deepcopy(explorer.model), pix, ["samples"], k=4,
+                    batch_size=3).start().wait(60)
+    assert top.status()["progress"] == 1.0 and top.error is None and top.path.is_file()
+    for layer in ("features.1", "features.8", "classifier.1"):
+        ref = top_activations(explorer.model, explorer.pre.preprocess(pix), layer, k=4)
+        scores, indices, positions = top.tables[layer]
+        np.testing.assert_allclose(scores, ref.scores, rtol=1e-4, atol=1e-6)   # float32 sums
+        untied = np.array([[np.sum(np.isclose(row, v, rtol=1e-4, atol=1e-6)) == 1 for v in row]
+                           for row in ref.scores])
+        assert untied.mean() > 0.3
+        assert np.array_equal(indices[untied], ref.indices[untied])
+        assert np.array_equal(positions[untied], ref.positions[untied])
+    again = TopImages(explorer, explorer.model, pix, ["samples"], k=4, batch_size=3).start()
+    assert again._thread is None and np.array_equal(again.tables["features.8"][1],
+                                                    top.tables["features.8"][1])   # cached

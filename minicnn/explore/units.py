@@ -1,7 +1,8 @@
 """What one unit responds to beyond this image: its top-9 dataset images and its optimized image.
 
-Top-9 (Zeiler & Fergus' panels, Yosinski's toolbox): ``top_activations`` over a dataset,
-for every display layer, once per model. The pass runs in a background thread on its own
+Top-9 (Zeiler & Fergus' panels, Yosinski's toolbox): ``top_activations``' table over a
+dataset for every display layer at once (one forward pass per batch captures them all),
+once per model. The pass runs in a background thread on its own
 copy of the model (so the page stays responsive), shows a tqdm bar on the server's console
 and a progress value the page polls, and is saved to
 ``cache_dir()/explore/top9-<model>-<fingerprint>.npz`` — the fingerprint covers the weights
@@ -29,13 +30,19 @@ from ..images import to_displayable
 from ..samples import fashion_samples, photo_samples
 from ..techniques.class_vis import class_visualization
 from ..techniques.rf_geometry import receptive_field, rf_box
-from ..techniques.top_activations import top_activations
+from ..autograd import no_grad
+from ..backend import get_array_module, to_numpy
+from ..nn import capture
+from ..techniques.common import as_input
+# the streaming top-k of ``top_activations``, run here for every layer in one pass
+from ..techniques.top_activations import _merge, _unit_scores
 from . import render
 
 __all__ = ["gather_dataset", "TopImages", "NeuronImages", "IMAGE_EXTS"]
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm")
 MAX_FILES = 5000          # image files read from --images DIR at most
+_KEYS = ("scores", "indices", "positions")     # one layer's table, as in TopActivations
 
 
 def gather_dataset(explorer, images_dir=None, installed=True):
@@ -92,11 +99,11 @@ def _installed_test_set(explorer, sources):
 class TopImages:
     """The top-9 table of every display layer over a dataset, computed once in the background."""
 
-    def __init__(self, explorer, model_copy, pixels, sources, k=9, batch_size=64):
+    def __init__(self, explorer, model_copy, pixels, sources, k=9, batch_size=32):
         self.ex, self.model, self.pixels, self.sources = explorer, model_copy, pixels, sources
         self.k, self.batch_size = k, batch_size
         self.tables, self.done, self.error = {}, 0, None
-        self.total = len(explorer.layers) * int(np.ceil(len(pixels) / batch_size))
+        self.total = int(np.ceil(len(pixels) / batch_size))         # batches of the one pass
         digest = hashlib.sha256(json.dumps([explorer.name, _weights_id(explorer.model),
                                             explorer.layers, k]).encode())
         digest.update(np.ascontiguousarray(pixels).tobytes())
@@ -107,8 +114,7 @@ class TopImages:
         """Load the cached tables, or start computing them in a daemon thread."""
         if self.path.is_file():
             with np.load(self.path) as f:
-                self.tables = {n: (f[f"{n}/indices"], f[f"{n}/positions"])
-                               for n in self.ex.layers}
+                self.tables = {n: tuple(f[f"{n}/{key}"] for key in _KEYS) for n in self.ex.layers}
             self.done = self.total
             return self
         self._thread = threading.Thread(target=self._run, name="top9", daemon=True)
@@ -125,23 +131,42 @@ class TopImages:
                 "layers": len(self.ex.layers), "error": self.error,
                 "dataset": ", ".join(self.sources), "size": int(len(self.pixels))}
 
-    def _batches(self, bar):
-        for s in range(0, len(self.pixels), self.batch_size):
-            yield self.ex.pre.preprocess(self.pixels[s:s + self.batch_size])
-            self.done += 1
-            bar.update(1)
-
     def _run(self):
+        """One pass over the dataset capturing every display layer at once; per layer, the
+        same table as ``top_activations`` (each channel's max response and where it is,
+        the best k kept after every batch)."""
+        layers, best = self.ex.layers, {}
         try:
             with tqdm(total=self.total, desc=f"top-{self.k} images for {self.ex.name}") as bar:
-                for n in self.ex.layers:
-                    top = top_activations(self.model, self._batches(bar), n, k=self.k,
-                                          batch_size=self.batch_size)
-                    self.tables[n] = (top.indices, top.positions)
+                for s in range(0, len(self.pixels), self.batch_size):
+                    x = as_input(self.model, self.ex.pre.preprocess(
+                        self.pixels[s:s + self.batch_size]))
+                    with no_grad(), capture(self.model, layers) as acts:
+                        self.model(x)
+                    for n in layers:
+                        act = acts[n].data
+                        xp = get_array_module(act)
+                        units = xp.arange(act.shape[1])
+                        score, pos = _unit_scores(act, units)
+                        idx = xp.broadcast_to(s + xp.arange(act.shape[0]),
+                                              (len(units), act.shape[0]))
+                        new = (score.T.astype(xp.float64), idx, pos.transpose(1, 0, 2))
+                        if n not in best:                   # empty (units, 0) tables
+                            best[n] = tuple(a[:, :0] for a in new)
+                        best[n] = _merge(best[n], new, self.k)
+                    self.done += 1
+                    bar.update(1)
+            for n in layers:
+                scores, idx, pos = best[n]
+                xp = get_array_module(scores)
+                order = xp.argsort(-scores, axis=1, kind="stable")
+                self.tables[n] = (to_numpy(xp.take_along_axis(scores, order, 1)),
+                                  to_numpy(xp.take_along_axis(idx, order, 1)),
+                                  to_numpy(xp.take_along_axis(pos, order[:, :, None], 1)))
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".part.npz")
-            np.savez(tmp, **{f"{n}/{key}": a for n, (i, p) in self.tables.items()
-                             for key, a in (("indices", i), ("positions", p))})
+            np.savez(tmp, **{f"{n}/{key}": a for n, table in self.tables.items()
+                             for key, a in zip(_KEYS, table)})
             tmp.replace(self.path)
         except Exception as err:          # shown on the page; the server keeps serving
             self.error = f"{type(err).__name__}: {err}"
@@ -151,7 +176,7 @@ class TopImages:
         layer, unit = self.ex.check_unit(layer, unit)
         if layer not in self.tables:
             return None
-        indices, positions = self.tables[layer]
+        _, indices, positions = self.tables[layer]
         try:
             rf = receptive_field(self.ex.model, layer) if positions[unit, 0, 0] >= 0 else None
         except ValueError:
