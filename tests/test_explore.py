@@ -249,3 +249,25 @@ def test_one_pass_top9_table_equals_top_activations_layer_by_layer(explorer, tmp
     again = TopImages(explorer, explorer.model, pix, ["samples"], k=4, batch_size=3).start()
     assert again._thread is None and np.array_equal(again.tables["features.8"][1],
                                                     top.tables["features.8"][1])   # cached
+
+
+def test_every_route_runs_on_the_strict_backend_as_it_would_on_cupy(tmp_path, monkeypatch):
+    """The strict arrays refuse to mix with plain NumPy ones, as CuPy's do: every answer of
+    the page (top-9 pass included) works with the model on that backend, and equals NumPy's."""
+    monkeypatch.setenv("MINICNN_HOME", str(tmp_path))
+    ex = build("fashion_net", installed=False, backend="strict")
+    ex.top_images.wait(60)
+    assert ex.top_images.error is None
+    c = create_app(ex).test_client()
+    key = c.post("/api/input", json={"sample": 7}).json["input"]
+    urls = [f"/api/unit?input={key}&layer=features.3&unit=2&rule=guided",
+            f"/api/gradients?input={key}&target=7", "/api/weights",
+            "/api/top?layer=features.6&unit=3"] + \
+        [f"/api/class?input={key}&target=7&method={m}" for m in compute.METHODS]
+    for url in urls:
+        r = c.get(url)
+        assert r.status_code == 200, (url, r.json)
+    x = ex.get_input(key).x
+    g = input_gradient(build("fashion_net", installed=False, start=False).model, x,
+                       layer="features.3", unit=2, signal="activation", relu_rule="guided")
+    assert np.array_equal(pixels(c.get(urls[0]).json["projection"]), render.signed_image(g))

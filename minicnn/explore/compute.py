@@ -214,9 +214,10 @@ class Explorer:
             elif method == "gradcam":
                 m = grad_cam(self.model, inp.x, target)
             else:
-                side = min(self.size)
+                side = min(self.size)         # 7×7 patches (13×13 positions on small inputs)
                 size = max(2, side // 7)
-                occ = occlusion(self.model, inp.x, target, size=size, stride=max(1, size // 2),
+                stride = size if side > 64 else max(1, size // 2)
+                occ = occlusion(self.model, inp.x, target, size=size, stride=stride,
                                 batch_size=16)
                 # the fraction of the class probability lost when a patch covers each pixel
                 m = (occ.base_prob - occ.pixel_map) / max(occ.base_prob, 1e-12)
