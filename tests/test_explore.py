@@ -271,3 +271,15 @@ def test_every_route_runs_on_the_strict_backend_as_it_would_on_cupy(tmp_path, mo
     g = input_gradient(build("fashion_net", installed=False, start=False).model, x,
                        layer="features.3", unit=2, signal="activation", relu_rule="guided")
     assert np.array_equal(pixels(c.get(urls[0]).json["projection"]), render.signed_image(g))
+
+
+def test_a_damaged_top9_cache_is_computed_again(explorer, tmp_path, monkeypatch):
+    from minicnn.explore.units import TopImages
+    monkeypatch.setenv("MINICNN_HOME", str(tmp_path))
+    top = TopImages(explorer, explorer.model, explorer.top_images.pixels, ["samples"], k=3)
+    top.path.parent.mkdir(parents=True)
+    np.savez(top.path, other=np.zeros(3))
+    top.start().wait(60)
+    assert top.error is None and set(top.tables) == set(explorer.layers)
+    with np.load(top.path) as f:
+        assert "features.0/scores" in f.files

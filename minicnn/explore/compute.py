@@ -214,9 +214,8 @@ class Explorer:
             elif method == "gradcam":
                 m = grad_cam(self.model, inp.x, target)
             else:
-                side = min(self.size)         # 7×7 patches (13×13 positions on small inputs)
-                size = max(2, side // 7)
-                stride = size if side > 64 else max(1, size // 2)
+                side = min(self.size)   # a quarter of a small input (8×8 positions), else 7×7
+                size, stride = (side // 4, side // 8) if side <= 64 else (side // 7, side // 7)
                 occ = occlusion(self.model, inp.x, target, size=size, stride=stride,
                                 batch_size=16)
                 # the fraction of the class probability lost when a patch covers each pixel

@@ -13,7 +13,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run"]
 
 
-def screenshot(out, chromium="/usr/bin/chromium", sample=7, layer="features.6", unit=22):
+def screenshot(out, chromium="/usr/bin/chromium", sample=6, layer="features.6", unit=22):
     from playwright.sync_api import sync_playwright
     from werkzeug.serving import make_server
     from .server import build, create_app

@@ -43,6 +43,7 @@ __all__ = ["gather_dataset", "TopImages", "NeuronImages", "IMAGE_EXTS"]
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm")
 MAX_FILES = 5000          # image files read from --images DIR at most
 _KEYS = ("scores", "indices", "positions")     # one layer's table, as in TopActivations
+_FORMAT = 2                                    # of the cached table (part of its file name)
 
 
 def gather_dataset(explorer, images_dir=None, installed=True):
@@ -104,7 +105,7 @@ class TopImages:
         self.k, self.batch_size = k, batch_size
         self.tables, self.done, self.error = {}, 0, None
         self.total = int(np.ceil(len(pixels) / batch_size))         # batches of the one pass
-        digest = hashlib.sha256(json.dumps([explorer.name, _weights_id(explorer.model),
+        digest = hashlib.sha256(json.dumps([_FORMAT, explorer.name, _weights_id(explorer.model),
                                             explorer.layers, k]).encode())
         digest.update(np.ascontiguousarray(pixels).tobytes())
         self.path = cache_dir() / "explore" / f"top9-{explorer.name}-{digest.hexdigest()[:16]}.npz"
@@ -113,10 +114,15 @@ class TopImages:
     def start(self):
         """Load the cached tables, or start computing them in a daemon thread."""
         if self.path.is_file():
-            with np.load(self.path) as f:
-                self.tables = {n: tuple(f[f"{n}/{key}"] for key in _KEYS) for n in self.ex.layers}
-            self.done = self.total
-            return self
+            try:
+                with np.load(self.path) as f:
+                    self.tables = {n: tuple(f[f"{n}/{key}"] for key in _KEYS)
+                                   for n in self.ex.layers}
+                self.done = self.total
+                return self
+            except (OSError, ValueError, KeyError) as err:     # damaged or older: compute again
+                print(f"minicnn explore: recomputing {self.path.name} ({err})")
+                self.tables = {}
         self._thread = threading.Thread(target=self._run, name="top9", daemon=True)
         self._thread.start()
         return self
