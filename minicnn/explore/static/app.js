@@ -276,9 +276,8 @@ async function start() {
 }
 
 async function pollTop() {
-  const info = await api("/api/info").catch(() => null);
-  if (!info) return;
-  const s = info.top;
+  const s = await api("/api/progress").catch(() => null);
+  if (!s) return;
   $("top-progress").value = s.progress;
   $("top-text").textContent = s.error ? `top images failed: ${s.error}` :
     s.progress < 1 ? `top images: ${Math.round(100 * s.progress)}% of ${s.size}` : `top images over ${s.dataset}`;
