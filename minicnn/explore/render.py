@@ -15,7 +15,7 @@ from PIL import Image
 from ..plot.attribution import gradient_image
 from ..plot.core import normalize_map
 
-__all__ = ["png_url", "to_uint8", "mosaic", "heat_overlay", "signed_image", "shrink"]
+__all__ = ["png_url", "to_uint8", "mosaic", "heat_overlay", "signed_image", "grey_image", "shrink"]
 
 MAX_TILE = 48          # activation maps larger than this are block-averaged down for the grid
 

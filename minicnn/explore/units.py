@@ -64,6 +64,8 @@ def gather_dataset(explorer, images_dir=None, installed=True):
     if installed:
         pix += _installed_test_set(explorer, sources)
     if images_dir is not None:
+        if not Path(images_dir).is_dir():
+            raise FileNotFoundError(f"--images {images_dir}: no such folder")
         files = sorted(f for f in Path(images_dir).rglob("*") if f.suffix.lower() in IMAGE_EXTS)
         if not files:
             raise FileNotFoundError(f"--images {images_dir}: no image files ({', '.join(IMAGE_EXTS)})")
