@@ -12,7 +12,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["minicnn", "minicnn.*"]),
-    package_data={"minicnn": ["labels/*.txt", "assignment_tests/*.py"]},
+    package_data={"minicnn": ["labels/*.txt", "assignment_tests/*.py", "explore/static/*"]},
     # the shipped weights and sample images: a non-editable install finds them under
     # <prefix>/share/minicnn/weights (minicnn.models.registry.INSTALLED_WEIGHTS)
     data_files=[("share/minicnn/weights", sorted(glob("weights/*.npz") + glob("weights/*.json"))),
@@ -20,8 +20,12 @@ setup(
     install_requires=["numpy>=1.24", "scipy>=1.10", "pillow>=9", "matplotlib>=3.6", "tqdm>=4.60"],
     extras_require={
         # torch is only the reference in parity tests; minicnn never imports it.
-        "test": ["pytest>=7", "safetensors>=0.4", "onnx>=1.14", "onnxruntime>=1.16"],
         "onnx": ["onnx>=1.14"],             # minicnn export --format onnx
+        # `minicnn explore`, the live page (a local web server).
+        "explore": ["flask>=2.2"],
+        # playwright drives the system's Chromium in the browser tests (no browser download).
+        "test": ["pytest>=7", "safetensors>=0.4", "onnx>=1.14", "onnxruntime>=1.16",
+                 "flask>=2.2", "playwright>=1.40"],
         "torch": ["torch==2.13.0"],
         "cupy": ["cupy-cuda12x"],
     },

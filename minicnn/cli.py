@@ -8,6 +8,7 @@
     minicnn weights list|fetch|import manage pretrained weights
     minicnn export WEIGHTS --format pth|safetensors|onnx   take a model to PyTorch / ONNX engines
     minicnn demo [--quick] [--only a,b]  every technique on the offline defaults -> ./minicnn-gallery
+    minicnn explore [--model NAME] [--port N] [--images DIR]   a network live in the browser
 """
 import argparse
 import os
@@ -168,6 +169,12 @@ def _listing(title, names, width=78):
                                           subsequent_indent="  ", break_on_hyphens=False)
 
 
+def _cmd_explore(args):
+    from .explore import serve
+    return serve(args.model, port=args.port, images=args.images, host=args.host,
+                 backend=args.backend)
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="minicnn", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -244,6 +251,17 @@ def build_parser():
     d.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(fn=_cmd_demo)
+
+    e = sub.add_parser("explore", help="a local web page: activations, units, projections, "
+                                       "attributions, weights and gradients, live")
+    e.add_argument("--model", default="fashion_net", help="fashion_net (default), cifar_net, or "
+                                                          "an ImageNet model with weights installed")
+    e.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
+    e.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    e.add_argument("--images", metavar="DIR", help="image files for the units' top-9 (added to "
+                                                   "the samples and installed test sets)")
+    e.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    e.set_defaults(fn=_cmd_explore)
     return p
 
 

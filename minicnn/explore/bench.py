@@ -1,0 +1,114 @@
+"""How fast the explorer answers: click-to-projection latency and webcam frames per second.
+
+    python -m minicnn.explore.bench [--models fashion_net,cifar_net,efficientnet_lite0]
+                                    [--weights NAME=FILE] [--repeat N]
+
+Each request goes through the Flask app (test client: routing, JSON and PNG encoding
+included, no network), one at a time, as one page would send them:
+
+  click:  GET /api/unit — one backward pass with the ReLU rule from a channel of a middle
+          layer, its activation map and projection encoded as PNGs (the page shows them as
+          they arrive; the browser's drawing is not timed);
+  frame:  POST /api/input with a JPEG body — decode, resize, one forward pass capturing
+          every display layer, the top-5 and every layer's mosaic as PNG: what each webcam
+          frame costs the server (the page sends the next frame when this one is answered,
+          so frames/s = 1 / this time).
+
+Targets: a click under 0.3 s on the small nets and under 2 s on an ImageNet model; at least
+5 webcam frames/s on the small nets. Medians over ``repeat`` requests after one warm-up.
+"""
+import argparse
+import io
+import time
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["measure", "main"]
+
+TARGETS = {"small": (0.3, 5.0), "imagenet": (2.0, None)}
+
+
+def _jpeg(explorer, rng):
+    """A textured test frame at the size the page sends (JPEG bytes)."""
+    side = max(64, min(256, 2 * max(explorer.size)))
+    yy, xx = np.mgrid[:side, :side] / side
+    img = np.stack([np.sin(9 * xx + 3 * yy), np.cos(7 * yy), np.sin(5 * xx * yy)], -1)
+    img = (127 + 100 * img + rng.normal(0, 20, img.shape)).clip(0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def measure(model, repeat=5, seed=0):
+    """{"model", "layer", "click_s", "frame_s", "fps"} for a model name or a pretrained Module."""
+    from .server import build, create_app
+    ex = build(model, installed=False, start=False)
+    client = create_app(ex).test_client()
+    rng = np.random.default_rng(seed)
+    frame = _jpeg(ex, rng)
+
+    def post():
+        r = client.post("/api/input", data=frame, content_type="image/jpeg")
+        if r.status_code != 200:
+            raise RuntimeError(f"POST /api/input: {r.json}")
+        return r.json["input"]
+
+    key = post()                                             # warm-up
+    frames = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        post()
+        frames.append(time.perf_counter() - t)
+    layer = ex.layers[len(ex.layers) // 2]
+    n = ex.shapes[layer][0]
+    clicks = []
+    for i in range(repeat + 1):
+        unit = int(rng.integers(n))
+        t = time.perf_counter()
+        r = client.get(f"/api/unit?input={key}&layer={layer}&unit={unit}&rule=guided")
+        if r.status_code != 200:
+            raise RuntimeError(f"GET /api/unit: {r.json}")
+        if i:                                                # the first one warms up
+            clicks.append(time.perf_counter() - t)
+    frame_s = float(np.median(frames))
+    return {"model": ex.name, "layer": layer, "click_s": float(np.median(clicks)),
+            "frame_s": frame_s, "fps": 1.0 / frame_s}
+
+
+def _model(name, weights):
+    """A model name, or a Module built from a weight file given as NAME=FILE."""
+    if name not in weights:
+        return name
+    from ..data import imagenet_classes
+    from ..models import registry
+    net = registry.load_pretrained(registry.get_model(name), weights[name])
+    net.labels = imagenet_classes()
+    net.arch = name
+    return net.eval()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", default="fashion_net,cifar_net,efficientnet_lite0")
+    p.add_argument("--weights", action="append", default=[], metavar="NAME=FILE",
+                   help="weights of an ImageNet model from a file (e.g. squeezenet1_1=PATH.pth)")
+    p.add_argument("--repeat", type=int, default=5)
+    args = p.parse_args(argv)
+    weights = dict(w.split("=", 1) for w in args.weights)
+    print(f"{'model':<20} {'clicked layer':<22} {'click (s)':>10} {'target':>7} "
+          f"{'frame (s)':>10} {'frames/s':>9} {'target':>7}")
+    for name in args.models.split(","):
+        try:
+            r = measure(_model(name, weights), args.repeat)
+        except (FileNotFoundError, KeyError) as err:
+            print(f"{name:<20} skipped: {str(err).splitlines()[0]}")
+            continue
+        click_t, fps_t = TARGETS["small" if name in ("fashion_net", "cifar_net") else "imagenet"]
+        print(f"{r['model']:<20} {r['layer']:<22} {r['click_s']:>10.3f} {'<' + str(click_t):>7} "
+              f"{r['frame_s']:>10.3f} {r['fps']:>9.1f} {'>=' + str(fps_t) if fps_t else '—':>7}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,287 @@
+"""What the explorer page asks of a model, each answer a call to an existing technique.
+
+    ex = Explorer(mc.models.fashion_net(pretrained=True), "fashion_net")
+    inp = ex.add_input(pixels)                        # uint8 image at the model's input size
+    view = ex.view(inp)                               # top-5 + every layer's activation mosaic
+    ex.unit(inp, "features.3", 5, rule="guided")      # activation map + projection of channel 5
+    ex.class_map(inp, 7, "gradcam")                   # saliency | smoothgrad | gradcam | occlusion
+    ex.gradients(inp, 7)                              # ∂score/∂(each layer), ConvNetJS's view
+
+One model serves many browser tabs: every computation on it holds ``self.lock`` (a capture
+adds a slot to the model's modules for the duration of one forward, so two forwards on one
+model must not overlap). Inputs are kept by id in a small LRU (``MAX_INPUTS``): a page
+refers to "its" image by the id it got back, so two tabs never see each other's input.
+"""
+import io
+import itertools
+import threading
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .. import nn
+from ..autograd import no_grad
+from ..backend import to_numpy
+from ..images import _to_mode, center_crop, resize_short_side
+from ..nn import capture
+from ..techniques.common import as_input, check_layer, frozen
+from ..techniques.filters import filter_images, first_conv_layer
+from ..techniques.gradcam import bilinear_resize, grad_cam
+from ..techniques.gradients import backward_from_target, input_gradient, saliency
+from ..techniques.occlusion import occlusion
+from . import render
+
+__all__ = ["Explorer", "ExploreError", "decode_image", "display_layers", "RULES", "METHODS"]
+
+RULES = ("standard", "deconvnet", "guided")
+METHODS = ("saliency", "smoothgrad", "gradcam", "occlusion")
+MAX_INPUTS = 64                # inputs kept per server (LRU)
+MAX_PIXELS = 40_000_000        # an upload larger than this (width × height) is refused
+_SKIP = (nn.Dropout, nn.Flatten, nn.Identity)
+
+
+class ExploreError(ValueError):
+    """A request the page sent cannot be answered; the message says why (HTTP 400)."""
+
+
+def decode_image(data, mode, name="upload"):
+    """Bytes of an image file -> PIL image in ``mode`` ("L" or "RGB"), EXIF orientation applied.
+    Not an image, or more than MAX_PIXELS pixels: ExploreError naming the file and the size."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > MAX_PIXELS:
+                raise ExploreError(f"{name}: image of {w}×{h} pixels is too large (at most "
+                                   f"{MAX_PIXELS:,} pixels); scale it down first")
+            img.load()
+    except UnidentifiedImageError as err:
+        raise ExploreError(f"{name}: not an image file ({len(data)} bytes starting "
+                           f"{bytes(data[:12])!r}; PNG, JPEG, GIF, BMP, WebP... expected)") from err
+    except (OSError, SyntaxError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as err:
+        raise ExploreError(f"{name}: Pillow cannot read this image ({len(data)} bytes; {err})") \
+            from err
+    return _to_mode(ImageOps.exif_transpose(img), mode)
+
+
+def display_layers(model):
+    """The layers shown as activation grids, in call order: every leaf layer of a small net
+    (Dropout / Flatten / Identity repeat their input and are left out); for a deep net the
+    top-level layers and blocks (names with at most one dot), so a page stays readable."""
+    names = model.layer_names()
+    leaves = [n for n in names if not model.get_submodule(n).children()]
+    if len(leaves) > 40:
+        short = [n for n in names if n.count(".") <= 1]
+        leaves = [n for n in short if not any(o.startswith(n + ".") for o in short)]
+    return [n for n in leaves if not isinstance(model.get_submodule(n), _SKIP)]
+
+
+class Input:
+    """One image the page is looking at: pixels (as the model sees them) and its input x."""
+
+    def __init__(self, key, pixels, x):
+        self.key, self.pixels, self.x = key, pixels, x
+        self.acts = None                    # {layer: NumPy (C, h, w) or (D,)}, set by view()
+        self.logits = None
+
+
+class Explorer:
+    """A model, its display layers, the inputs in use, and the computations of the page."""
+
+    def __init__(self, model, name, layers=None, labels=None):
+        self.model, self.name = model.eval(), name
+        self.pre = model.preprocess
+        self.layers = list(layers) if layers is not None else display_layers(model)
+        for n in self.layers:
+            check_layer(model, n)
+        self.labels = list(labels or getattr(model, "labels", None) or [])
+        self.lock = threading.RLock()
+        self._inputs, self._ids = OrderedDict(), itertools.count(1)
+        self._inputs_lock = threading.Lock()
+        self.mode = "L" if self.pre.channels == 1 else "RGB"
+        self.size = tuple(self.pre.input_size or (224, 224))
+        with self.lock, no_grad(), capture(self.model, self.layers) as acts:
+            out = self.model(as_input(self.model, np.zeros((1, self.pre.channels) + self.size,
+                                                           np.float32)))
+        self.shapes = {n: tuple(acts[n].shape[1:]) for n in self.layers if n in acts}
+        self.layers = [n for n in self.layers if n in self.shapes]
+        self.classes = out.shape[1]
+        if len(self.labels) != self.classes:
+            self.labels = [str(k) for k in range(self.classes)]
+
+    # ------------------------------------------------------------------ inputs
+    def fit(self, img):
+        """A PIL image (or uint8 array) -> uint8 pixels at the model's input size: the short side
+        resized (to ``preprocess.resize`` when the model has one) and the centre cropped."""
+        img = img if isinstance(img, Image.Image) else Image.fromarray(np.asarray(img, np.uint8))
+        img = _to_mode(img, self.mode)
+        img = resize_short_side(img, self.pre.resize or min(self.size))
+        return np.asarray(center_crop(img, self.size), dtype=np.uint8).copy()
+
+    def add_input(self, img):
+        """Keep an image (PIL, or uint8 array of any size) as a new input; returns the Input."""
+        pixels = self.fit(img)
+        x = self.pre.preprocess(pixels)[0]
+        with self._inputs_lock:
+            inp = Input(f"i{next(self._ids)}", pixels, x)
+            self._inputs[inp.key] = inp
+            while len(self._inputs) > MAX_INPUTS:
+                self._inputs.popitem(last=False)
+        return inp
+
+    def get_input(self, key):
+        with self._inputs_lock:
+            if key not in self._inputs:
+                raise ExploreError(f"input {key!r} is not (or no longer) kept by the server; "
+                                   f"pick the image again (the last {MAX_INPUTS} are kept)")
+            self._inputs.move_to_end(key)
+            return self._inputs[key]
+
+    def check_unit(self, layer, unit):
+        """The layer name and channel index, checked against the layer's output shape."""
+        if layer not in self.shapes:
+            raise ExploreError(f"layer {layer!r} is not shown; layers: {', '.join(self.layers)}")
+        n = self.shapes[layer][0]
+        if not isinstance(unit, (int, np.integer)) or not 0 <= unit < n:
+            raise ExploreError(f"unit {unit!r} is out of range for layer {layer!r}: it has {n} "
+                               f"channels (output shape {self.shapes[layer]}), valid 0..{n - 1}")
+        return layer, int(unit)
+
+    def check_target(self, target):
+        if not isinstance(target, (int, np.integer)) or not 0 <= target < self.classes:
+            raise ExploreError(f"class {target!r} is out of range: the model has {self.classes} "
+                               f"classes, valid 0..{self.classes - 1}")
+        return int(target)
+
+    # -------------------------------------------------------------- the forward
+    def view(self, inp):
+        """Top-5 and every display layer's activations as a mosaic (one forward pass)."""
+        with self.lock, no_grad(), capture(self.model, self.layers) as acts:
+            logits = self.model(as_input(self.model, inp.x[None]))
+        inp.acts = {n: to_numpy(acts[n].data[0]) for n in self.layers}
+        inp.logits = to_numpy(logits.data[0]).astype(np.float64)
+        p = np.exp(inp.logits - inp.logits.max())
+        p /= p.sum()
+        top = np.argsort(-p)[:5]
+        layers = []
+        for n in self.layers:
+            img, geom = render.mosaic(inp.acts[n])
+            layers.append({"name": n, "shape": list(self.shapes[n]), "mosaic": render.png_url(img),
+                           **geom})
+        return {"input": inp.key, "image": render.png_url(inp.pixels),
+                "top5": [{"class": int(k), "label": self.labels[k], "prob": float(p[k])}
+                         for k in top],
+                "layers": layers}
+
+    # ------------------------------------------------------------------ a unit
+    def unit(self, inp, layer, unit, rule="deconvnet"):
+        """Channel ``unit`` of ``layer`` for this input: its activation map over the image and
+        its projection to pixels, one backward pass with the ReLU rule ``rule`` starting from
+        the channel's own activation (every other unit 0, as Zeiler & Fergus do)."""
+        layer, unit = self.check_unit(layer, unit)
+        if rule not in RULES:
+            raise ExploreError(f"rule {rule!r} is not a ReLU backward rule; choose one of "
+                               f"{', '.join(RULES)}")
+        if inp.acts is None:
+            self.view(inp)
+        act = inp.acts[layer][unit]
+        out = {"layer": layer, "unit": unit, "rule": rule, "max": float(np.max(act))}
+        if act.ndim == 2:
+            heat = to_numpy(bilinear_resize(np.asarray(act, np.float64), self.size))
+            out["activation"] = render.png_url(render.heat_overlay(inp.pixels, heat))
+        with self.lock:
+            g = input_gradient(self.model, inp.x, layer=layer, unit=unit, signal="activation",
+                               relu_rule=rule)
+        out["projection"] = render.png_url(render.signed_image(g))
+        out["empty"] = not np.any(g)
+        return out
+
+    # ---------------------------------------------------------------- a class
+    def class_map(self, inp, target, method):
+        """Why class ``target``: saliency, SmoothGrad, Grad-CAM or occlusion over the image."""
+        target = self.check_target(target)
+        if method not in METHODS:
+            raise ExploreError(f"method {method!r} is not known; choose one of {', '.join(METHODS)}")
+        with self.lock:
+            if method == "saliency":
+                m = saliency(self.model, inp.x, target)
+            elif method == "smoothgrad":
+                m = smoothgrad(self.model, inp.x, target)
+            elif method == "gradcam":
+                m = grad_cam(self.model, inp.x, target)
+            else:
+                side = min(self.size)   # a quarter of a small input (8×8 positions), else 7×7
+                size, stride = (side // 4, side // 8) if side <= 64 else (side // 7, side // 7)
+                occ = occlusion(self.model, inp.x, target, size=size, stride=stride,
+                                batch_size=16)
+                # the fraction of the class probability lost when a patch covers each pixel
+                m = (occ.base_prob - occ.pixel_map) / max(occ.base_prob, 1e-12)
+        if method in ("saliency", "smoothgrad"):
+            pic = render.grey_image(m)
+        else:
+            pic = render.heat_overlay(inp.pixels, m, percentile=None if method == "occlusion"
+                                      else 99.0)
+        return {"method": method, "class": target, "label": self.labels[target],
+                "image": render.png_url(pic)}
+
+    # --------------------------------------------------- ConvNetJS: weights, gradients
+    def weights(self):
+        """Each display layer with weights: its filters as a mosaic (the first conv's as
+        images, deeper convs one grey tile per input channel, up to 16 channels of the first
+        32 filters), a Linear layer's matrix as a picture, and |w| statistics."""
+        out, first = [], first_conv_layer(self.model)
+        for n in self.layers:
+            m = self.model.get_submodule(n)
+            w = getattr(m, "weight", None)
+            if w is None or not isinstance(m, (nn.Conv2d, nn.Linear)):
+                continue
+            wn = np.asarray(to_numpy(w.data), dtype=np.float64)
+            entry = {"name": n, "shape": list(wn.shape), "mean_abs": float(np.abs(wn).mean()),
+                     "std": float(wn.std())}
+            if n == first:
+                img, geom = render.mosaic(filter_images(self.model, n, per_channel=False)
+                                          if wn.shape[1] in (1, 3) else wn[:, 0])
+                entry["note"] = "first layer: each filter drawn as the pattern it detects"
+            elif wn.ndim == 4:
+                f, c = min(wn.shape[0], 32), min(wn.shape[1], 16)
+                tiles = wn[:f, :c].reshape(f * c, *wn.shape[2:])
+                img, geom = render.mosaic(tiles, signed=True, cols=c)
+                entry["note"] = (f"filters 0..{f - 1} (rows) × input channels 0..{c - 1} "
+                                 "(columns); grey = 0")
+            else:
+                mat = render.shrink(wn, 256)
+                img, geom = render.mosaic(mat[None], max_side=256, signed=True)
+                entry["note"] = "rows: outputs, columns: inputs (block-averaged); grey = 0"
+            entry.update(image=render.png_url(img), **geom)
+            out.append(entry)
+        return out
+
+    def gradients(self, inp, target):
+        """∂y_target/∂(each display layer's output) for this input, one backward pass; each
+        layer's gradient as a signed mosaic (grey = 0) with its norm."""
+        target = self.check_target(target)
+        with self.lock, frozen(self.model), capture(self.model, self.layers) as acts:
+            xt = as_input(self.model, inp.x[None], requires_grad=True)
+            backward_from_target(self.model(xt), target)
+            grads = {n: to_numpy(acts[n].grad[0]) for n in self.layers if acts[n].grad is not None}
+        out = []
+        for n in self.layers:
+            if n not in grads:
+                continue
+            img, geom = render.mosaic(grads[n], signed=True)
+            out.append({"name": n, "norm": float(np.linalg.norm(grads[n])),
+                        "image": render.png_url(img), **geom})
+        return {"class": target, "label": self.labels[target], "layers": out}
+
+
+def smoothgrad(model, x, target, n=16, sigma=0.15, seed=0):
+    """SmoothGrad (Smilkov et al. 2017): the mean saliency over ``n`` copies of x with Gaussian
+    noise of std ``sigma`` × (max x − min x). One batched backward pass."""
+    x = np.asarray(to_numpy(x), dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0, sigma * float(x.max() - x.min()), (n,) + x.shape).astype(np.float32)
+    return saliency(model, x[None] + noise, target).mean(axis=0)

@@ -1,0 +1,51 @@
+"""The README's picture of the explorer: ``python -m minicnn.explore.screenshot docs/explore.png``.
+
+Serves fashion_net (shipped weights and samples only) on a free port of 127.0.0.1, opens the
+page in headless Chromium with Playwright, picks a sample, clicks a unit, switches to the
+guided rule, visualizes the unit, explains the predicted class, and saves the window.
+"""
+import sys
+import threading
+
+__all__ = ["screenshot"]
+
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run"]
+
+
+def screenshot(out, chromium="/usr/bin/chromium", sample=6, layer="features.6", unit=22):
+    from playwright.sync_api import sync_playwright
+    from werkzeug.serving import make_server
+    from .server import build, create_app
+    ex = build("fashion_net")
+    ex.top_images.wait()
+    server = make_server("127.0.0.1", 0, create_app(ex), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"http://127.0.0.1:{server.server_port}/")
+            page.click(f"#samples img[data-sample='{sample}']")
+            page.wait_for_selector("#prediction li")
+            page.evaluate(f"selectUnit({layer!r}, {unit})")
+            page.wait_for_function("document.querySelectorAll('#unit-top img').length === 9")
+            page.select_option("#rule", "guided")
+            page.wait_for_function("document.getElementById('unit-projection').dataset.key"
+                                   f" === '{layer}/{unit}/guided'")
+            page.click("#neuron-button")
+            page.wait_for_function("document.getElementById('unit-neuron').naturalWidth > 0",
+                                   timeout=120000)
+            page.click("#class-button")
+            page.wait_for_function("document.getElementById('map-occlusion').naturalWidth > 0")
+            page.wait_for_timeout(300)
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(out), full_page=True,
+                            clip={"x": 0, "y": 0, "width": 1400, "height": 1520})
+            browser.close()
+    finally:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    screenshot(sys.argv[1] if len(sys.argv) > 1 else "explore.png")

@@ -1,0 +1,192 @@
+"""``minicnn explore`` in headless Chromium (Playwright): the real server, the real page.
+
+The fixture starts ``python -m minicnn explore --port 0`` on 127.0.0.1 and reads the address
+it prints; the browser tests click through the page as a user does. Marker ``browser``
+(run by .ci/run); they skip only when Chromium or Playwright is not installed.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from minicnn.samples import fashion_samples
+
+pytestmark = pytest.mark.browser
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run"]
+FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+# the browser logs every non-2xx answer; the bad-input tests expect these 400s
+HTTP_400 = "the server responded with a status of 400"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    env = dict(os.environ, MINICNN_HOME=str(tmp_path_factory.mktemp("home")),
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "minicnn", "explore", "--port", "0"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert m, f"the server printed no address: {line!r} (exit code {proc.poll()})"
+        yield m.group(0)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+    yield b
+    b.close()
+
+
+class Page:
+    """A page with its console errors collected."""
+
+    def __init__(self, browser, url):
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        self.errors = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        self.page.goto(url)
+        self.page.wait_for_selector("#samples img")
+
+    def pick_sample(self, k):
+        before = self.src("#input-image")
+        self.page.click(f"#samples img[data-sample='{k}']")
+        self.page.wait_for_function(f"document.getElementById('input-image').src !== {before!r}")
+        self.page.wait_for_selector("#prediction li")
+        return self.page.inner_text("#prediction li:first-child")
+
+    def src(self, selector):
+        return self.page.eval_on_selector(selector, "e => e.getAttribute('src') || ''")
+
+    def loaded(self, selector):
+        return self.page.eval_on_selector(selector, "e => e.complete && e.naturalWidth > 0")
+
+    def click_unit(self, layer, unit):
+        """Click the tile of channel ``unit`` in ``layer``'s mosaic; wait for its projection."""
+        before = self.src("#unit-projection")
+        self.page.eval_on_selector(f"figure.layer[data-layer='{layer}'] img", """(img, k) => {
+            const g = img.geometry, r = img.getBoundingClientRect(), s = r.width / img.naturalWidth;
+            const col = k % g.cols, row = Math.floor(k / g.cols);
+            const x = r.left + (g.gap + col * (g.tile[1] + g.gap) + g.tile[1] / 2) * s;
+            const y = r.top + (g.gap + row * (g.tile[0] + g.gap) + g.tile[0] / 2) * s;
+            img.dispatchEvent(new MouseEvent('click', {clientX: x, clientY: y, bubbles: true}));
+        }""", unit)
+        self.page.wait_for_function(
+            f"document.getElementById('unit-projection').getAttribute('src') !== {before!r}")
+        assert self.page.inner_text("#unit-title") == f"Unit: {layer}, channel {unit}"
+        return self.src("#unit-projection")
+
+
+def test_sample_unit_projection_rule_and_upload(server, browser, tmp_path):
+    p = Page(browser, server)
+    assert p.pick_sample(7).startswith("Sneaker")
+    a = p.click_unit("features.3", 2)
+    assert p.loaded("#unit-projection") and p.loaded("#unit-activation")
+    b = p.click_unit("features.3", 5)
+    assert p.loaded("#unit-projection") and a != b
+    p.page.wait_for_function("document.querySelectorAll('#unit-top img').length === 9")
+    before = p.src("#unit-projection")
+    p.page.select_option("#rule", "guided")
+    p.page.wait_for_function(
+        f"document.getElementById('unit-projection').getAttribute('src') !== {before!r}")
+    assert "guided rule" in p.page.inner_text("#projection-caption")
+    assert p.loaded("#unit-projection")
+
+    image, label = fashion_samples()[1]                     # a trouser, uploaded as a file
+    Image.fromarray(np.kron(image, np.ones((4, 4), np.uint8))).save(tmp_path / "trouser.png")
+    before = p.src("#input-image")
+    p.page.set_input_files("#upload", str(tmp_path / "trouser.png"))
+    p.page.wait_for_function(f"document.getElementById('input-image').src !== {before!r}")
+    assert p.page.inner_text("#prediction li:first-child").startswith("Trouser")
+
+    p.page.click("#class-button")
+    for method in ("saliency", "smoothgrad", "gradcam", "occlusion"):
+        p.page.wait_for_function(f"document.getElementById('map-{method}').naturalWidth > 0")
+    p.page.wait_for_selector("#gradients figure")
+    assert p.page.locator("#weights figure").count() >= 4
+    assert p.page.is_hidden("#error")
+    assert p.errors == []
+
+
+def test_bad_input_shows_a_clear_error_and_the_page_keeps_working(server, browser, tmp_path):
+    p = Page(browser, server)
+    (tmp_path / "notes.png").write_bytes(b"these are notes, not a picture")
+    p.page.set_input_files("#upload", str(tmp_path / "notes.png"))
+    p.page.wait_for_selector("#error:not([hidden])")
+    assert "upload 'notes.png': not an image file" in p.page.inner_text("#error")
+    Image.new("L", (7000, 6000)).save(tmp_path / "huge.png")
+    p.page.set_input_files("#upload", str(tmp_path / "huge.png"))
+    p.page.wait_for_function("document.getElementById('error').textContent.includes('too large')")
+
+    assert p.pick_sample(9).startswith("Ankle boot")       # still serving
+    assert p.page.is_hidden("#error")
+    p.page.evaluate("api(`/api/unit?input=${state.input}&layer=features.3&unit=16`).catch(() => {})")
+    p.page.wait_for_selector("#error:not([hidden])")
+    assert "unit 16 is out of range for layer 'features.3': it has 16 channels" in \
+        p.page.inner_text("#error")
+    p.click_unit("features.3", 15)
+    assert p.loaded("#unit-projection")
+    assert [e for e in p.errors if HTTP_400 not in e] == []
+
+
+def test_two_tabs_clicking_at_once_each_get_their_unit(server, browser):
+    tabs = [Page(browser, server), Page(browser, server)]
+    assert tabs[0].pick_sample(0).startswith("T-shirt")
+    assert tabs[1].pick_sample(8).startswith("Bag")
+    for t, unit in zip(tabs, (3, 4)):                       # both clicks in flight together
+        t.page.evaluate(f"selectUnit('features.6', {unit})")
+    for t, unit in zip(tabs, (3, 4)):
+        t.page.wait_for_function("document.getElementById('unit-projection').dataset.key === "
+                                 f"'features.6/{unit}/deconvnet'")
+        assert t.loaded("#unit-projection")
+    assert tabs[0].src("#unit-projection") != tabs[1].src("#unit-projection")
+    assert tabs[0].errors == tabs[1].errors == []
+
+
+def test_webcam_frames_from_chromiums_fake_camera_update_the_predictions(server, playwright):
+    b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                   args=FLAGS + FAKE_CAMERA)
+    try:
+        p = Page(b, server)
+        p.page.context.grant_permissions(["camera"])
+        p.page.click("#webcam")
+        p.page.wait_for_function("state.frames >= 2", timeout=60000)
+        mosaics = "document.querySelectorAll('#layers img')"
+        first = p.src("#input-image")
+        first_maps = p.page.evaluate(f"[...{mosaics}].map(i => i.src)")
+        # the fake camera's picture moves: a later frame differs, and so do its activations
+        p.page.wait_for_function(f"state.frames >= 4 && "
+                                 f"document.getElementById('input-image').src !== {first!r}",
+                                 timeout=60000)
+        assert p.page.evaluate(f"[...{mosaics}].map(i => i.src)") != first_maps
+        later = p.page.inner_text("#prediction")
+        assert re.match(r"\w", later) and later.count("%") == 5
+        assert re.search(r"webcam: \d+ frames, [\d.]+ frames/s", p.page.inner_text("#frames"))
+        p.page.click("#webcam")
+        assert p.errors == []
+    finally:
+        b.close()
