@@ -100,7 +100,8 @@ def _cmd_weights(args):
     elif args.action == "import":
         if not args.arch:
             raise SystemExit("minicnn weights import FILE --arch NAME: --arch is required")
-        print(registry.import_weights(args.name, args.arch, out=args.out))
+        target = registry.import_weights(args.name, args.arch, out=args.out)
+        print(registry.import_report(target, args.arch))
     return 0
 
 
