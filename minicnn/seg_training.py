@@ -28,7 +28,8 @@ from . import ops, optim
 from .autograd import Tensor, no_grad
 from .backend import as_backend, to_numpy
 from .data import iterate_minibatches
-from .training import _load_checkpoint, _progress, _save_checkpoint
+from .training import (TrainingDiverged, _load_checkpoint, _progress, _save_checkpoint,
+                       check_epochs, check_lr, prepare_output, save_result)
 
 __all__ = ["fit_segmentation", "evaluate_segmentation", "predict_masks", "confusion_matrix",
            "segmentation_scores", "SEG_RECIPES", "train_segmentation_recipe"]
@@ -103,15 +104,18 @@ def fit_segmentation(model, train, test=None, *, epochs, batch_size=16, lr=2e-3,
     Returns the history: per-epoch dicts (loss, train_pixel_acc, seconds (wall), cpu_seconds
     (this process), test_pixel_acc and test_mean_iou if ``test``).
     """
+    epochs, lr = check_epochs(epochs, "fit_segmentation"), check_lr(lr, "fit_segmentation")
     rng = np.random.default_rng(seed)
     params = list(model.parameters())
     opt = optim.Adam(params, lr=lr, weight_decay=weight_decay)
     n = _length(train)
+    if n == 0:
+        raise ValueError("fit_segmentation: the training set is empty")
     steps_per_epoch = -(-n // batch_size)
     total_steps = epochs * steps_per_epoch
     start, history = 0, []
     if resume and checkpoint and os.path.exists(checkpoint):
-        start, history = _load_checkpoint(checkpoint, model, opt, rng)
+        start, history, _ = _load_checkpoint(checkpoint, model, opt, rng)
         print(f"resuming from {checkpoint} after epoch {start}", file=sys.stderr)
     backend = params[0].backend
     end = epochs if stop_after is None else min(epochs, start + stop_after)
@@ -126,6 +130,10 @@ def fit_segmentation(model, train, test=None, *, epochs, batch_size=16, lr=2e-3,
             opt.lr = 0.5 * lr * (1 + np.cos(np.pi * (epoch * steps_per_epoch + step) / total_steps))
             logits = model(Tensor(as_backend(x, backend)))
             loss = ops.cross_entropy(logits, labels)
+            if not np.isfinite(float(loss.item())):
+                raise TrainingDiverged(f"training diverged in epoch {epoch + 1}, step {step + 1}: "
+                                       f"the loss is {float(loss.item())} (learning rate {lr:g}); "
+                                       "lower it. Nothing was written for this run")
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -168,13 +176,15 @@ def _trunk_note(trunk):
     return os.path.basename(path) + (f" (sha256 {sha[:16]}…)" if sha else "")
 
 
-def train_segmentation_recipe(name, out_dir="weights", data_root=None, epochs=None, seed=0,
+def train_segmentation_recipe(name, out_dir=None, data_root=None, epochs=None, seed=0,
                               resume=False, checkpoint_dir=None, progress=True, command=None,
-                              pretrained_encoder=None, out_name=None):
+                              pretrained_encoder=None, out_name=None, replace_shipped=False):
     """Train a segmentation model by its recipe on the synthetic canvases; save
     ``<out_dir>/<out_name or name>.npz`` + manifest (scores on the test split) -> (path, history).
     pretrained_encoder: override the recipe: True (fashion_net's shipped convs), False (random),
-    or a trained classifier with ``features`` (its ``weights_path`` or ``note`` is recorded)."""
+    or a trained classifier with ``features`` (its ``weights_path`` or ``note`` is recorded).
+    out_dir / replace_shipped: as in ``training.train_recipe`` (default: the cache's trained/;
+    a worse or diverged run never replaces a file)."""
     from . import io
     from .models import segmentation
     from .segdata import SEG_CLASSES, SegmentationCanvases
@@ -182,7 +192,8 @@ def train_segmentation_recipe(name, out_dir="weights", data_root=None, epochs=No
         raise ValueError(f"train: no segmentation recipe for {name!r}; known: {sorted(SEG_RECIPES)}")
     recipe = dict(SEG_RECIPES[name])
     if epochs is not None:
-        recipe["epochs"] = epochs
+        recipe["epochs"] = check_epochs(epochs)
+    path = prepare_output(out_name or name, out_dir, replace_shipped, data_root)
     trunk = recipe["pretrained_encoder"] if pretrained_encoder is None else pretrained_encoder
     recipe["pretrained_encoder"] = trunk is not None and trunk is not False
     if trunk is True:
@@ -219,7 +230,5 @@ def train_segmentation_recipe(name, out_dir="weights", data_root=None, epochs=No
                        "history": history,
                        "made_by": "minicnn.seg_training.fit_segmentation (NumPy backend)"},
     }
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, f"{out_name or name}.npz")
-    io.save_npz(path, {k: to_numpy(v) for k, v in model.state_dict().items()}, meta)
-    return path, history
+    state = {k: to_numpy(v) for k, v in model.state_dict().items()}
+    return save_result(path, state, meta), history
