@@ -270,18 +270,19 @@ def fit(model, train, test=None, *, epochs, batch_size=128, lr=1e-3, optimizer="
                                               flip=augment.get("flip", True))
                     t = epoch * steps_per_epoch + step
                     opt.lr = 0.5 * lr * (1 + np.cos(np.pi * t / total_steps))
-                    logits = model(Tensor(as_backend(np.ascontiguousarray(xb), backend)))
-                    yb = as_backend(y[idx], backend)
-                    loss = ops.cross_entropy(logits, yb)
-                    value = float(loss.item())
-                    if not math.isfinite(value):
-                        raise TrainingDiverged(
-                            f"training diverged in epoch {epoch + 1}, step {step + 1}: the loss "
-                            f"is {value} (peak learning rate {lr:g}); lower the learning rate. "
-                            "Nothing was written for this run")
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
+                    with np.errstate(over="ignore", invalid="ignore"):   # divergence: below
+                        logits = model(Tensor(as_backend(np.ascontiguousarray(xb), backend)))
+                        yb = as_backend(y[idx], backend)
+                        loss = ops.cross_entropy(logits, yb)
+                        value = float(loss.item())
+                        if not math.isfinite(value):
+                            raise TrainingDiverged(
+                                f"training diverged in epoch {epoch + 1}, step {step + 1}: the "
+                                f"loss is {value} (peak learning rate {lr:g}); lower the "
+                                "learning rate. Nothing was written for this run")
+                        opt.zero_grad()
+                        loss.backward()
+                        opt.step()
                     n = len(idx)
                     seen += n
                     loss_sum += value * n
