@@ -127,6 +127,19 @@ def test_numpy_int_stride_works_and_a_float_stride_names_the_argument():
         mc.ops.conv2d(x[:, :, :2, :2], w)
 
 
+def test_layer_sizes_are_checked_where_the_layer_is_built():
+    """Not NumPy's 'negative dimensions are not allowed': the layer, argument and value."""
+    with pytest.raises(ValueError, match=r"Conv2d: out_channels must be a positive int, got -4"):
+        mc.nn.Conv2d(3, -4, 3)
+    with pytest.raises(ValueError, match=r"Linear: out_features must be a positive int, got -2"):
+        mc.nn.Linear(3, -2)
+    with pytest.raises(TypeError, match=r"BatchNorm2d: num_features must be an int, got 2\.5"):
+        mc.nn.BatchNorm2d(2.5)
+    layer = mc.nn.Conv2d(np.int64(3), np.int64(4), np.int64(3), stride=np.int64(2))
+    assert layer.weight.shape == (4, 3, 3, 3) and layer.stride == (2, 2)
+    assert type(layer.in_channels) is int
+
+
 # ------------------------------------------------------------------ 12. huge images
 def _png_header_only(path, width, height):
     """A valid PNG of the given size whose pixel data is a few bytes: what a decompression
