@@ -37,8 +37,9 @@ from .backend import as_backend, to_numpy
 from .data import iterate_minibatches
 from .images import random_crop_flip
 
-__all__ = ["fit", "evaluate", "predict", "RECIPES", "train_recipe", "TrainingDiverged",
-           "TrainingInterrupted", "NotReplaced", "check_epochs", "check_lr", "default_out_dir"]
+__all__ = ["fit", "run_epochs", "evaluate", "predict", "RECIPES", "train_recipe",
+           "TrainingDiverged", "TrainingInterrupted", "NotReplaced", "check_epochs", "check_lr",
+           "default_out_dir", "prepare_output", "save_result"]
 
 
 class TrainingDiverged(ValueError):
@@ -138,7 +139,8 @@ def _module_rngs(model):
 
 
 def _rng_states(model, rng):
-    return rng.bit_generator.state, {n: g.bit_generator.state for n, g in _module_rngs(model).items()}
+    modules = {n: g.bit_generator.state for n, g in _module_rngs(model).items()}
+    return rng.bit_generator.state, modules
 
 
 def _set_rng_states(model, rng, states):
@@ -204,6 +206,96 @@ def _load_checkpoint(path, model, optimizer, rng):
     return meta["epoch"], meta["history"], partial
 
 
+def run_epochs(model, opt, rng, n, forward, finish_epoch, *, epochs, batch_size, lr,
+               checkpoint=None, resume=False, progress=True, stop_after=None,
+               checkpoint_every=300.0, print_records=True, postfix_every=20):
+    """The loop every fit shares: shuffle, mini-batches, cosine schedule, backward, step.
+
+    forward(idx) -> (loss Tensor, units counted, units right) for the examples ``idx``;
+    finish_epoch(epoch, totals) -> the epoch's record (totals: seen, loss_sum, correct,
+    seconds, cpu_seconds). Checkpoints (model, optimizer, random streams and the place in
+    the epoch) are written after every epoch, every ``checkpoint_every`` seconds inside one
+    and on Ctrl-C, which then raises ``TrainingInterrupted``; ``resume`` continues from the
+    checkpoint exactly. A non-finite loss raises ``TrainingDiverged``. Returns the history.
+    """
+    steps_per_epoch = -(-n // batch_size)
+    total_steps = epochs * steps_per_epoch
+    start, history, partial = 0, [], None
+    if resume and checkpoint and os.path.exists(checkpoint):
+        start, history, partial = _load_checkpoint(checkpoint, model, opt, rng)
+        where = f" and {partial['step']} steps of epoch {start + 1}" if partial else ""
+        print(f"resuming from {checkpoint} after epoch {start}{where}", file=sys.stderr)
+    end = epochs if stop_after is None else min(epochs, start + stop_after)
+    with _ctrl_c_between_steps() as stop:
+        for epoch in range(start, end):
+            model.train()
+            if partial is not None:      # resume inside this epoch: same order, same totals
+                order, done, totals = partial["order"], partial["step"], partial["totals"]
+                partial = None
+            else:                        # the same draw as iterate_minibatches(shuffle=True)
+                order, done = rng.permutation(n), 0
+                totals = {"seen": 0, "loss_sum": 0.0, "correct": 0, "seconds": 0.0,
+                          "cpu_seconds": 0.0}
+            t0 = last_save = time.time()
+            cpu0, earlier = time.process_time(), dict(totals)
+            rngs_at_done = _rng_states(model, rng)     # the random streams after step `done`
+            batches = _progress(range(done, steps_per_epoch), steps_per_epoch - done,
+                                f"epoch {epoch + 1}/{epochs}", progress)
+
+            def state_now():
+                cpu = earlier["cpu_seconds"] + time.process_time() - cpu0
+                totals.update(seconds=round(earlier["seconds"] + time.time() - t0, 1),
+                              cpu_seconds=round(cpu, 1))
+                return {"order": order, "step": done, "totals": totals}
+            try:
+                for step in batches:
+                    idx = order[step * batch_size:(step + 1) * batch_size]
+                    t = epoch * steps_per_epoch + step
+                    opt.lr = 0.5 * lr * (1 + np.cos(np.pi * t / total_steps))
+                    with np.errstate(over="ignore", invalid="ignore"):   # divergence: below
+                        loss, count, right = forward(idx)
+                        value = float(loss.item())
+                        if not math.isfinite(value):
+                            raise TrainingDiverged(
+                                f"training diverged in epoch {epoch + 1}, step {step + 1}: the "
+                                f"loss is {value} (peak learning rate {lr:g}); lower the "
+                                "learning rate. Nothing was written for this run")
+                        opt.zero_grad()
+                        loss.backward()
+                        opt.step()
+                    totals["seen"] += count
+                    totals["loss_sum"] += value * count
+                    totals["correct"] += right
+                    done = step + 1
+                    rngs_at_done = _rng_states(model, rng)
+                    if progress and hasattr(batches, "set_postfix") and step % postfix_every == 0:
+                        batches.set_postfix(loss=f"{totals['loss_sum'] / totals['seen']:.3f}",
+                                            acc=f"{totals['correct'] / totals['seen']:.3f}")
+                    if stop["requested"]:
+                        raise KeyboardInterrupt
+                    if (checkpoint and done < steps_per_epoch
+                            and time.time() - last_save >= checkpoint_every):
+                        _save_checkpoint(checkpoint, model, opt, epoch, rng, history, state_now())
+                        last_save = time.time()
+            except KeyboardInterrupt:
+                if not checkpoint:
+                    raise
+                _set_rng_states(model, rng, rngs_at_done)   # as if the cut step never began
+                _save_checkpoint(checkpoint, model, opt, epoch, rng, history, state_now())
+                raise TrainingInterrupted(
+                    f"interrupted in epoch {epoch + 1}/{epochs} after step {done}/"
+                    f"{steps_per_epoch}; saved the checkpoint {checkpoint}", checkpoint) from None
+            state_now()
+            record = finish_epoch(epoch, totals)
+            history.append(record)
+            if print_records:
+                print(json.dumps(record), file=sys.stderr)
+            if checkpoint:
+                _save_checkpoint(checkpoint, model, opt, epoch + 1, rng, history)
+    model.eval()
+    return history
+
+
 def fit(model, train, test=None, *, epochs, batch_size=128, lr=1e-3, optimizer="adam",
         weight_decay=0.0, augment=None, seed=0, checkpoint=None, resume=False, progress=True,
         stop_after=None, checkpoint_every=300.0):
@@ -234,87 +326,26 @@ def fit(model, train, test=None, *, epochs, batch_size=128, lr=1e-3, optimizer="
         opt = optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     else:
         raise ValueError(f"fit: optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    steps_per_epoch = -(-len(x) // batch_size)
-    total_steps = epochs * steps_per_epoch
-    start, history, partial = 0, [], None
-    if resume and checkpoint and os.path.exists(checkpoint):
-        start, history, partial = _load_checkpoint(checkpoint, model, opt, rng)
-        where = f" and {partial['step']} steps of epoch {start + 1}" if partial else ""
-        print(f"resuming from {checkpoint} after epoch {start}{where}", file=sys.stderr)
     backend = params[0].backend
 
-    end = epochs if stop_after is None else min(epochs, start + stop_after)
-    with _ctrl_c_between_steps() as stop:
-        for epoch in range(start, end):
-            model.train()
-            if partial is not None:      # resume inside this epoch: same order, same counts
-                order, done = partial["order"], partial["step"]
-                seen, loss_sum, correct = partial["seen"], partial["loss_sum"], partial["correct"]
-                earlier, partial = partial["seconds"], None
-            else:                        # the same draw as iterate_minibatches(shuffle=True)
-                order, done, seen, loss_sum, correct, earlier = rng.permutation(len(x)), 0, 0, 0.0, 0, 0.0
-            t0 = last_save = time.time()
-            rngs_at_done = _rng_states(model, rng)     # the random streams after step `done`
-            batches = _progress(range(done, steps_per_epoch), steps_per_epoch - done,
-                                f"epoch {epoch + 1}/{epochs}", progress)
+    def forward(idx):
+        xb = x[idx]
+        if augment:
+            xb = random_crop_flip(xb, pad=augment.get("pad", 4), rng=rng,
+                                  flip=augment.get("flip", True))
+        logits = model(Tensor(as_backend(np.ascontiguousarray(xb), backend)))
+        loss = ops.cross_entropy(logits, as_backend(y[idx], backend))
+        return loss, len(idx), int((to_numpy(logits.data).argmax(1) == y[idx]).sum())
 
-            def state_now():
-                return {"order": order, "step": done, "seen": seen, "loss_sum": loss_sum,
-                        "correct": correct, "seconds": earlier + time.time() - t0}
-            try:
-                for step in batches:
-                    idx = order[step * batch_size:(step + 1) * batch_size]
-                    xb = x[idx]
-                    if augment:
-                        xb = random_crop_flip(xb, pad=augment.get("pad", 4), rng=rng,
-                                              flip=augment.get("flip", True))
-                    t = epoch * steps_per_epoch + step
-                    opt.lr = 0.5 * lr * (1 + np.cos(np.pi * t / total_steps))
-                    with np.errstate(over="ignore", invalid="ignore"):   # divergence: below
-                        logits = model(Tensor(as_backend(np.ascontiguousarray(xb), backend)))
-                        yb = as_backend(y[idx], backend)
-                        loss = ops.cross_entropy(logits, yb)
-                        value = float(loss.item())
-                        if not math.isfinite(value):
-                            raise TrainingDiverged(
-                                f"training diverged in epoch {epoch + 1}, step {step + 1}: the "
-                                f"loss is {value} (peak learning rate {lr:g}); lower the "
-                                "learning rate. Nothing was written for this run")
-                        opt.zero_grad()
-                        loss.backward()
-                        opt.step()
-                    n = len(idx)
-                    seen += n
-                    loss_sum += value * n
-                    correct += int((to_numpy(logits.data).argmax(1) == y[idx]).sum())
-                    done = step + 1
-                    rngs_at_done = _rng_states(model, rng)
-                    if progress and hasattr(batches, "set_postfix") and step % 20 == 0:
-                        batches.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-                    if stop["requested"]:
-                        raise KeyboardInterrupt
-                    if (checkpoint and done < steps_per_epoch
-                            and time.time() - last_save >= checkpoint_every):
-                        _save_checkpoint(checkpoint, model, opt, epoch, rng, history, state_now())
-                        last_save = time.time()
-            except KeyboardInterrupt:
-                if not checkpoint:
-                    raise
-                _set_rng_states(model, rng, rngs_at_done)   # as if the cut step never began
-                _save_checkpoint(checkpoint, model, opt, epoch, rng, history, state_now())
-                raise TrainingInterrupted(
-                    f"interrupted in epoch {epoch + 1}/{epochs} after step {done}/"
-                    f"{steps_per_epoch}; saved the checkpoint {checkpoint}", checkpoint) from None
-            record = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
-                      "seconds": round(earlier + time.time() - t0, 1)}
-            if test is not None:
-                record["test_acc"] = evaluate(model, *test)
-            history.append(record)
-            print(json.dumps(record), file=sys.stderr)
-            if checkpoint:
-                _save_checkpoint(checkpoint, model, opt, epoch + 1, rng, history)
-    model.eval()
-    return history
+    def finish_epoch(epoch, t):
+        record = {"epoch": epoch + 1, "loss": t["loss_sum"] / t["seen"],
+                  "train_acc": t["correct"] / t["seen"], "seconds": t["seconds"]}
+        if test is not None:
+            record["test_acc"] = evaluate(model, *test)
+        return record
+    return run_epochs(model, opt, rng, len(x), forward, finish_epoch, epochs=epochs,
+                      batch_size=batch_size, lr=lr, checkpoint=checkpoint, resume=resume,
+                      progress=progress, stop_after=stop_after, checkpoint_every=checkpoint_every)
 
 
 # ------------------------------------------------------------------- recipes

@@ -74,9 +74,9 @@ def test_empty_batch_is_a_clear_error_in_conv_model_and_saliency():
     w = np.ones((4, 3, 3, 3), np.float32)
     for call in (lambda: mc.ops.conv2d(x, w, padding=1),
                  lambda: mc.ops.conv_transpose2d(x, np.ones((3, 2, 3, 3), np.float32))):
-        with pytest.raises(ValueError, match=r"x is an empty batch \(N = 0, shape \(0, 3, 6, 6\)\)"):
+        with pytest.raises(ValueError, match=r"x is an empty batch \(N = 0, shape \(0, 3, 6, 6"):
             call()
-    with pytest.raises(ValueError, match="empty batch.*\n?.*layer Conv2d '0'|empty batch"):
+    with pytest.raises(ValueError, match=r"empty batch(.|\n)*layer Conv2d '0'"):
         _tiny_rgb_net()(mc.tensor(x))
     with pytest.raises(ValueError, match=r"empty batch \(N = 0"):
         mc.techniques.saliency(_tiny_rgb_net(), x, 0)
@@ -105,7 +105,7 @@ def test_raw_pixels_and_channels_last_images_are_refused_with_what_to_do():
     with pytest.raises(TypeError, match="uint8.*preprocess"):
         mc.techniques.saliency(model, pixels, 0)
     photo = np.random.default_rng(0).random((6, 6, 3)).astype(np.float32)   # (H, W, C)
-    with pytest.raises(ValueError, match=r"expects 3 input channels.*\(6, 6, 3\).*channels come last"):
+    with pytest.raises(ValueError, match=r"expects 3 input channels.*\(6, 6, 3\).*channels come"):
         mc.techniques.saliency(model, photo, 0)
     with pytest.raises(ValueError, match=r"expects 3 input channels.*\(2, 6, 6, 3\)"):
         mc.techniques.grad_cam(model, np.zeros((2, 6, 6, 3), np.float32), 0, layer="0")
@@ -119,7 +119,7 @@ def test_numpy_int_stride_works_and_a_float_stride_names_the_argument():
     want = mc.ops.conv2d(x, w, stride=2, padding=1).data
     got = mc.ops.conv2d(x, w, stride=np.int64(2), padding=(np.int32(1), 1), groups=np.int64(1))
     np.testing.assert_array_equal(got.data, want)
-    with pytest.raises(TypeError, match=r"conv2d.*stride must be an int or a pair of ints, got 2\.0"):
+    with pytest.raises(TypeError, match=r"conv2d.*stride must be an int or a pair of ints, got 2\."):
         mc.ops.conv2d(x, w, stride=2.0)
     with pytest.raises(TypeError, match="padding must be an int"):
         mc.ops.conv2d(x, w, padding=True)
@@ -272,7 +272,8 @@ def test_out_into_the_shipped_folder_needs_the_flag_and_a_worse_run_never_replac
     fake_repo = tmp_path / "repo-weights"          # a copy: the real file is never at risk
     fake_repo.mkdir()
     for suffix in (".npz", ".json"):
-        (fake_repo / f"fashion_net{suffix}").write_bytes(shipped_src.with_suffix(suffix).read_bytes())
+        source = shipped_src.with_suffix(suffix)
+        (fake_repo / f"fashion_net{suffix}").write_bytes(source.read_bytes())
     monkeypatch.setattr(registry, "REPO_WEIGHTS", fake_repo)
     before = _hashes(fake_repo)
     assert cli.main(["train", "fashion_net", "--epochs", "1", "--out", str(fake_repo)]) == 2
@@ -409,3 +410,35 @@ def test_import_with_a_missing_file_or_unknown_arch_is_one_line(home, tmp_path, 
     assert cli.main(["weights", "import", str(src), "--arch", "lenet"]) == 2
     _one_clear_line(capsys.readouterr().err, "'lenet'", "fashion_net")
     assert not (home / "weights").exists() or not any((home / "weights").iterdir())
+
+
+def test_ctrl_c_in_segmentation_training_resumes_inside_the_epoch(tmp_path):
+    from minicnn.models.segmentation import segnet
+    from minicnn.seg_training import fit_segmentation
+    from tests.test_segmentation import TINY, dataset
+    data = dataset(size=16, length=8, scale=(0.5, 0.5))
+
+    class CutAtFourthBatch:                  # Ctrl-C while the 4th batch is being made
+        calls = 0
+
+        def __len__(self):
+            return len(data)
+
+        def batch(self, idx):
+            CutAtFourthBatch.calls += 1
+            if CutAtFourthBatch.calls == 4:
+                raise KeyboardInterrupt
+            return data.batch(idx)
+    kw = dict(epochs=3, batch_size=4, lr=5e-3, seed=0, progress=False)
+    whole = segnet(widths=TINY, num_classes=4)
+    fit_segmentation(whole, data, **kw)
+    ckpt = str(tmp_path / "seg.ckpt.npz")
+    part = segnet(widths=TINY, num_classes=4)
+    with pytest.raises(training.TrainingInterrupted, match="epoch 2/3 after step 1/2") as stop:
+        fit_segmentation(part, CutAtFourthBatch(), checkpoint=ckpt, **kw)
+    assert stop.value.checkpoint == ckpt
+    part = segnet(widths=TINY, num_classes=4)
+    history = fit_segmentation(part, data, checkpoint=ckpt, resume=True, **kw)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    for (k, a), b in zip(whole.state_dict().items(), part.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=k)

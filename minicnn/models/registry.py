@@ -49,7 +49,8 @@ from .vgg import vgg11, vgg16
 __all__ = ["MODELS", "WEIGHTS", "WeightsInfo", "get_model", "weight_locations", "find_weights",
            "fetch_weights", "fetch", "describe", "import_weights", "load_pretrained",
            "finish_model", "load_shipped", "REPO_WEIGHTS", "INSTALLED_WEIGHTS",
-           "shipped_weight_dirs", "find_shipped", "SHIPPED", "import_report", "active_weights", "shipped_names"]
+           "shipped_weight_dirs", "find_shipped", "SHIPPED", "import_report", "active_weights",
+           "shipped_names"]
 
 TORCHVISION_URL = "https://download.pytorch.org/models/"
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"     # <repo>/weights
