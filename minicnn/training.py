@@ -1,7 +1,8 @@
 """Training loops and the recipes that made the shipped weights.
 
     fit(model, (x, y), test=(xt, yt), epochs=12, ...)   # any classifier
-    train_recipe("fashion_net", out_dir="weights")       # what `minicnn train fashion_net` runs
+    train_recipe("fashion_net")              # what `minicnn train fashion_net` runs: writes
+                                             # cache_dir()/trained/fashion_net.npz + .json
 
 The loop is the textbook one: shuffle, mini-batch, forward, cross-entropy,
 backward, optimizer step; evaluation in ``no_grad`` + ``eval()`` mode. It is
