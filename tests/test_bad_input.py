@@ -109,6 +109,10 @@ def test_raw_pixels_and_channels_last_images_are_refused_with_what_to_do():
         mc.techniques.saliency(model, photo, 0)
     with pytest.raises(ValueError, match=r"expects 3 input channels.*\(2, 6, 6, 3\)"):
         mc.techniques.grad_cam(model, np.zeros((2, 6, 6, 3), np.float32), 0, layer="0")
+    grey_model = mc.models.fashion_net(pretrained=False)
+    for rgb in (np.zeros((28, 28, 3), np.float32), np.zeros((1, 3, 28, 28), np.float32)):
+        with pytest.raises(ValueError, match=r"expects 1 input channels.*RGB image for a greyscale"):
+            mc.techniques.saliency(grey_model, rgb, 0)
 
 
 # ------------------------------------------------------------------ should-fix: op arguments

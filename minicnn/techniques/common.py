@@ -61,7 +61,10 @@ def check_image(data, channels=None, who="the input image"):
     c = shape[-3]
     if channels is not None and c != channels:
         hint = ""
-        if shape[-1] == channels:
+        if channels == 1 and 3 in (c, shape[-1]):
+            hint = (" — an RGB image for a greyscale model: load it as greyscale, e.g. "
+                    "model.preprocess.load(path), or convert it with load_image(path, 'L')")
+        elif shape[-1] == channels:
             hint = (" — the channels come last, as in a loaded photo (H, W, C); preprocess it "
                     "(model.preprocess.preprocess) or transpose it to (C, H, W)")
         raise ValueError(f"the model expects {channels} input channels, got an image of "
