@@ -257,7 +257,8 @@ def main(argv=None):
         print(f"minicnn {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
         return 130
     except (ValueError, TypeError, KeyError, OSError, RuntimeError) as e:   # OSError: files
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        message = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+        message = message.removeprefix(f"{args.command}: ")     # said once, in front
         print(f"minicnn {args.command}: error: {message}", file=sys.stderr)
         return 2
     except Exception as e:                     # noqa: BLE001 — a bug or the machine's limits

@@ -293,6 +293,11 @@ def run_epochs(model, opt, rng, n, forward, finish_epoch, *, epochs, batch_size,
                 print(json.dumps(record), file=sys.stderr)
             if checkpoint:
                 _save_checkpoint(checkpoint, model, opt, epoch + 1, rng, history)
+            if stop["requested"] and epoch + 1 < end:     # Ctrl-C during the evaluation
+                if not checkpoint:
+                    raise KeyboardInterrupt
+                raise TrainingInterrupted(f"interrupted after epoch {epoch + 1}/{epochs}; saved "
+                                          f"the checkpoint {checkpoint}", checkpoint)
     model.eval()
     return history
 
