@@ -302,20 +302,27 @@ def test_a_better_run_replaces_the_file_it_was_asked_to(tiny_training, tmp_path)
     assert _hashes(out)["fashion_net.npz"] != old
 
 
+@pytest.mark.parametrize("how", ["raised", "signal"])
 def test_ctrl_c_saves_a_checkpoint_and_resume_ends_where_one_run_would(
-        tiny_training, tmp_path, monkeypatch, capsys):
+        how, tiny_training, tmp_path, monkeypatch, capsys):
+    """"raised": a KeyboardInterrupt inside the 2nd step of epoch 2 (the step is dropped);
+    "signal": a real SIGINT inside the 1st step (the step finishes, then the run stops)."""
+    import os
+    import signal
     straight = tmp_path / "straight"
     assert cli.main(["train", "fashion_net", "--out", str(straight)]) == 0
     capsys.readouterr()
 
     real, calls = training.as_backend, {"n": 0}
 
-    def interrupt_in_step_three(a, backend):
+    def interrupt(a, backend):    # calls: epoch 1 = 2 steps × (x, y) + 1 evaluation batch
         calls["n"] += 1
-        if calls["n"] == 8:   # epoch 1: 2 steps × (x, y) + 1 evaluation batch; then x of step 2
+        if how == "raised" and calls["n"] == 8:          # x of epoch 2's 2nd step
             raise KeyboardInterrupt
+        if how == "signal" and calls["n"] == 6:          # x of epoch 2's 1st step
+            os.kill(os.getpid(), signal.SIGINT)
         return real(a, backend)
-    monkeypatch.setattr(training, "as_backend", interrupt_in_step_three)
+    monkeypatch.setattr(training, "as_backend", interrupt)
     cut = tmp_path / "cut"
     assert cli.main(["train", "fashion_net", "--out", str(cut)]) == 130
     err = capsys.readouterr().err
