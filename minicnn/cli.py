@@ -110,6 +110,7 @@ def _cmd_train(args):
         print(f"minicnn train: no recipe for {args.name!r}; known: "
               f"{', '.join(list(RECIPES) + list(SEG_RECIPES))}", file=sys.stderr)
         return 2
+
     def run():
         path, history = train_recipe(args.name, out_dir=args.out, data_root=args.data,
                                      epochs=args.epochs, seed=args.seed, resume=args.resume,

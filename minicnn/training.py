@@ -432,27 +432,29 @@ def prepare_output(name, out_dir=None, replace_shipped=False, data_root=None):
 
 
 def save_result(path, state, meta):
-    """Save ``state`` + ``meta`` at ``path`` unless that replaces a better file: if a file is
-    there whose manifest scores higher (``accuracy.value``), it is kept, the new weights go
-    to ``<name>.candidate.npz`` beside it and ``NotReplaced`` says so. Non-finite weights are
+    """Save ``state`` + ``meta`` at ``path`` unless that could lose a better file: a file
+    already there is replaced only if its manifest records a score (``accuracy.value``) and
+    the new one is at least as high. Otherwise it is kept, the new weights go to
+    ``<name>.candidate.npz`` beside it and ``NotReplaced`` says why. Non-finite weights are
     never written (``TrainingDiverged``). Returns the path written."""
     from . import io
     bad = [k for k, v in state.items() if not np.isfinite(v).all()]
     if bad:
         raise TrainingDiverged(f"training diverged: {len(bad)} weight arrays hold NaN or inf "
                                f"(first {bad[0]!r}); nothing was written (lower the learning rate)")
-    new = (meta.get("accuracy") or {}).get("value")
-    old = None
     if os.path.exists(path):
+        new = (meta.get("accuracy") or {}).get("value")
         try:
-            old = ((io.load_npz(path)[1].get("accuracy") or {}).get("value"))
-        except (OSError, ValueError, KeyError):
-            old = None                   # unreadable: no score to protect
-    if old is not None and (new is None or not new >= old):
-        candidate = path[:-len(".npz")] + ".candidate.npz"
-        io.save_npz(candidate, state, meta)
-        raise NotReplaced(f"kept {path} (score {old:.4f}): this run scored {new:.4f}, lower; "
-                          f"its weights are in {candidate}", candidate)
+            old = (io.load_npz(path)[1].get("accuracy") or {}).get("value")
+        except Exception:                # noqa: BLE001 — not a weights file we can read
+            old = None
+        if old is None or new is None or not new >= old:
+            why = ("it records no score to compare with (remove it to replace it)" if old is None
+                   else f"it scores {old:.4f}, this run {new:.4f}")
+            candidate = path[:-len(".npz")] + ".candidate.npz"
+            io.save_npz(candidate, state, meta)
+            raise NotReplaced(f"kept {path}: {why}; this run's weights are in {candidate}",
+                              candidate)
     io.save_npz(path, state, meta)
     return path
 

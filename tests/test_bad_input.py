@@ -236,6 +236,9 @@ def test_diverging_training_stops_and_writes_nothing(tiny_training, tmp_path, ca
     assert cli.main(["train", "fashion_net", "--lr", "1e6", "--out", str(out)]) == 2
     _one_clear_line(capsys.readouterr().err, "diverged", "lower the learning rate")
     assert _hashes(out) == before
+    assert cli.main(["train", "fashion_net", "--epochs", "1", "--out", str(out)]) == 1
+    _one_clear_line(capsys.readouterr().err, "records no score", "fashion_net.candidate.npz")
+    assert _hashes(out)["fashion_net.npz"] == before["fashion_net.npz"]   # a file we cannot score
     with pytest.raises(training.TrainingDiverged, match="weight arrays hold NaN"):
         training.save_result(str(out / "x.npz"), {"w": np.array([1.0, np.nan])}, {})
     assert not (out / "x.npz").exists()
@@ -284,7 +287,7 @@ def test_out_into_the_shipped_folder_needs_the_flag_and_a_worse_run_never_replac
     _one_clear_line(capsys.readouterr().err, "--replace-shipped", str(fake_repo))
     assert tiny_training["dataset"] == 0
     assert cli.main(["train", "fashion_net", "--epochs", "1", "--replace-shipped"]) == 1
-    _one_clear_line(capsys.readouterr().err, f"kept {fake_repo / 'fashion_net.npz'}",
+    _one_clear_line(capsys.readouterr().err, f"kept {fake_repo / 'fashion_net.npz'}: it scores",
                     "fashion_net.candidate.npz")
     after = _hashes(fake_repo)
     assert {k: after[k] for k in before} == before
