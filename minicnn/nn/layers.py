@@ -16,7 +16,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import ops
-from ..ops._util import pair, shape_of
+from ..ops._util import as_int, pair, shape_of
 from .module import Module, new_buffer, new_parameter
 
 __all__ = ["Sequential", "Identity", "Conv2d", "ConvTranspose2d", "Linear", "ReLU", "ReLU6",
@@ -28,6 +28,15 @@ def _uniform(rng, shape, fan_in):
     """U(−1/√fan_in, 1/√fan_in): PyTorch's default init for conv / linear weights and biases."""
     bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
     return rng.uniform(-bound, bound, size=shape)
+
+
+def _count(layer, name, v):
+    """A size argument (channels, features, groups): an int >= 1 (NumPy ints too), or an error
+    naming the layer, the argument and the value received."""
+    n = as_int(layer, name, v)
+    if n < 1:
+        raise ValueError(f"{layer}: {name} must be a positive int, got {v!r}")
+    return n
 
 
 def _expect(layer, x, ndim, layout):
@@ -88,6 +97,8 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1,
                  bias=True, rng=None):
         super().__init__()
+        in_channels, out_channels, groups = (_count("Conv2d", n, v) for n, v in (
+            ("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)))
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: in_channels {in_channels} and out_channels {out_channels} "
                              f"must both be divisible by groups {groups}")
@@ -125,6 +136,8 @@ class ConvTranspose2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, groups=1, bias=True, rng=None):
         super().__init__()
+        in_channels, out_channels, groups = (_count("ConvTranspose2d", n, v) for n, v in (
+            ("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)))
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"ConvTranspose2d: in_channels {in_channels} and out_channels "
                              f"{out_channels} must both be divisible by groups {groups}")
@@ -166,6 +179,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, rng=None):
         super().__init__()
+        in_features = _count("Linear", "in_features", in_features)
+        out_features = _count("Linear", "out_features", out_features)
         self.in_features, self.out_features = in_features, out_features
         rng = np.random.default_rng(rng)
         self.weight = new_parameter(_uniform(rng, (out_features, in_features), in_features))
@@ -312,6 +327,7 @@ class BatchNorm2d(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
         super().__init__()
+        num_features = _count(type(self).__name__, "num_features", num_features)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = new_parameter(np.ones(num_features))
         self.bias = new_parameter(np.zeros(num_features))

@@ -1,4 +1,6 @@
 """Small helpers shared by the ops: argument checks with teaching error messages."""
+import operator
+
 from ..autograd import Tensor
 from ..backend import get_array_module
 
@@ -22,6 +24,14 @@ def check_float(op, name, x):
                         f"with shape {shape_of(x)}; convert it with .astype(np.float32)")
 
 
+def check_batch(op, name, x):
+    """ValueError for an empty batch (N = 0): the fast roads need at least one image."""
+    shape = shape_of(x)
+    if shape and shape[0] == 0:
+        raise ValueError(f"{op}: {name} is an empty batch (N = 0, shape {shape}); "
+                         "pass at least one image")
+
+
 def check_ndim(op, name, x, ndim, layout):
     """ValueError naming the argument, its shape and the expected layout, e.g. '(N, C, H, W)'."""
     shape = shape_of(x)
@@ -29,10 +39,28 @@ def check_ndim(op, name, x, ndim, layout):
         raise ValueError(f"{op}: {name} must have {ndim} dimensions {layout}, got shape {shape}")
 
 
+def as_int(op, name, v):
+    """A Python int from an int-like value (int, np.int64, ...); TypeError naming the argument
+    for anything else (a float, a bool, a string)."""
+    if isinstance(v, bool) or getattr(v, "dtype", None) is not None and v.dtype.kind == "b":
+        raise TypeError(f"{op}: {name} must be an int, got the bool {v!r}")
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be an int, got {v!r} "
+                        f"(type {type(v).__name__})") from None
+
+
 def pair(op, name, v, minimum=0):
-    """An int or a pair of ints -> (a, b), each >= minimum."""
-    t = (v, v) if isinstance(v, int) else tuple(v)
-    if len(t) != 2 or not all(isinstance(i, int) for i in t):
+    """An int or a pair of ints (NumPy ints too) -> (a, b) of Python ints, each >= minimum."""
+    try:
+        t = (as_int(op, name, v),) * 2
+    except TypeError:
+        try:
+            t = tuple(as_int(op, name, i) for i in v)
+        except TypeError:
+            raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}") from None
+    if len(t) != 2:
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
     if min(t) < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {v!r}")

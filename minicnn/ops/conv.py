@@ -11,7 +11,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..backend import to_numpy
-from ._util import check_float, check_ndim, pair, shape_of
+from ._util import as_int, check_batch, check_float, check_ndim, pair, shape_of
 from .im2col import (apply_filters, filter_major, input_and_weight_grad, input_grad, out_size,
                      unfold, weight_grad)
 
@@ -191,11 +191,13 @@ def _check_conv(op, x, w, b, stride, padding, groups, transposed=False):
     for name, a in (("x", x), ("w", w), ("b", b)):
         check_float(op, name, a)
     check_ndim(op, "x", x, 4, "(N, C, H, W)")
+    check_batch(op, "x", x)
     layout = "(C_in, C_out/groups, kh, kw)" if transposed else "(F, C/groups, kh, kw)"
     check_ndim(op, "w", w, 4, layout)
     xs, ws = shape_of(x), shape_of(w)
     where = f"x shape {xs}, w shape {ws}"
-    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+    groups = as_int(op, "groups", groups)
+    if groups < 1:
         raise ValueError(f"{op}: groups must be a positive int, got {groups!r} ({where})")
     stride = pair(f"{op} ({where})", "stride", stride, minimum=1)
     padding = pair(f"{op} ({where})", "padding", padding, minimum=0)

@@ -1,6 +1,7 @@
 """What every technique shares: inputs on the model's backend, targets checked, one unit picked.
 
     x = as_input(model, image)              # (N, C, H, W) Tensor, model's backend and dtype
+    check_image(array, channels=3)          # what as_input refuses: see its docstring
     check_target(logits, target)            # clear error for an out-of-range class
     score = unit_score(act, unit)           # sum of one channel / one position of an activation
 """
@@ -12,7 +13,7 @@ from ..autograd import Tensor
 from ..backend import as_backend, backend_name, get_array_module
 
 __all__ = ["frozen", "model_backend", "model_dtype", "as_input", "check_target", "unit_score",
-           "unit_gradient", "check_layer"]
+           "unit_gradient", "check_layer", "check_image", "NonFiniteInputError"]
 
 
 def _first_parameter(model):
@@ -32,25 +33,69 @@ def model_dtype(model):
     return np.float32 if p is None else p.data.dtype
 
 
-def as_input(model, x, requires_grad=False, channels=None):
+class NonFiniteInputError(ValueError, FloatingPointError):
+    """An input holding NaN or ±inf: a ValueError (a bad argument) and a FloatingPointError."""
+
+
+def check_image(data, channels=None, who="the input image"):
+    """Refuse, with a message saying what to do, an input no technique can explain:
+
+    * not (N, C, H, W) or (C, H, W); an empty batch (N = 0);
+    * channels last, (H, W, C) or (N, H, W, C), as a photo is loaded: it would be read as
+      C·H images of width C, or a greyscale batch;
+    * raw pixels: an integer dtype (uint8 0..255) instead of the model's preprocessed floats;
+    * NaN or ±inf anywhere (the error gives how many and the index of the first).
+    ``channels``: the C the model expects, checked if given; ``who`` starts the NaN message.
+    """
+    shape = tuple(data.shape)
+    kind = data.dtype.kind
+    if kind not in "fiub":
+        raise TypeError(f"the input image must be a float array, got dtype {data.dtype}")
+    if kind in "iub":
+        raise TypeError(f"the input image has dtype {data.dtype} (raw pixels?); techniques take "
+                        "the model's input: preprocess it first, e.g. "
+                        "model.preprocess.preprocess(pixels) -> float32 (N, C, H, W)")
+    if len(shape) not in (3, 4):
+        raise ValueError(f"expected an image batch (N, C, H, W) or one image (C, H, W), "
+                         f"got shape {shape}")
+    c = shape[-3]
+    if channels is not None and c != channels:
+        hint = ""
+        if channels == 1 and 3 in (c, shape[-1]):
+            hint = (" — an RGB image for a greyscale model: load it as greyscale, e.g. "
+                    "model.preprocess.load(path), or convert it with load_image(path, 'L')")
+        elif shape[-1] == channels:
+            hint = (" — the channels come last, as in a loaded photo (H, W, C); preprocess it "
+                    "(model.preprocess.preprocess) or transpose it to (C, H, W)")
+        raise ValueError(f"the model expects {channels} input channels, got an image of "
+                         f"shape {shape}{hint}")
+    if len(shape) == 4 and shape[0] == 0:
+        raise ValueError(f"the input is an empty batch (N = 0, shape {shape}); pass at least "
+                         "one image")
+    xp = get_array_module(data)
+    finite = xp.isfinite(data)
+    if not bool(finite.all()):
+        bad = int(data.size - int(finite.sum()))
+        first = tuple(int(i) for i in np.unravel_index(int(xp.argmin(finite.ravel())), shape))
+        raise NonFiniteInputError(f"{who}: the image is not finite (NaN or ±inf) at {bad} "
+                                  f"value(s), the first at index {first} of shape {shape} "
+                                  f"(value {data[first]})")
+
+
+def as_input(model, x, requires_grad=False, channels=None, who="the input image"):
     """An image batch as a fresh leaf Tensor on the model's backend and dtype.
 
     x: array or Tensor (N, C, H, W), or one image (C, H, W). The caller's array is
     never modified (a copy is made). ``channels``: expected C, checked if given.
+    Bad inputs (empty, channels last, raw integer pixels, NaN/inf) are refused by
+    ``check_image`` with an error saying what was received.
     """
     data = x.data if isinstance(x, Tensor) else x
     if not hasattr(data, "shape"):
         data = np.asarray(data)
+    check_image(data, channels, who)
     if data.ndim == 3:
         data = data[None]
-    if data.ndim != 4:
-        raise ValueError(f"expected an image batch (N, C, H, W) or one image (C, H, W), "
-                         f"got shape {tuple(data.shape)}")
-    if channels is not None and data.shape[1] != channels:
-        raise ValueError(f"the model expects {channels} input channels, got an image of "
-                         f"shape {tuple(data.shape)}")
-    if data.dtype.kind not in "fiu":
-        raise TypeError(f"image must be numeric, got dtype {data.dtype}")
     data = as_backend(data, model_backend(model))
     data = data.astype(model_dtype(model), copy=True)
     return Tensor(data, requires_grad=requires_grad)

@@ -294,7 +294,7 @@ def ascend(model, objective, x0, steps=100, lr=1.0, optimizer="sgd", transforms=
     for layer in objective.layers:
         if layer not in (INPUT, OUTPUT):
             check_layer(model, layer)
-    x = as_input(model, x0).data
+    x = as_input(model, x0, who="ascend: the start image x0").data
     _check_finite("ascend: the start image x0", None, None, x)
     box = _resolve_bounds(model, bounds, x)
     if box is not None:
