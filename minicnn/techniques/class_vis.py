@@ -96,8 +96,8 @@ def class_visualization(model, target, steps=200, lr=0.05, *, layer=None, shape=
     optimizer: "normalized" (I += lr·g/mean|g|: lr is the mean step in preprocessed units,
         whatever the scale of the scores), "sgd" (I += lr·g, the paper's), "l2" or "adam".
     relu_rule: "redirected" lets gradient reach dead ReLUs (helps from a zero image).
-    init: "zeros" or "random" (normal, std init_scale), both around the background. seed: int, or a list of ints for a
-        batch of images (one random init per seed).
+    init: "zeros" or "random" (normal, std init_scale), both around the background.
+    seed: int, or a list of ints for a batch of images (one random init per seed).
     Returns (images: NumPy (N, C, H, W) preprocessed, history of the loop; history["octave"]
     gives each step's octave).
     """
