@@ -4,6 +4,23 @@ import numpy as np
 from ..gallery import Figure, Skip
 from ._common import _models, _name, _photo_layers, _resized, _try, section
 
+# The settings of the small net's figures, (quick, full) where they differ; the tests of
+# the techniques measure what these figures show (p of each class, code error, ...).
+# Fashion-MNIST garments are light on black: the class visualization's L2 term pulls toward
+# black (not the mean grey), TV joins neighbouring pixels into shapes, plain SGD steps.
+SMALL_CLASS_VIS = dict(lr=0.02, optimizer="sgd", l2=0.3, tv=1.0, background="black",
+                       jitter=2, init="random")
+SMALL_CLASS_VIS_STEPS = (100, 300)
+# features.8 needs 300 L-BFGS steps: at 100 its code error is still ~38%
+SMALL_INVERSION_STEPS = (300, 500)
+# the last conv layer and 4-pixel steps: at features.6 with 1.5-pixel steps the dream moved
+# the pixels by ~6 grey levels on average, too little to see
+SMALL_DREAM = dict(layer="features.8", step_size=4.0, octaves=4, jitter=4)
+SMALL_DREAM_STEPS, SMALL_DREAM_SIDE = (10, 20), 84
+# style transfer on the ImageNet model: (side, L-BFGS steps) quick and full, and the texture
+PHOTO_STYLE = ((128, 15), (160, 40))
+PHOTO_TEXTURE = dict(steps=20, octaves=3, tv_weight=1e-2)
+
 
 # ============================================================ image optimization
 @section("class_visualization", "11 · Class visualization")
@@ -15,11 +32,8 @@ def class_vis_section(ctx):
     figs = []
     small = _try(lambda: ctx.small)
     if small is not None:
-        # Fashion-MNIST images are light garments on black: the L2 term pulls toward black
-        # (not the mean grey), TV joins neighbouring pixels into shapes, plain SGD steps
-        steps = ctx.pick(100, 300)
-        opts = dict(lr=0.02, optimizer="sgd", l2=0.3, tv=1.0, background="black", jitter=2,
-                    init="random", seed=ctx.seed)
+        steps = ctx.pick(*SMALL_CLASS_VIS_STEPS)
+        opts = dict(SMALL_CLASS_VIS, seed=ctx.seed)
 
         def grid():
             from ..plot.optimization import class_visualization_panel
@@ -69,10 +83,9 @@ def inversion_section(ctx):
             ctx.full_only("inversion")
             continue
         if info.kind == "small":
-            # features.8 needs its 300 L-BFGS steps: at 100 its code error is still ~38%
             layers = ctx.pick(["features.1", "features.8", "classifier.1"],
                               ["features.1", "features.4", "features.8", "classifier.1"])
-            steps = ctx.pick(300, 500)
+            steps = ctx.pick(*SMALL_INVERSION_STEPS)
         else:
             layers, steps = list(_photo_layers(info)[:2]), 40
 
@@ -96,10 +109,9 @@ def deepdream_section(ctx):
     figs = []
     for info in _models(ctx):
         if info.kind == "small":
-            # the last conv layer and 4-pixel steps: at features.6 with 1.5 the dream moved the
-            # pixels by ~6 grey levels on average, too little to see
-            layer, side, steps, octaves, step, jitter = "features.8", 84, ctx.pick(10, 20), 4, \
-                4.0, 4
+            layer, step, octaves, jitter = (SMALL_DREAM[k] for k in ("layer", "step_size",
+                                                                     "octaves", "jitter"))
+            side, steps = SMALL_DREAM_SIDE, ctx.pick(*SMALL_DREAM_STEPS)
         else:
             layer, side = _photo_layers(info)[1], ctx.pick(96, 224)
             steps, octaves, step, jitter = ctx.pick(4, 10), ctx.pick(2, 4), 1.5, 16
@@ -132,13 +144,8 @@ def style_section(ctx):
     if info is None:
         raise Skip("style transfer is shown with the ImageNet model only (the small nets have "
                    "too few texture features for a visible style), and none is available")
-    # β/α depends on the activation scale: 30 suits EfficientNet-Lite0, 1e-2 SqueezeNet
-    side, steps = ctx.pick(128, 160), ctx.pick(15, 40)
-    beta = 30.0 if info.name == "efficientnet_lite0" else 1e-2
-    early, mid, _ = _photo_layers(info)
-    content_layer, style_layers = mid, [early, mid]
-    if "_stem_relu" in info.model.layer_names():
-        style_layers.insert(0, "_stem_relu")
+    side, steps = ctx.pick(*PHOTO_STYLE)
+    content_layer, style_layers, beta = style_setup(info)
 
     def images():
         return _resized(info, ctx.photos()[0][2], side), _resized(info, _stripes(side), side)
@@ -157,8 +164,7 @@ def style_section(ctx):
         from ..plot.optimization import inversion_figure
         from ..techniques.style import style_distance
         _, s = images()
-        out, _ = texture_synthesis(info.model, s, style_layers, 20, octaves=3, tv_weight=1e-2,
-                                   seed=ctx.seed)
+        out, _ = texture_synthesis(info.model, s, style_layers, seed=ctx.seed, **PHOTO_TEXTURE)
         noise = info.preprocess.preprocess(
             np.random.default_rng(ctx.seed).uniform(0, 255, (side, side, 3)))
         ratio = style_distance(info.model, noise, s, style_layers) / \
@@ -166,7 +172,8 @@ def style_section(ctx):
         return inversion_figure(
             s, {"synthesized texture": out}, info.preprocess, cell=2.6, first="style",
             suptitle=f"texture synthesis: the Gram statistics of the style, not its layout\n"
-                     f"(style loss ÷{ratio:.0f} from white noise; 3 octaves × 20 L-BFGS steps)")
+                     f"(style loss ÷{ratio:.0f} from white noise; {PHOTO_TEXTURE['octaves']} "
+                     f"octaves × {PHOTO_TEXTURE['steps']} L-BFGS steps)")
     params = {"size": side, "L-BFGS steps": steps, "content": content_layer,
               "style": style_layers, "beta": beta,
               "why this model": "fashion_net's grey 28×28 filters carry no texture to transfer"}
@@ -174,6 +181,16 @@ def style_section(ctx):
                    params, info),
             Figure(f"{info.name}-texture", texture, "texture synthesis (style term only, from "
                    "noise)", "min_I Σ_l w_l ‖G_l(I) − G_l(S)‖²", paper, params, info)]
+
+
+def style_setup(info):
+    """(content layer, style layers, β) of the photo model's style transfer."""
+    early, mid, _ = _photo_layers(info)
+    style_layers = [early, mid]
+    if "_stem_relu" in info.model.layer_names():
+        style_layers.insert(0, "_stem_relu")
+    # β/α depends on the activation scale: 30 suits EfficientNet-Lite0, 1e-2 SqueezeNet
+    return mid, style_layers, 30.0 if info.name == "efficientnet_lite0" else 1e-2
 
 
 def _softmax(z):
