@@ -94,8 +94,8 @@ def inversion_figure(original, reconstructions, preprocess=None, errors=None, mo
 def deepdream_octaves(original, history, preprocess=None, mode=None, cell=2.0):
     """The input, then the dream after each octave (smallest first) with its ½‖a‖² gain."""
     octaves = history["octave_images"]
-    fig, axes = plt.subplots(1, len(octaves) + 1, figsize=(cell * (len(octaves) + 1), cell + 0.5),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(octaves) + 1, figsize=(cell * (len(octaves) + 1), cell + 0.8),
+                             squeeze=False, layout="constrained")
     show_image(axes[0][0], to_pixels(original, preprocess), title="input",
                mode=_mode(preprocess, mode))
     for k, (ax, img) in enumerate(zip(axes[0][1:], octaves)):
@@ -104,11 +104,10 @@ def deepdream_octaves(original, history, preprocess=None, mode=None, cell=2.0):
         show_image(ax, to_pixels(img, preprocess), mode=_mode(preprocess, mode),
                    title=f"octave {k + 1} ({h}×{w})\n½‖a‖² ×{gain:.2f}")
     fig.suptitle("DeepDream octave progression", fontsize=10)
-    fig.tight_layout()
     return fig
 
 
-def style_transfer_panel(content, style, result, history, preprocess=None, mode=None, cell=2.4):
+def style_transfer_panel(content, style, result, history, preprocess=None, mode=None, cell=3.0):
     """content | style | result, and the loss curves (total and each term, log scale)."""
     fig, axes = plt.subplots(1, 4, figsize=(cell * 4 + 1.0, cell + 0.4),
                              gridspec_kw=dict(width_ratios=[1, 1, 1, 1.4]))
