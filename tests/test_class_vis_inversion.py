@@ -82,6 +82,8 @@ def test_class_visualization_bad_inputs():
         class_visualization(linear_model(), 0, layer="conv9", shape=(3, 2, 2))
     with pytest.raises(ValueError, match="l2 must be >= 0"):
         class_visualization(linear_model(), 0, shape=(3, 2, 2), l2=-1)
+    with pytest.raises(ValueError, match="tv must be >= 0"):
+        class_visualization(linear_model(), 0, shape=(3, 2, 2), tv=-1)
 
 
 def fashion_net_trained():

@@ -106,8 +106,10 @@ def class_visualization(model, target, steps=200, lr=0.05, *, layer=None, shape=
     # BEGIN SOLUTION
     objective = opt.class_score(target) if layer is None else \
         opt.neuron(layer, *((target,) if np.ndim(target) == 0 else (target[0], target[1:])))
-    if l2 < 0 or tv < 0:
-        raise ValueError(f"l2 and tv must be >= 0, got {l2}, {tv}")
+    if l2 < 0:
+        raise ValueError(f"l2 must be >= 0, got {l2}")
+    if tv < 0:
+        raise ValueError(f"tv must be >= 0, got {tv}")
     rest = _rest_image(model, background)
     if l2:
         objective = objective - l2 * (opt.l2() if background == "mean" else _l2_from(rest))
