@@ -239,3 +239,21 @@ def test_figures_class_grid_and_inversion_panel(rng):
     gray = po.to_pixels(rng.normal(size=(1, 1, 5, 6)))           # no preprocess: raw, HW
     assert gray.shape == (5, 6)
     po.plt.close("all")
+
+
+def test_class_visualization_panel_titles_carry_p_and_overlap_no_image(rng):
+    """Two rows of five: every title (class name and p) lies clear of every image."""
+    from minicnn.plot import optimization as po
+    pp = mc.models.fashion_net().preprocess
+    imgs = rng.normal(size=(10, 1, 28, 28))
+    names = [f"a long class name {k}" for k in range(10)]
+    fig = po.class_visualization_panel(imgs, names, np.linspace(0, 1, 10), pp,
+                                       suptitle="one per class")
+    assert fig.axes[3].get_title() == "a long class name 3  p = 0.33"
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    titles = [ax.title.get_window_extent(renderer) for ax in fig.axes]
+    images = [ax.get_window_extent(renderer) for ax in fig.axes]
+    for t in titles + [fig._suptitle.get_window_extent(renderer)]:
+        assert not any(t.overlaps(box) for box in images)
+    po.plt.close(fig)
