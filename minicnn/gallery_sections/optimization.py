@@ -140,8 +140,9 @@ def deepdream_section(ctx):
 @section("style_transfer", "14 · Style transfer and texture synthesis")
 def style_section(ctx):
     """Only on the ImageNet model: Gram-matrix style needs many texture features (colours,
-    edges and stripes at several scales). fashion_net's 16 and 32 grey-level filters have
-    none: its "transfer" was the content image, blockier, without a trace of the style."""
+    edges and stripes at several scales). fashion_net's 16 and 32 filters, learnt on grey
+    28×28 garments, have none: its "transfer" was the content image, blockier, without a
+    trace of the style."""
     from ..plot.optimization import style_transfer_panel
     from ..techniques.style import style_transfer, texture_synthesis
     formula = "L = α·mean(F_c(I) − F_c(C))² + β Σ_l w_l ‖G_l(I) − G_l(S)‖²,  G = F Fᵀ / (C·H·W)"

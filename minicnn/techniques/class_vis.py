@@ -11,6 +11,9 @@ Simonyan, Vedaldi & Zisserman 2014, "Deep inside convolutional networks":
     I* = argmax_I  S_c(I) − λ‖I‖²        S_c the unnormalized class score (not the softmax:
                                          raising p_c could be done by lowering other scores)
 
+(‖I − B‖² with ``background="black"`` for datasets of light objects on black, such as
+Fashion-MNIST; ``tv`` adds Mahendran & Vedaldi's −μ·TV(I), which joins pixels into shapes.)
+
 Yosinski et al. 2015, "Understanding neural networks through deep visualization", make
 the images look natural with regularizers applied after every step, each a switch here:
 L2 decay I ← (1−θ)I, a Gaussian blur every few steps, zeroing pixels of small norm or of
