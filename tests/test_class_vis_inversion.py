@@ -125,12 +125,13 @@ def test_every_class_visualization_of_the_full_gallery_has_p_above_0_75():
         assert class_probabilities(model, image, k)[0] > 0.75, k
 
 
-def test_background_black_pulls_toward_the_black_image_not_the_mean():
-    """With no class term to speak of (a linear net with zero weights), the L2 term alone
-    brings the image to its background: the black image, or 0 (the mean) by default."""
+def test_background_black_pulls_toward_the_black_image_not_the_mean(backend_name):
+    """With no class term to speak of (a net with zero weights), the L2 term alone brings
+    the image to its background: the black image, or 0 (the mean) by default."""
     model = mc.models.fashion_net()
     for p in model.parameters():
         p.data = p.data * 0
+    model.to(backend_name)
     lo = mc.to_numpy(opt.pixel_bounds(model)[0])
     black, _ = class_visualization(model, 0, 100, lr=0.1, optimizer="sgd", l2=1.0,
                                    background="black", init="random", init_scale=0.5)
