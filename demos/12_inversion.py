@@ -16,9 +16,10 @@ model = mc.models.fashion_net(pretrained=True)
 image, _ = fashion_samples()[0]                      # a T-shirt
 x = model.preprocess.preprocess(image)               # (1, 1, 28, 28)
 
-# %% Reconstruct from four codes with L-BFGS
+# %% Reconstruct from four codes with L-BFGS (features.8 needs ~300 steps: 38% code error
+#    after 100, 3.7% after 300)
 layers = ["features.1", "features.4", "features.8", "classifier.1"]
-recons, errors = invert_layers(model, x, layers, steps=150, alpha=0.1, beta=1e-3)
+recons, errors = invert_layers(model, x, layers, steps=300, alpha=0.1, beta=1e-3)
 for layer in layers:
     print(f"{layer:>14}: relative code error {errors[layer]:.2e}")
 

@@ -26,11 +26,12 @@ style = model.preprocess.preprocess(stripes.astype(np.uint8))
 layers = ["_stem_relu", "_blocks.1._depthwise_relu", "_blocks.5._depthwise_relu"]
 out, history = style_transfer(model, content, style, content_layer=layers[-1],
                               style_layers=layers, steps=30, style_weight=30, tv_weight=1e-3)
+print(f"style loss ÷{history['style'][0] / history['style'][-1]:.1f}")      # about 9×
 save_figure(style_transfer_panel(content, style, out, history, model.preprocess),
             "demo-output/style_transfer.png")
 
-# %% Texture synthesis: the style term alone, from noise
-texture, _ = texture_synthesis(model, style, layers, steps=30)
-save_figure(inversion_figure(style, {"texture": texture}, model.preprocess),
-            "demo-output/texture.png")
+# %% Texture synthesis: the style term alone, from noise, coarse to fine (3 sizes)
+texture, _ = texture_synthesis(model, style, layers, steps=20, octaves=3, tv_weight=1e-2)
+save_figure(inversion_figure(style, {"texture": texture}, model.preprocess, first="style",
+                             suptitle="texture synthesis"), "demo-output/texture.png")
 print(f"wrote the figures into {os.path.abspath('demo-output')}")

@@ -13,7 +13,7 @@ from minicnn.data import FASHION_MNIST_CLASSES as NAMES
 from minicnn.plot.adversarial import adversarial_panel, one_pixel_panel, required_eps_plot
 from minicnn.plot.core import save_figure
 from minicnn.samples import fashion_samples
-from minicnn.techniques.adversarial import fgsm, linear_example, pgd, required_eps
+from minicnn.techniques.adversarial import fgsm, linear_example, pgd, required_eps, smallest_eps
 from minicnn.techniques.one_pixel import one_pixel_attack
 from minicnn.training import predict
 
@@ -32,9 +32,15 @@ x_pgd = pgd(model, x, y, eps=0.1, steps=20, seed=0)
 for name, adv in (("clean", x), ("FGSM", x_fgsm), ("PGD", x_pgd)):
     print(name, [NAMES[k] for k in predict(model, adv).argmax(axis=1)])
 
+# %% ε = 0.1 (25 grey levels) is plainly visible; how small can it be? Per image, the least ε
+#    that flips the label (doubling, then bisection to 5%)
+eps, x_min = smallest_eps(model, x, np.array(y), pgd, steps=20, seed=0)
+print("smallest PGD ε (grey levels):", np.round(255 * eps, 1))
+
 # %% Original | adversarial | difference | 10× difference
-titles = [(NAMES[a], "→ " + NAMES[b]) for a, b in zip(y, predict(model, x_pgd).argmax(axis=1))]
-save_figure(adversarial_panel(x, x_pgd, model.preprocess, titles), "demo-output/pgd.png")
+titles = [(NAMES[a], f"ε = {255 * e:.2g}/255 → {NAMES[b]}")
+          for a, b, e in zip(y, predict(model, x_min).argmax(axis=1), eps)]
+save_figure(adversarial_panel(x, x_min, model.preprocess, titles), "demo-output/pgd.png")
 
 # %% One pixel is sometimes enough (differential evolution over row, column and value)
 res = [one_pixel_attack(model, xi, yi, pixels=1, maxiter=60, popsize=30) for xi, yi in zip(x, y)]

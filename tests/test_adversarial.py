@@ -305,3 +305,42 @@ def test_adversarial_training_trades_clean_accuracy_for_robustness():
     assert after["clean"] < before["clean"]                            # ... at a price
     w = np.abs(mc.to_numpy(net[1].weight.data))
     assert w[:, 0].min() > w[:, 1:].max()                              # it leans on pixel 0
+
+
+def _flips(model, attack, x, label, eps, **options):
+    return int(predict(model, attack(model, x, label, eps, **options)).argmax()) != label
+
+
+@pytest.mark.parametrize("attack, options, images", [
+    (adv.fgsm, {}, range(10)),
+    (adv.pgd, dict(steps=5, seed=0), (0, 4, 9))])          # the quick gallery's PGD
+def test_smallest_eps_flips_the_label_and_half_of_it_does_not(attack, options, images):
+    """On the shipped Fashion-MNIST samples (one per class). Measured FGSM ε × 255 per class
+    0..9: 5, 34, 6.75, 92, 3, 7, 6.75, 11.5, 12.5, 6.25 — the gallery's images (classes 0, 2,
+    4, 7, 9) all under 12/255, where the old fixed ε = 0.1 was 25.5/255."""
+    from minicnn.samples import fashion_samples
+    model = fashion_net_trained()
+    pairs = [fashion_samples()[i] for i in images]
+    x = model.preprocess.preprocess(np.stack([p for p, _ in pairs]))
+    labels = np.array([k for _, k in pairs])
+    eps, x_adv = adv.smallest_eps(model, x, labels, attack, **options)
+    assert np.all(np.isfinite(eps)) and np.all(eps > 0)
+    for i, (e, label) in enumerate(zip(eps, labels)):
+        assert int(predict(model, x_adv[i:i + 1]).argmax()) != label
+        assert _flips(model, attack, x[i:i + 1], int(label), e, **options)
+        assert not _flips(model, attack, x[i:i + 1], int(label), e / 2, **options)
+        assert adv.distortion(model, x[i:i + 1], x_adv[i:i + 1])[0][0] <= e + 1e-5
+    if attack is adv.fgsm:
+        assert all(eps[list(images).index(k)] < 0.05 for k in (0, 2, 4, 7, 9)), eps * 255
+
+
+def test_smallest_eps_is_zero_for_a_misclassified_image_and_nan_when_nothing_flips():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2, rng=0))
+    x = np.random.default_rng(0).normal(size=(1, 1, 2, 2)).astype(np.float32)
+    predicted = int(predict(net, x).argmax())
+    eps, _ = adv.smallest_eps(net, x, 1 - predicted)
+    assert eps[0] == 0
+    eps, x_adv = adv.smallest_eps(net, x, predicted, eps_max=1e-6, eps_start=1e-7)
+    assert np.isnan(eps[0]) and np.array_equal(x_adv, x)
+    with pytest.raises(ValueError, match="eps_start"):
+        adv.smallest_eps(net, x, predicted, eps_start=0)

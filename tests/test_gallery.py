@@ -41,7 +41,6 @@ SMALL = ["filters-fashion_net-first", "filters-fashion_net-deep", "filters-cifar
          "deconvnet-fashion_net-class", "guided_backprop-fashion_net-guided",
          "grad_cam-fashion_net-panel", "class_visualization-fashion_net-classes",
          "inversion-fashion_net-layers", "deepdream-fashion_net-dream",
-         "style_transfer-fashion_net-transfer", "style_transfer-fashion_net-texture",
          "adversarial-linear", "adversarial-fashion_net-fgsm", "adversarial-fashion_net-pgd",
          "adversarial-fashion_net-one-pixel", "robustness-fashion_net-examples",
          "robustness-fashion_net-curves", "robustness-fashion_net-pgd",
@@ -49,7 +48,7 @@ SMALL = ["filters-fashion_net-first", "filters-fashion_net-deep", "filters-cifar
 PHOTO = ["filters-{m}-first", "activations-{m}-_blocks.1._depthwise_relu",
          "saliency-{m}-saliency", "saliency-{m}-segmentation", "deconvnet-{m}-class",
          "guided_backprop-{m}-guided", "grad_cam-{m}-classes", "deepdream-{m}-dream",
-         "adversarial-{m}-fgsm"]
+         "style_transfer-{m}-transfer", "style_transfer-{m}-texture", "adversarial-{m}-fgsm"]
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import numpy as np
 from ..backend import to_numpy
 from .core import plt, show_image
 
-__all__ = ["to_pixels", "class_visualization_grid", "inversion_figure", "deepdream_octaves",
-           "style_transfer_panel"]
+__all__ = ["to_pixels", "class_visualization_grid", "class_visualization_panel",
+           "inversion_figure", "deepdream_octaves", "style_transfer_panel"]
 
 
 def to_pixels(image, preprocess=None):
@@ -55,26 +55,47 @@ def class_visualization_grid(images, preprocess=None, class_names=None, seeds=No
     return fig
 
 
+def class_visualization_panel(images, names, probabilities, preprocess=None, ncols=5,
+                              cell=2.2, mode="percentile", suptitle=None):
+    """One visualization per class, titled "name  p = …" (the model's softmax on the image).
+
+    images: K preprocessed images (C, H, W) or (1, C, H, W); names, probabilities: K each.
+    Rows of ``ncols``; constrained layout keeps every title clear of the row above.
+    """
+    k = len(images)
+    nrows = -(-k // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, (cell + 0.35) * nrows + 0.4),
+                             squeeze=False, layout="constrained")
+    for ax in axes.flat[k:]:
+        ax.set_axis_off()
+    for ax, img, name, p in zip(axes.flat, images, names, probabilities):
+        show_image(ax, to_pixels(img, preprocess), title=f"{name}  p = {p:.2f}", mode=mode)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
 def inversion_figure(original, reconstructions, preprocess=None, errors=None, mode=None,
-                     cell=1.8):
-    """The original, then the reconstruction from each layer ({layer: image}), left to right."""
-    items = [("original", original)] + list(reconstructions.items())
-    fig, axes = plt.subplots(1, len(items), figsize=(cell * len(items), cell + 0.5),
-                             squeeze=False)
+                     cell=2.2, first="original",
+                     suptitle="feature inversion: deeper codes keep less of the image"):
+    """The original (titled ``first``), then the reconstruction from each layer
+    ({layer: image}), left to right; ``errors`` {layer: relative code error} go in the titles."""
+    items = [(first, original)] + list(reconstructions.items())
+    fig, axes = plt.subplots(1, len(items), figsize=(cell * len(items), cell + 0.7),
+                             squeeze=False, layout="constrained")
     for ax, (name, img) in zip(axes[0], items):
         title = name if errors is None or name not in errors else \
             f"{name}\ncode error {100 * errors[name]:.2g}%"
         show_image(ax, to_pixels(img, preprocess), title=title, mode=_mode(preprocess, mode))
-    fig.suptitle("feature inversion: deeper codes keep less of the image", fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(suptitle, fontsize=10)
     return fig
 
 
 def deepdream_octaves(original, history, preprocess=None, mode=None, cell=2.0):
     """The input, then the dream after each octave (smallest first) with its ½‖a‖² gain."""
     octaves = history["octave_images"]
-    fig, axes = plt.subplots(1, len(octaves) + 1, figsize=(cell * (len(octaves) + 1), cell + 0.5),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(octaves) + 1, figsize=(cell * (len(octaves) + 1), cell + 0.8),
+                             squeeze=False, layout="constrained")
     show_image(axes[0][0], to_pixels(original, preprocess), title="input",
                mode=_mode(preprocess, mode))
     for k, (ax, img) in enumerate(zip(axes[0][1:], octaves)):
@@ -83,11 +104,10 @@ def deepdream_octaves(original, history, preprocess=None, mode=None, cell=2.0):
         show_image(ax, to_pixels(img, preprocess), mode=_mode(preprocess, mode),
                    title=f"octave {k + 1} ({h}×{w})\n½‖a‖² ×{gain:.2f}")
     fig.suptitle("DeepDream octave progression", fontsize=10)
-    fig.tight_layout()
     return fig
 
 
-def style_transfer_panel(content, style, result, history, preprocess=None, mode=None, cell=2.4):
+def style_transfer_panel(content, style, result, history, preprocess=None, mode=None, cell=3.0):
     """content | style | result, and the loss curves (total and each term, log scale)."""
     fig, axes = plt.subplots(1, 4, figsize=(cell * 4 + 1.0, cell + 0.4),
                              gridspec_kw=dict(width_ratios=[1, 1, 1, 1.4]))

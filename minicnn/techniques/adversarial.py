@@ -5,6 +5,7 @@ template mixing.
     x_adv = fgsm(model, x, label, eps=8/255)          # untargeted, one step
     x_adv = pgd(model, x, label, eps=0.1, steps=10)   # L∞ PGD with a random start (Madry)
     x_adv = pgd(model, x, None, eps=0.1, target=3)    # targeted: toward class 3
+    eps, x_adv = smallest_eps(model, x, label, fgsm)  # the least ε that flips each label
     res = fooling_image(model, x, target=3)           # smallest-effort walk until fooled
 
 Units. Every attack runs on the model's *preprocessed* input x = (p·scale − mean)/std
@@ -28,8 +29,8 @@ from .common import as_input, check_target
 from .optimize import clip_to_bounds, frozen
 
 __all__ = ["linear_example", "required_eps", "pixel_scale", "loss_gradient", "fgsm", "pgd",
-           "bim", "fooling_image", "fooling_from_noise", "mixing_alpha", "mix_templates",
-           "distortion"]
+           "bim", "smallest_eps", "fooling_image", "fooling_from_noise", "mixing_alpha",
+           "mix_templates", "distortion"]
 
 LINEAR_X = (2, -1, 3, -2, 2, 2, 1, -4, 5, 1)
 LINEAR_W = (-1, -1, 1, -1, 1, -1, 1, 1, -1, 1)
@@ -222,6 +223,54 @@ def bim(model, x, label, eps, *, target=None, steps=10, alpha=None, bounds="pixe
     return pgd(model, x, label, eps, target=target, steps=steps,
                alpha=eps / steps if alpha is None else alpha, random_start=False,
                bounds=bounds, callback=callback)
+
+
+# ============================================================ the smallest ε
+def smallest_eps(model, x, label, attack=fgsm, *, eps_start=1 / 255, eps_max=0.5, rtol=0.05,
+                 **options):
+    """The smallest ε (pixel units) at which ``attack`` changes the top-1 class, per image.
+
+    ``attack(model, x, label, eps, **options)`` -> x_adv (``fgsm``, ``pgd``, ``bim``). For
+    each image: double ε from ``eps_start`` until the attack flips the label (the ε before
+    did not), then bisect between the last ε that did not flip and the first that did,
+    until they are within ``rtol`` of each other. The attack's success need not be
+    monotone in ε: the answer is an ε that flips with a tested ε within rtol below it
+    that does not.
+    label: the true class, an int or one per image (a misclassified image returns ε = 0).
+    Returns (eps (N,) float64, nan where even ``eps_max`` does not flip; x_adv (N, C, H, W)
+    at that ε, the clean image where nan).
+    """
+    x0 = to_numpy(as_input(model, x).data)
+    y, _ = _labels(len(x0), label, None)
+    if not 0 < eps_start <= eps_max or not 0 < rtol < 1:
+        raise ValueError(f"smallest_eps: need 0 < eps_start <= eps_max and 0 < rtol < 1, got "
+                         f"eps_start={eps_start}, eps_max={eps_max}, rtol={rtol}")
+    eps, advs = np.full(len(x0), np.nan), x0.copy()
+    for i in range(len(x0)):
+        xi, yi = x0[i:i + 1], int(y[i])
+
+        def flipped(e):
+            adv = attack(model, xi, yi, e, **options)
+            return int(_probabilities(model, adv).argmax()) != yi, adv
+        if int(_probabilities(model, xi).argmax()) != yi:
+            eps[i] = 0.0
+            continue
+        lo, hi = 0.0, float(eps_start)
+        flips, adv = flipped(hi)
+        while not flips and hi < eps_max:
+            lo, hi = hi, min(2 * hi, eps_max)
+            flips, adv = flipped(hi)
+        if not flips:
+            continue
+        while hi - lo > rtol * hi:
+            mid = (lo + hi) / 2
+            flips, adv_mid = flipped(mid)
+            if flips:
+                hi, adv = mid, adv_mid
+            else:
+                lo = mid
+        eps[i], advs[i] = hi, adv[0]
+    return eps, advs
 
 
 # ============================================================ fooling images

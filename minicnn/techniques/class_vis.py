@@ -11,6 +11,9 @@ Simonyan, Vedaldi & Zisserman 2014, "Deep inside convolutional networks":
     I* = argmax_I  S_c(I) − λ‖I‖²        S_c the unnormalized class score (not the softmax:
                                          raising p_c could be done by lowering other scores)
 
+(‖I − B‖² with ``background="black"`` for datasets of light objects on black, such as
+Fashion-MNIST; ``tv`` adds Mahendran & Vedaldi's −μ·TV(I), which joins pixels into shapes.)
+
 Yosinski et al. 2015, "Understanding neural networks through deep visualization", make
 the images look natural with regularizers applied after every step, each a switch here:
 L2 decay I ← (1−θ)I, a Gaussian blur every few steps, zeroing pixels of small norm or of
@@ -21,6 +24,7 @@ to the valid pixel range.
 import numpy as np
 
 from .. import ops
+from ..backend import as_backend, backend_name, to_numpy
 from . import optimize as opt
 from .common import as_input, check_target
 
@@ -39,17 +43,40 @@ def _input_shape(model, shape):
     return (pp.channels, *pp.input_size)
 
 
-def _initial(shape, init, seeds, init_scale):
+def _initial(shape, init, seeds, init_scale, rest):
     if init == "zeros":
-        return np.zeros((len(seeds), *shape), np.float32)
+        return np.zeros((len(seeds), *shape), np.float32) + rest
     if init == "random":
         return np.stack([np.random.default_rng(s).normal(0, init_scale, shape)
-                         for s in seeds]).astype(np.float32)
+                         for s in seeds]).astype(np.float32) + rest
     raise ValueError(f"init must be 'zeros' or 'random', got {init!r}")
 
 
+def _rest_image(model, background):
+    """The image the L2 term pulls toward, (1, C, 1, 1): 0 in preprocessed space (the mean
+    image, Simonyan's choice) or the preprocessed black image (a dark background)."""
+    if background == "mean":
+        return np.zeros((1, 1, 1, 1), np.float32)
+    if background == "black":
+        box = opt.pixel_bounds(model)
+        if box is None:
+            raise ValueError("class_visualization: background='black' needs a model with a "
+                             "preprocess (to know which input is a black pixel)")
+        return to_numpy(box[0]).astype(np.float32)
+    raise ValueError(f"background must be 'mean' or 'black', got {background!r}")
+
+
+def _l2_from(rest):
+    """‖I − rest‖² (rest broadcasting to the image): the L2 term around the background."""
+    def fn(acts):
+        d = acts[opt.INPUT] - as_backend(rest, backend_name(acts[opt.INPUT].data))
+        return (d * d).sum()
+    return opt.Objective(fn, [opt.INPUT], "l2")
+
+
 def class_visualization(model, target, steps=200, lr=0.05, *, layer=None, shape=None,
-                        l2=1e-3, decay=0.0, blur_sigma=0.0, blur_every=4, clip_norm=0.0,
+                        l2=1e-3, tv=0.0, background="mean", decay=0.0, blur_sigma=0.0,
+                        blur_every=4, clip_norm=0.0,
                         clip_contribution=0.0, jitter=0, octaves=1, octave_scale=1.4,
                         optimizer="normalized", relu_rule=None, init="zeros", init_scale=0.1,
                         seed=0, bounds="pixels", progress=False):
@@ -57,7 +84,12 @@ def class_visualization(model, target, steps=200, lr=0.05, *, layer=None, shape=
 
     target: a class index; or, with ``layer`` (a name from model.layer_names()), a channel
         c or (c, i, j) of that layer's output (any neuron, not only classes).
-    l2: λ of the objective's −λ‖I‖² (Simonyan). Regularizer switches (Yosinski; 0 = off):
+    l2: λ of the objective's −λ‖I − B‖² (Simonyan), around the background B: "mean" (0 in
+        preprocessed space, the paper's) or "black" (pixel value 0: the background of
+        Fashion-MNIST and MNIST, where the mean grey would be a foreground colour).
+    tv: weight μ of a −μ·TV(I) term (squared total variation, Mahendran & Vedaldi's prior:
+        neighbouring pixels alike, so the image shows shapes rather than pixel noise).
+    Regularizer switches (Yosinski; 0 = off):
         decay θ: I ← (1−θ)I each step; blur_sigma: Gaussian blur every ``blur_every``
         steps; clip_norm / clip_contribution: percentile (0-100) of pixels zeroed by
         norm / contribution; jitter: random roll of up to that many pixels.
@@ -67,8 +99,8 @@ def class_visualization(model, target, steps=200, lr=0.05, *, layer=None, shape=
     optimizer: "normalized" (I += lr·g/mean|g|: lr is the mean step in preprocessed units,
         whatever the scale of the scores), "sgd" (I += lr·g, the paper's), "l2" or "adam".
     relu_rule: "redirected" lets gradient reach dead ReLUs (helps from a zero image).
-    init: "zeros" or "random" (normal, std init_scale). seed: int, or a list of ints for a
-        batch of images (one random init per seed).
+    init: "zeros" or "random" (normal, std init_scale), both around the background.
+    seed: int, or a list of ints for a batch of images (one random init per seed).
     Returns (images: NumPy (N, C, H, W) preprocessed, history of the loop; history["octave"]
     gives each step's octave).
     """
@@ -79,8 +111,13 @@ def class_visualization(model, target, steps=200, lr=0.05, *, layer=None, shape=
         opt.neuron(layer, *((target,) if np.ndim(target) == 0 else (target[0], target[1:])))
     if l2 < 0:
         raise ValueError(f"l2 must be >= 0, got {l2}")
+    if tv < 0:
+        raise ValueError(f"tv must be >= 0, got {tv}")
+    rest = _rest_image(model, background)
     if l2:
-        objective = objective - l2 * opt.l2()
+        objective = objective - l2 * (opt.l2() if background == "mean" else _l2_from(rest))
+    if tv:
+        objective = objective - tv * opt.tv()
     regularizers = ([opt.decay(decay)] if decay else []) + \
         ([opt.blur_every(blur_sigma, blur_every)] if blur_sigma else []) + \
         ([opt.clip_norm(clip_norm)] if clip_norm else []) + \
@@ -91,7 +128,8 @@ def class_visualization(model, target, steps=200, lr=0.05, *, layer=None, shape=
     for k in range(octaves):
         f = octave_scale ** (octaves - 1 - k)
         size = (max(1, round(h / f)), max(1, round(w / f)))
-        x = _initial((c, *size), init, seeds, init_scale) if x is None else opt.resize(x, size)
+        x = _initial((c, *size), init, seeds, init_scale, rest) if x is None \
+            else opt.resize(x, size)
         transforms = ([opt.jitter(jitter)] if jitter else []) + \
             ([opt.resize_to((h, w))] if size != (h, w) else [])
         x, hist = opt.ascend(model, objective, x, steps, lr, optimizer, transforms,

@@ -28,7 +28,7 @@ from .common import as_input, check_layer
 from .inversion import code, codes
 
 __all__ = ["style_transfer", "texture_synthesis", "gram_targets", "style_loss", "content_loss",
-           "tv_loss"]
+           "tv_loss", "style_distance"]
 
 
 def gram_targets(model, style, style_layers):
@@ -49,6 +49,17 @@ def style_loss(grams, weights):
         return total
         # END SOLUTION
     return opt.Objective(fn, list(grams), "style")
+
+
+def style_distance(model, image, style, style_layers, layer_weights=None):
+    """Σ_l w_l ‖G_l(I) − G_l(S)‖² as a float (default w_l = 1/L): how far ``image`` is from
+    the style's statistics — compare a result with its start (noise or the content)."""
+    weights = [1.0 / len(style_layers)] * len(style_layers) if layer_weights is None \
+        else list(layer_weights)
+    mine, theirs = gram_targets(model, image, style_layers), gram_targets(model, style,
+                                                                          style_layers)
+    return float(sum(w * float(((mine[n] - theirs[n]) ** 2).sum())
+                     for n, w in zip(style_layers, weights)))
 
 
 def content_loss(layer, target):
