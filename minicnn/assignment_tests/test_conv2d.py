@@ -1,9 +1,10 @@
-"""conv2d: im2col and col2im (minicnn/ops/im2col.py), Conv2d.forward / backward and
-conv2d_naive (minicnn/ops/conv.py).
+"""conv2d: the loops conv2d_naive, then im2col and col2im (minicnn/ops/im2col.py) and
+conv2d_im2col, y = W ⋅ im2col(x) + b (minicnn/ops/conv.py).
 
 Checked on an example small enough to do by hand, against an independent oracle
-(SciPy's direct correlation), with the numerical gradient check, and by the identity
-that makes col2im the adjoint of im2col.
+(SciPy's direct correlation), by the identity that makes col2im the adjoint of im2col,
+and through conv2d, whose forward is W ⋅ im2col(x) and whose input gradient is
+col2im(Wᵀ ⋅ g) for layers like these: with the numerical gradient check.
 """
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from scipy.signal import correlate
 
 from minicnn import gradcheck
 from minicnn.autograd import Tensor
-from minicnn.ops.conv import conv2d, conv2d_naive
+from minicnn.ops.conv import conv2d, conv2d_im2col, conv2d_naive
 from minicnn.ops.im2col import col2im, im2col
 
 # (x shape, w shape, stride, padding, groups)
@@ -71,6 +72,18 @@ def test_zero_padding_counts_as_zeros():
 def test_naive_matches_oracle(xs, ws, s, p, g):
     x, w, b = draw(0, xs, ws, (ws[0],))
     np.testing.assert_allclose(conv2d_naive(x, w, b, s, p, g), oracle(x, w, b, s, p, g),
+                               rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+@pytest.mark.parametrize("xs,ws,s,p,g", CASES, ids=IDS)
+def test_im2col_version_matches_oracle(xs, ws, s, p, g, dtype, tol):
+    # one matrix product per group over the receptive fields: the loops' numbers
+    x, w, b = draw(8, xs, ws, (ws[0],))
+    y = conv2d_im2col(x.astype(dtype), w.astype(dtype), b.astype(dtype), s, p, g)
+    assert y.shape == oracle(x, w, b, s, p, g).shape and y.dtype == dtype
+    np.testing.assert_allclose(y, oracle(x, w, b, s, p, g), rtol=tol, atol=tol)
+    np.testing.assert_allclose(conv2d_im2col(x, w, None, s, p, g), oracle(x, w, 0 * b, s, p, g),
                                rtol=1e-10, atol=1e-10)
 
 
