@@ -349,11 +349,13 @@ def test_stride1_input_gradient_is_a_full_convolution_with_the_flipped_kernel(n,
     w = rng.standard_normal((f, c // groups, k, k))
     ho = h + 2 * p - k + 1
     g = rng.standard_normal((n, f, ho, ho))
-    fast = Im2colRoad((n, c, h, w_), w.shape, (1, 1), (p, p), groups, flip_dx=True).input_grad(g, w)
+    road = Im2colRoad(x_shape=(n, c, h, w_), w_shape=w.shape, stride=(1, 1), padding=(p, p),
+                      groups=groups, flip_dx=True)
+    fast = road.input_grad(g, w)
     w_t = w.reshape(groups, f // groups, -1).transpose(0, 2, 1)
     g_rows = g.transpose(1, 0, 2, 3).reshape(groups, f // groups, -1)
     cols = np.matmul(w_t, g_rows).reshape(-1, n, ho, ho)
-    slow = col2im(cols, (n, c, h, w_), k, k, (1, 1), (p, p))
+    slow = col2im(cols, (n, c, h, w_), k, k, stride=(1, 1), padding=(p, p))
     np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
 
 
@@ -455,22 +457,23 @@ def test_both_gradients_from_the_blocks_of_g_columns(blocked_road, monkeypatch, 
     gy_rows = np.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(g, ws[0] // g, -1)
     w_t = w.reshape(g, ws[0] // g, -1).transpose(0, 2, 1)
     dx_ref = col2im(np.matmul(w_t, gy_rows).reshape(-1, *y_shape[:1], *y_shape[2:]),
-                    xs, ws[2], ws[3], (1, 1), pp)
-    textbook = conv_fast.Im2colRoad(xs, ws, (1, 1), pp, g)
-    dw_ref = textbook.weight_grad(gy, im2col(x, ws[2], ws[3], (1, 1), pp))
+                    xs, ws[2], ws[3], stride=(1, 1), padding=pp)
+    textbook = conv_fast.Im2colRoad(x_shape=xs, w_shape=ws, stride=(1, 1), padding=pp, groups=g)
+    dw_ref = textbook.weight_grad(gy, im2col(x, ws[2], ws[3], stride=(1, 1), padding=pp))
 
     w_flip, _ = conv_fast._flipped(on(backend_name, w), pp, g)
     x_rows = conv_fast.PaddedRows(on(backend_name, x), pp, SMALL_BLOCKS)
     dx, dw = conv_fast.blocked_grads(conv_fast.filter_major(on(backend_name, gy)), w_flip,
-                                     x_rows, g, SMALL_BLOCKS)
+                                     x_rows, groups=g, block_bytes=SMALL_BLOCKS)
     np.testing.assert_allclose(to_numpy(dx), dx_ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(to_numpy(dw), dw_ref, rtol=1e-12, atol=1e-12)
     # dW alone (x needs no gradient) rebuilds the columns of x instead
-    dw = conv_fast.blocked_weight_grad(on(backend_name, gy), x_rows, ws, g)
+    dw = conv_fast.blocked_weight_grad(on(backend_name, gy), x_rows, w_shape=ws, groups=g)
     np.testing.assert_allclose(to_numpy(dw), dw_ref, rtol=1e-12, atol=1e-12)
 
     taken, real = [], conv_fast.blocked_grads
-    monkeypatch.setattr(conv_fast, "blocked_grads", lambda *a: taken.append(1) or real(*a))
+    monkeypatch.setattr(conv_fast, "blocked_grads",
+                        lambda *a, **k: taken.append(1) or real(*a, **k))
     xt = Tensor(on(backend_name, x), requires_grad=True)
     wt = Tensor(on(backend_name, w), requires_grad=True)
     conv2d(xt, wt, None, 1, p, g).backward(on(backend_name, gy))
@@ -510,7 +513,7 @@ def test_padded_rows_columns_are_the_im2col_columns(rng):
     assert cols.shape == (c * kh * kw, rows.count(kh, kw))
     cols = np.pad(cols, ((0, 0), (0, n * hq * wq - cols.shape[1])))
     valid = cols.reshape(c * kh * kw, n, hq, wq)[:, :, :ho, :wo]
-    np.testing.assert_array_equal(valid, im2col.im2col(x, kh, kw, (1, 1), p))
+    np.testing.assert_array_equal(valid, im2col.im2col(x, kh, kw, stride=(1, 1), padding=p))
     # the forward keeps the padded input only: kh·kw times smaller than the columns
     assert rows.rows.size < x.size * 2 < cols.size
     # no padding and channel-first memory (a conv's output): the rows are x itself
@@ -519,7 +522,7 @@ def test_padded_rows_columns_are_the_im2col_columns(rng):
     cols = _all_columns(PaddedRows(x_cf, (0, 0), block_bytes=2 * 4 * 8 * 40), kh, kw)
     cols = np.pad(cols, ((0, 0), (0, n * h * w - cols.shape[1])))
     np.testing.assert_array_equal(cols.reshape(c * kh * kw, n, h, w)[:, :, :h - kh + 1, :w - kw + 1],
-                                  im2col.im2col(x, kh, kw, (1, 1), (0, 0)))
+                                  im2col.im2col(x, kh, kw, stride=(1, 1), padding=(0, 0)))
 
 
 @pytest.mark.parametrize("xs,ws,s,p,g,blocked", [

@@ -132,7 +132,7 @@ def test_inputs_are_not_modified():
 def test_im2col_columns_are_the_receptive_fields(stride, padding):
     (x,) = draw(5, (2, 3, 6, 5))
     kh, kw = 3, 2
-    cols = im2col(x, kh, kw, stride, padding)
+    cols = im2col(x, kh, kw, stride=stride, padding=padding)
     x_pad = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
     Ho = (x_pad.shape[2] - kh) // stride[0] + 1
     Wo = (x_pad.shape[3] - kw) // stride[1] + 1
@@ -149,8 +149,8 @@ def test_im2col_columns_are_the_receptive_fields(stride, padding):
 def test_col2im_is_the_adjoint_of_im2col(stride, padding):
     # <im2col(x), c> = <x, col2im(c)>: col2im sends every column entry back to its pixel
     x, = draw(6, (2, 3, 7, 6))
-    cols = im2col(x, 3, 3, stride, padding)
+    cols = im2col(x, 3, 3, stride=stride, padding=padding)
     (c,) = draw(7, cols.shape)
-    back = col2im(c, x.shape, 3, 3, stride, padding)
+    back = col2im(c, x.shape, 3, 3, stride=stride, padding=padding)
     assert back.shape == x.shape
     np.testing.assert_allclose(np.sum(cols * c), np.sum(x * back), rtol=1e-12)

@@ -273,7 +273,7 @@ def conv2d_im2col(x, w, b=None, stride=1, padding=0, groups=1):
     x, w, b, sh, sw, ph, pw = _naive_args(x, w, b, stride, padding)
     # BEGIN SOLUTION
     F, Cg, kh, kw = w.shape
-    cols = im2col(x, kh, kw, (sh, sw), (ph, pw))               # (C·kh·kw, N, Ho, Wo)
+    cols = im2col(x, kh, kw, stride=(sh, sw), padding=(ph, pw))   # (C·kh·kw, N, Ho, Wo)
     K, N, Ho, Wo = cols.shape
     W_rows = w.reshape(groups, F // groups, Cg * kh * kw)       # one row per filter
     cols = cols.reshape(groups, K // groups, N * Ho * Wo)       # group g's channels' rows

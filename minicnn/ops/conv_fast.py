@@ -89,7 +89,7 @@ def _windows(x_pad, kh, kw, stride, Ho, Wo):
 
 # --------------------------------------------------------------------- the roads
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Im2colRoad:
     """The textbook road: columns = im2col(x); y = W ⋅ columns; dW = g ⋅ columnsᵀ;
     dx = col2im(Wᵀ ⋅ g), or with ``flip_dx`` the full convolution of g with the flipped
@@ -105,7 +105,7 @@ class Im2colRoad:
     def unfold(self, x):
         """x -> im2col columns (C·kh·kw, N, Ho, Wo)."""
         kh, kw = self.w_shape[2:]
-        return im2col(x, kh, kw, self.stride, self.padding)
+        return im2col(x, kh, kw, stride=self.stride, padding=self.padding)
 
     def apply_filters(self, cols, w, b=None):
         """y = W ⋅ cols (+ b): (N, F, Ho, Wo), one matmul batched over the groups."""
@@ -130,8 +130,8 @@ class Im2colRoad:
         w_t = w.reshape(G, F // G, -1).transpose(0, 2, 1)          # (G, C/G·kh·kw, F/G)
         g_cols = xp.matmul(w_t, _rows(g, G))                        # (G, C/G·kh·kw, N·Ho·Wo)
         kh, kw = w.shape[2:]
-        return col2im(g_cols.reshape(-1, N, Ho, Wo), self.x_shape, kh, kw, self.stride,
-                      self.padding)
+        return col2im(g_cols.reshape(-1, N, Ho, Wo), self.x_shape, kh, kw,
+                      stride=self.stride, padding=self.padding)
 
     def weight_grad(self, g, cols):
         """dW = g ⋅ colsᵀ: (F, C/G, kh, kw), summed over the batch and all output pixels."""
@@ -146,7 +146,7 @@ class Im2colRoad:
         return self.input_grad(g, w), self.weight_grad(g, cols)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DepthwiseRoad(Im2colRoad):
     """Sums over the kh·kw kernel offsets, no columns: what it keeps for dW is x_pad."""
     name: ClassVar[str] = "depthwise"
@@ -193,7 +193,7 @@ class DepthwiseRoad(Im2colRoad):
         return N, self.w_shape[0], (Hp - kh) // sh + 1, (Wp - kw) // sw + 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BlockedRoad(Im2colRoad):
     """Stride 1: the columns built ``block_bytes`` at a time from ``PaddedRows`` (the
     module docstring); what it keeps for dW is the padded input, not the columns."""
@@ -204,10 +204,10 @@ class BlockedRoad(Im2colRoad):
         return PaddedRows(x, self.padding, self.block_bytes)
 
     def apply_filters(self, x_rows, w, b=None):
-        return blocked_filters(x_rows, w, self.groups, b)
+        return blocked_filters(x_rows, w, b, groups=self.groups)
 
     def weight_grad(self, g, x_rows):
-        return blocked_weight_grad(g, x_rows, self.w_shape, self.groups)
+        return blocked_weight_grad(g, x_rows, w_shape=self.w_shape, groups=self.groups)
 
     def grads(self, g, w, x_rows):
         """dx and dW from the same blocks of g's columns where dx's convolution is blocked."""
@@ -216,7 +216,8 @@ class BlockedRoad(Im2colRoad):
             road = choose_road(g.shape, w_flip.shape, stride=(1, 1), padding=pad,
                                groups=self.groups)
             if isinstance(road, BlockedRoad):
-                return blocked_grads(g, w_flip, x_rows, self.groups, road.block_bytes)
+                return blocked_grads(g, w_flip, x_rows, groups=self.groups,
+                                     block_bytes=road.block_bytes)
         return super().grads(g, w, x_rows)
 
 
@@ -257,7 +258,8 @@ def choose_road(x_shape, w_shape, *, stride, padding, groups):
             flip = flip_dx and flips_kernel(x_shape, w_shape, stride, padding, any_width=True)
         if road is BlockedRoad:
             options["block_bytes"] = block_bytes
-    return road(x_shape, w_shape, stride, padding, groups, flip_dx=flip, **options)
+    return road(x_shape=x_shape, w_shape=w_shape, stride=stride, padding=padding,
+                groups=groups, flip_dx=flip, **options)
 
 
 @contextlib.contextmanager
@@ -451,7 +453,7 @@ def _add_kernel_row_products(dw_t, cols, other_t, width):
         dw_t[:, u] += xp.matmul(cols[..., u * width:u * width + n], other_t)
 
 
-def blocked_filters(x_rows, w, groups, b=None):
+def blocked_filters(x_rows, w, b=None, *, groups):
     """y = W ⋅ cols (+ b), one block of columns at a time: (N, F, Ho, Wo) as a view.
 
     Per block, Z = W_rows ⋅ cols with the filters' kernel rows stacked (``_by_kernel_row``)
@@ -473,7 +475,7 @@ def blocked_filters(x_rows, w, groups, b=None):
     return x_rows.off_grid(y.reshape(F, -1), kh, kw)
 
 
-def blocked_weight_grad(g, x_rows, w_shape, groups):
+def blocked_weight_grad(g, x_rows, *, w_shape, groups):
     """dW = g ⋅ colsᵀ summed block by block (the columns rebuilt from x_rows), one kernel
     row u at a time: dW[:, :, u, :] from the block's columns shifted by u·Wq."""
     xp = get_array_module(g, x_rows.rows)
@@ -488,7 +490,7 @@ def blocked_weight_grad(g, x_rows, w_shape, groups):
     return dw_t.reshape(G, kh, Cg, kw, F // G).transpose(0, 4, 2, 1, 3).reshape(w_shape)
 
 
-def blocked_grads(g, w_flip, x_rows, groups, block_bytes=BLOCK_BYTES):
+def blocked_grads(g, w_flip, x_rows, *, groups, block_bytes=BLOCK_BYTES):
     """dx and dW of a stride-1 convolution from the same blocks of g's columns.
 
     dx is the full convolution of g with the flipped kernel (``_flipped``): g is padded by

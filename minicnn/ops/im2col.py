@@ -46,7 +46,7 @@ def pad_hw(x, padding):
     return x_pad
 
 
-def im2col(x, kh, kw, stride, padding):
+def im2col(x, kh, kw, *, stride, padding):
     """x: (N, C, H, W) -> cols: (C·kh·kw, N, Ho, Wo), one copy of a sliding-window view.
 
     cols[(c, u, v), n, i, j] = x_pad[n, c, s·i + u, s·j + v]: column (n, i, j) is the
@@ -65,7 +65,7 @@ def im2col(x, kh, kw, stride, padding):
     # END SOLUTION
 
 
-def col2im(cols, x_shape, kh, kw, stride, padding):
+def col2im(cols, x_shape, kh, kw, *, stride, padding):
     """The adjoint of im2col: cols (C·kh·kw, N, Ho, Wo) -> dx (N, C, H, W).
 
     dx_pad[:, :, u::s, v::s] += cols[(:, u, v)] for every kernel offset (u, v):
@@ -80,7 +80,8 @@ def col2im(cols, x_shape, kh, kw, stride, padding):
     dx_pad = xp.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
     per_offset = cols.reshape(C, kh, kw, N, Ho, Wo)
     for u in range(kh):
-        for v in range(kw):       # the pixels kernel offset (u, v) read: a strided view
-            dx_pad[:, :, u:u + sh * Ho:sh, v:v + sw * Wo:sw] += per_offset[:, u, v]
+        for v in range(kw):      # the pixels offset (u, v) read, a view: added to in place
+            window = dx_pad[:, :, u:u + sh * Ho:sh, v:v + sw * Wo:sw]
+            window += per_offset[:, u, v]
     return dx_pad[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
     # END SOLUTION
