@@ -226,7 +226,15 @@ ROADS = {road.name: road for road in (Im2colRoad, DepthwiseRoad, BlockedRoad)}
 
 # ----------------------------------------------------------------- the chooser
 
-_FORCED = contextvars.ContextVar("minicnn_forced_conv_road", default=None)
+@dataclass(frozen=True)
+class _Forcing:
+    """What ``forced_road`` asks of ``choose_road`` (None: the usual choice)."""
+    name: str | None = None
+    flip_dx: bool | None = None
+    block_bytes: int = BLOCK_BYTES
+
+
+_FORCED = contextvars.ContextVar("minicnn_forced_conv_road", default=_Forcing())
 
 
 def choose_road(x_shape, w_shape, *, stride, padding, groups):
@@ -236,28 +244,25 @@ def choose_road(x_shape, w_shape, *, stride, padding, groups):
     ``flips_kernel``. Inside ``forced_road(name, ...)`` that road, where it can take the
     convolution (blocked: stride 1, a kernel larger than 1×1 and padding smaller, not
     depthwise; the others: any)."""
-    x_shape, w_shape = tuple(x_shape), tuple(w_shape)
-    stride, padding = tuple(stride), tuple(padding)
+    x_shape, w_shape, stride, padding = (tuple(a) for a in (x_shape, w_shape, stride, padding))
     depthwise = is_depthwise(w_shape, groups)
-    flip = flips_kernel(x_shape, w_shape, stride, padding)
     if depthwise:
         road = DepthwiseRoad
-    elif uses_blocks(x_shape, w_shape, stride, padding, groups):
+    elif uses_blocks(x_shape, w_shape, stride=stride, padding=padding, groups=groups):
         road = BlockedRoad
     else:
         road = Im2colRoad
-    options = {}
-    forced = _FORCED.get()
-    if forced is not None:
-        name, flip_dx, block_bytes = forced
-        can_block = (stride == (1, 1) and w_shape[2] * w_shape[3] > 1 and not depthwise
-                     and padding[0] < w_shape[2] and padding[1] < w_shape[3])
-        if name is not None and (name != "blocked" or can_block):
-            road = ROADS[name]
-        if flip_dx is not None:
-            flip = flip_dx and flips_kernel(x_shape, w_shape, stride, padding, any_width=True)
-        if road is BlockedRoad:
-            options["block_bytes"] = block_bytes
+    flip = flips_kernel(x_shape, w_shape, stride=stride, padding=padding)
+    forced, options = _FORCED.get(), {}
+    (kh, kw), (ph, pw) = w_shape[2:], padding
+    can_block = stride == (1, 1) and kh * kw > 1 and ph < kh and pw < kw and not depthwise
+    if forced.name is not None and (forced.name != "blocked" or can_block):
+        road = ROADS[forced.name]
+    if forced.flip_dx is not None:
+        flip = forced.flip_dx and flips_kernel(x_shape, w_shape, stride=stride,
+                                               padding=padding, any_width=True)
+    if road is BlockedRoad:
+        options["block_bytes"] = forced.block_bytes
     return road(x_shape=x_shape, w_shape=w_shape, stride=stride, padding=padding,
                 groups=groups, flip_dx=flip, **options)
 
@@ -270,14 +275,14 @@ def forced_road(name=None, *, flip_dx=None, block_bytes=BLOCK_BYTES):
     ``block_bytes``. For tests and benchmarks: the roads give the same numbers."""
     if name is not None and name not in ROADS:
         raise ValueError(f"forced_road: unknown road {name!r}; the roads are {list(ROADS)}")
-    token = _FORCED.set((name, flip_dx, block_bytes))
+    token = _FORCED.set(_Forcing(name, flip_dx, block_bytes))
     try:
         yield
     finally:
         _FORCED.reset(token)
 
 
-def flips_kernel(x_shape, w_shape, stride, padding, any_width=False):
+def flips_kernel(x_shape, w_shape, *, stride, padding, any_width=False):
     """Whether dx is the full convolution with the flipped kernel: stride 1, p ≤ k − 1, and
     g not much wider than x (its columns have F·kh·kw rows, col2im's C·kh·kw: a first
     layer on C = 1 or 3 channels is better served by col2im) unless ``any_width``."""
@@ -286,7 +291,7 @@ def flips_kernel(x_shape, w_shape, stride, padding, any_width=False):
             and (any_width or F <= 2 * x_shape[1]))
 
 
-def uses_blocks(x_shape, w_shape, stride, padding, groups):
+def uses_blocks(x_shape, w_shape, *, stride, padding, groups):
     """Whether a convolution takes the blocked stride-1 road (measured with ``minicnn bench``).
 
     Stride 1 with a kernel larger than 1×1 (a 1×1 conv's columns are the input itself),
