@@ -5,7 +5,7 @@
 
 In the sources, the body a student writes sits between two comment lines of its own,
 ``BEGIN`` and ``END`` below, indented like the statements they enclose (after the
-docstring of ``conv2d_naive``, around the loops; around the body of ``Conv2d.forward``).
+docstring of ``conv2d_naive``, around the loops; around the body of ``MaxPool2d.forward``).
 ``make`` copies the package and replaces each chosen region (markers included) by
 ``raise NotImplementedError("TODO: <part>: <first docstring line>")`` at the same
 indentation, so the package still imports; every other line is left as it is. ``PARTS``
@@ -48,9 +48,10 @@ class Part:
 
 PARTS = {p.name: p for p in [
     Part("conv2d", (("ops/im2col.py", ("im2col", "col2im")),
-                    ("ops/conv.py", ("Conv2d.forward", "Conv2d.backward", "conv2d_naive"))),
+                    ("ops/conv.py", ("conv2d_naive", "conv2d_im2col"))),
          "the loop version first, then im2col (every receptive field one column) so the layer "
-         "is one matmul y = W·cols; backward: dW = g·colsᵀ, dx = col2im(Wᵀ·g), db = Σ g"),
+         "is one matmul y = W·cols; its adjoint col2im gives the backward dx = col2im(Wᵀ·g), "
+         "and conv2d runs on both"),
     Part("conv_transpose2d", (("ops/conv.py", ("ConvTranspose2d.forward",
                                                "ConvTranspose2d.backward",
                                                "conv_transpose2d_naive")),),

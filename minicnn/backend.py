@@ -6,6 +6,7 @@ and on CuPy, whichever the inputs live on. There is no module-level ``xp``.
 
     xp = get_array_module(x)        # numpy, or cupy for cupy arrays
     as_backend(a, "cupy")           # copy an array to a backend by name
+    like(a, ref)                    # a on ref's backend (where ref lives, a goes)
     to_numpy(a)                     # the single exit to plotting / PIL
 
 Other array types can be registered (the test-suite registers a "strict"
@@ -17,7 +18,7 @@ import contextvars
 
 import numpy as np
 
-__all__ = ["get_array_module", "as_backend", "to_numpy", "backend_name",
+__all__ = ["get_array_module", "as_backend", "like", "to_numpy", "backend_name",
            "use", "default_backend", "register_backend", "available_backends"]
 
 
@@ -115,6 +116,15 @@ def as_backend(a, name):
     if _backend_of(a).name == name:
         return a
     return target.from_numpy(to_numpy(a))
+
+
+def like(a, ref):
+    """Array ``a`` on the backend of ``ref`` (an array or Tensor); no copy if it is there.
+
+    The one way to bring host data (masks, labels, random draws) to where the arrays it
+    meets live: ``like(rng.random(x.shape) < p, x)``.
+    """
+    return as_backend(a, backend_name(ref))
 
 
 def to_numpy(a):

@@ -18,7 +18,7 @@ Schedules set ``opt.lr``; call ``sched.step()`` once per epoch.
 """
 import math
 
-from .backend import as_backend, backend_name, get_array_module, to_numpy
+from .backend import get_array_module, like, to_numpy
 
 __all__ = ["Optimizer", "SGD", "Adam", "StepLR", "CosineLR"]
 
@@ -74,7 +74,7 @@ class Optimizer:
                         raise ValueError(f"{type(self).__name__}.load_state_dict: {k} of "
                                          f"parameter {i} has shape {tuple(v.shape)}, the "
                                          f"parameter {tuple(p.shape)}")
-                    v = as_backend(to_numpy(v).astype(p.dtype, copy=True), backend_name(p))
+                    v = like(to_numpy(v).astype(p.dtype, copy=True), p)
                 state[i][k] = v
         self.state = state
         self.lr = sd["lr"]

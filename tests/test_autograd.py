@@ -196,6 +196,16 @@ def test_backend_follows_the_inputs(backend_name):
     assert mc.get_array_module(y.data) is mc.get_array_module(x.data)
 
 
+def test_like_puts_an_array_on_the_backend_of_its_reference(backend_name):
+    from minicnn.backend import backend_name as name_of, like
+    ref = T([1.0, 2.0], backend_name)
+    mask = like(np.array([True, False]), ref)                    # a Tensor as reference
+    assert name_of(mask) == backend_name and mask.dtype == bool
+    np.testing.assert_array_equal(to_numpy(mask), [True, False])
+    assert like(mask, ref.data) is mask                          # already there: no copy
+    assert name_of(like(ref.data, np.zeros(1))) == "numpy"       # and back to NumPy
+
+
 def test_strict_backend_refuses_plain_numpy():
     x = T([1.0, 2.0], "strict")
     with pytest.raises(TypeError, match="plain numpy array"):

@@ -6,7 +6,9 @@ import pytest
 from minicnn import gradcheck
 from minicnn.autograd import Tensor, no_grad
 from minicnn.backend import as_backend, to_numpy
-from minicnn.ops.conv import (conv2d, conv2d_naive, conv_transpose2d, conv_transpose2d_naive)
+from minicnn.ops.conv import (conv2d, conv2d_im2col, conv2d_naive, conv_transpose2d,
+                              conv_transpose2d_naive)
+from minicnn.ops.conv_fast import choose_road, forced_road
 
 # (x shape, w shape, stride, padding, groups)
 CONV_CASES = [
@@ -60,6 +62,81 @@ def test_conv_transpose2d_matches_naive_loops(backend_name, rng, dtype, tol, xs,
     assert y.backend == backend_name and y.dtype == dtype
     ref = conv_transpose2d_naive(x, w, b, s, p, op, g)
     np.testing.assert_allclose(to_numpy(y), ref, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-4), (np.float64, 1e-12)])
+@pytest.mark.parametrize("xs,ws,s,p,g", CONV_CASES, ids=CONV_IDS)
+def test_conv2d_im2col_equals_the_loops_and_conv2d(rng, dtype, tol, xs, ws, s, p, g):
+    """The lesson's middle step, W ⋅ im2col(x) + b, gives the loops' numbers and conv2d's."""
+    x, w, b = draw(rng, xs, ws, (ws[0],), dtype=dtype)
+    y = conv2d_im2col(x, w, b, s, p, g)
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y, conv2d_naive(x, w, b, s, p, g), rtol=tol, atol=tol)
+    np.testing.assert_allclose(y, conv2d(Tensor(x), Tensor(w), Tensor(b), s, p, g).data,
+                               rtol=tol, atol=tol)
+    np.testing.assert_allclose(conv2d_im2col(x, w, None, s, p, g),
+                               conv2d_naive(x, w, None, s, p, g), rtol=tol, atol=tol)
+
+
+# (road, flip_dx): every road the chooser can take, dx by col2im and by the flipped kernel
+FORCED = [("im2col", False), ("im2col", True), ("depthwise", None), ("blocked", True),
+          ("blocked", False)]
+ROAD_CASES = CONV_CASES + [((2, 4, 6, 6), (6, 4, 3, 3), 1, 1, 1),       # stride 1, blocks
+                           ((2, 2, 6, 5), (3, 2, 5, 3), 1, (2, 0), 1)]
+ROAD_IDS = CONV_IDS + ["s1p1", "5x3-p20"]
+
+
+def _values_and_grads(fn, arrays, dout):
+    """(the road the op took, [y, and the gradient of each input])."""
+    ts = [Tensor(a, requires_grad=True) for a in arrays]
+    y = fn(*ts)
+    road = y.creator.ctx.road          # backward frees ctx
+    y.backward(dout)
+    return road, [y.data] + [t.grad for t in ts]
+
+
+@pytest.mark.parametrize("road,flip_dx", FORCED, ids=[f"{r}-{f}" for r, f in FORCED])
+@pytest.mark.parametrize("xs,ws,s,p,g", ROAD_CASES, ids=ROAD_IDS)
+def test_every_road_gives_the_same_values_and_gradients(backend_name, rng, road, flip_dx,
+                                                        xs, ws, s, p, g):
+    """Forced through choose_road's setting, each road gives the naive loops' output and
+    the same dx, dW, db as the usual road, for conv2d and conv_transpose2d (whose forward
+    is conv2d's input gradient); the road is taken wherever it can be."""
+    x, w, b = (on(backend_name, a) for a in draw(rng, xs, ws, (ws[0],)))
+    dout = on(backend_name, rng.standard_normal(conv2d_naive(x, w, b, s, p, g).shape))
+    conv = lambda x, w, b: conv2d(x, w, b, s, p, g)                       # noqa: E731
+    _, usual = _values_and_grads(conv, [x, w, b], dout)
+    with forced_road(road, flip_dx=flip_dx, block_bytes=SMALL_BLOCKS):
+        taken, forced = _values_and_grads(conv, [x, w, b], dout)
+    pp = (p, p) if isinstance(p, int) else p
+    can = road != "blocked" or (s == 1 and ws[2] * ws[3] > 1 and pp[0] < ws[2]
+                                and pp[1] < ws[3] and not (g > 1 and 1 in (ws[1], ws[0] // g)))
+    assert (taken.name == road) is can
+    np.testing.assert_allclose(to_numpy(forced[0]), conv2d_naive(x, w, b, s, p, g),
+                               rtol=1e-12, atol=1e-12)
+    for name, a, ref in zip(["y", "dx", "dw", "db"], forced, usual):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(ref), rtol=1e-11, atol=1e-11,
+                                   err_msg=name)
+    # conv_transpose2d of dout back to x's shape (output_padding picks x's size)
+    sh, sw = (s, s) if isinstance(s, int) else s
+    op = ((xs[2] + 2 * pp[0] - ws[2]) % sh, (xs[3] + 2 * pp[1] - ws[3]) % sw)
+    tconv = lambda y, w, b: conv_transpose2d(y, w, b, s, p, op, g)        # noqa: E731
+    bt, dx = on(backend_name, rng.standard_normal(xs[1])), on(backend_name, forced[1])
+    _, usual = _values_and_grads(tconv, [dout, w, bt], dx)
+    with forced_road(road, flip_dx=flip_dx, block_bytes=SMALL_BLOCKS):
+        _, forced = _values_and_grads(tconv, [dout, w, bt], dx)
+    np.testing.assert_allclose(to_numpy(forced[0]),
+                               conv_transpose2d_naive(dout, w, bt, s, p, op, g),
+                               rtol=1e-12, atol=1e-12)
+    for name, a, ref in zip(["y", "dx", "dw", "db"], forced, usual):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(ref), rtol=1e-11, atol=1e-11,
+                                   err_msg=f"conv_transpose2d {name}")
+
+
+def test_forcing_an_unknown_road_names_the_roads():
+    with pytest.raises(ValueError, match=r"unknown road 'fast'.*'im2col', 'depthwise', 'blocked'"):
+        with forced_road("fast"):
+            pass
 
 
 def test_output_sizes_follow_the_formulas():
@@ -192,15 +269,14 @@ def test_conv2d_matches_pytorch(rng, xs, ws, s, p, g):
 @pytest.mark.torch
 @pytest.mark.parametrize("xs,ws,p", [((4, 16, 28, 28), (16, 16, 3, 3), 1),
                                      ((3, 8, 20, 24), (12, 8, 5, 3), (2, 1))])
-def test_blocked_road_matches_pytorch(monkeypatch, rng, xs, ws, p):
+def test_blocked_road_matches_pytorch(rng, xs, ws, p):
     """Layers big enough to take the blocked road by the shipped rule, in blocks of 64 kB."""
-    from minicnn.ops import im2col
-    from minicnn.ops.im2col import uses_blocks
     torch = pytest.importorskip("torch")
-    monkeypatch.setattr(im2col, "BLOCK_BYTES", 64 << 10)
-    assert uses_blocks(xs, ws, (1, 1), (p, p) if isinstance(p, int) else p, 1)
-    _torch_parity(torch.nn.functional.conv2d, conv2d, draw(rng, xs, ws, (ws[0],)), rng,
-                  padding=p)
+    pp = (p, p) if isinstance(p, int) else p
+    assert choose_road(xs, ws, stride=(1, 1), padding=pp, groups=1).name == "blocked"
+    with forced_road(None, block_bytes=64 << 10):      # the usual choice, smaller blocks
+        _torch_parity(torch.nn.functional.conv2d, conv2d, draw(rng, xs, ws, (ws[0],)), rng,
+                      padding=p)
 
 
 @pytest.mark.torch
@@ -266,17 +342,20 @@ def test_stride1_input_gradient_is_a_full_convolution_with_the_flipped_kernel(n,
                                                                              groups):
     """dx of a stride-1 conv = conv of g (padded by k − 1 − p) with the kernel flipped and its
     in/out channels swapped — the fast path — equals col2im(Wᵀ ⋅ g), the general one."""
-    from minicnn.ops.im2col import _input_grad_stride1, col2im
+    from minicnn.ops.conv_fast import Im2colRoad
+    from minicnn.ops.im2col import col2im
     rng = np.random.default_rng(0)
     h = w_ = 7
     w = rng.standard_normal((f, c // groups, k, k))
     ho = h + 2 * p - k + 1
     g = rng.standard_normal((n, f, ho, ho))
-    fast = _input_grad_stride1(g, w, (p, p), groups)
+    road = Im2colRoad(x_shape=(n, c, h, w_), w_shape=w.shape, stride=(1, 1), padding=(p, p),
+                      groups=groups, flip_dx=True)
+    fast = road.input_grad(g, w)
     w_t = w.reshape(groups, f // groups, -1).transpose(0, 2, 1)
     g_rows = g.transpose(1, 0, 2, 3).reshape(groups, f // groups, -1)
     cols = np.matmul(w_t, g_rows).reshape(-1, n, ho, ho)
-    slow = col2im(cols, (n, c, h, w_), k, k, (1, 1), (p, p))
+    slow = col2im(cols, (n, c, h, w_), k, k, stride=(1, 1), padding=(p, p))
     np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
 
 
@@ -326,29 +405,27 @@ BLOCKED_CASES = [  # (x shape, w shape, padding, groups): stride 1, kernels larg
 ]
 
 
+SMALL_BLOCKS = 7 * 8 * 40     # a few float64 columns per block
+
+
 @pytest.fixture
-def blocked_road(monkeypatch):
+def blocked_road():
     """Every stride-1 conv (not 1×1, not depthwise) takes the blocked road, a few columns
     per block, so that blocks start and end inside rows and images and the last is ragged."""
-    from minicnn.ops import im2col
-
-    def always(x_shape, w_shape, stride, padding, groups):
-        return tuple(stride) == (1, 1) and w_shape[2] * w_shape[3] > 1 \
-            and padding[0] < w_shape[2] and padding[1] < w_shape[3] \
-            and not im2col.is_depthwise(w_shape, groups)
-    monkeypatch.setattr(im2col, "uses_blocks", always)
-    monkeypatch.setattr(im2col, "BLOCK_BYTES", 7 * 8 * 40)     # a few float64 columns per block
+    with forced_road("blocked", block_bytes=SMALL_BLOCKS):
+        yield
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-4), (np.float64, 1e-12)])
 @pytest.mark.parametrize("xs,ws,p,g", BLOCKED_CASES)
 def test_blocked_road_matches_naive_loops(blocked_road, backend_name, rng, dtype, tol, xs, ws,
                                           p, g):
-    from minicnn.ops.im2col import PaddedRows
+    from minicnn.ops.conv_fast import PaddedRows
     x, w, b = draw(rng, xs, ws, (ws[0],), dtype=dtype)
     y = conv2d(Tensor(on(backend_name, x)), Tensor(on(backend_name, w), requires_grad=True),
                Tensor(on(backend_name, b)), padding=p, groups=g)
-    assert isinstance(y.creator.ctx.x_cols, PaddedRows)       # the road was taken
+    assert y.creator.ctx.road.name == "blocked"               # the road was taken
+    assert isinstance(y.creator.ctx.x_cols, PaddedRows)
     assert y.backend == backend_name and y.dtype == dtype
     np.testing.assert_allclose(to_numpy(y), conv2d_naive(x, w, b, 1, p, g), rtol=tol, atol=tol)
 
@@ -371,29 +448,32 @@ def test_both_gradients_from_the_blocks_of_g_columns(blocked_road, monkeypatch, 
     """blocked_grads makes dW from the columns of g that dx is made of (x's own columns are
     never built), blocked_weight_grad from x's: all equal the general road's col2im(Wᵀ ⋅ g)
     and g ⋅ im2col(x)ᵀ, and a conv2d whose x and w both need gradients takes it."""
-    from minicnn.ops import im2col
+    from minicnn.ops import conv_fast
+    from minicnn.ops.im2col import col2im, im2col
     pp = (p, p) if isinstance(p, int) else p
     x, w = draw(rng, xs, ws)
     y_shape = conv2d_naive(x, w, None, 1, pp, g).shape
     gy = rng.standard_normal(y_shape)
     gy_rows = np.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(g, ws[0] // g, -1)
     w_t = w.reshape(g, ws[0] // g, -1).transpose(0, 2, 1)
-    dx_ref = im2col.col2im(np.matmul(w_t, gy_rows).reshape(-1, *y_shape[:1], *y_shape[2:]),
-                           xs, ws[2], ws[3], (1, 1), pp)
-    dw_ref = im2col.weight_grad(gy, im2col.im2col(x, ws[2], ws[3], (1, 1), pp), ws, (1, 1), g)
+    dx_ref = col2im(np.matmul(w_t, gy_rows).reshape(-1, *y_shape[:1], *y_shape[2:]),
+                    xs, ws[2], ws[3], stride=(1, 1), padding=pp)
+    textbook = conv_fast.Im2colRoad(x_shape=xs, w_shape=ws, stride=(1, 1), padding=pp, groups=g)
+    dw_ref = textbook.weight_grad(gy, im2col(x, ws[2], ws[3], stride=(1, 1), padding=pp))
 
-    w_flip, _ = im2col._flipped(on(backend_name, w), pp, g)
-    dx, dw = im2col.blocked_grads(im2col.filter_major(on(backend_name, gy)), w_flip,
-                                  im2col.PaddedRows(on(backend_name, x), pp), g)
+    w_flip, _ = conv_fast._flipped(on(backend_name, w), pp, g)
+    x_rows = conv_fast.PaddedRows(on(backend_name, x), pp, SMALL_BLOCKS)
+    dx, dw = conv_fast.blocked_grads(conv_fast.filter_major(on(backend_name, gy)), w_flip,
+                                     x_rows, groups=g, block_bytes=SMALL_BLOCKS)
     np.testing.assert_allclose(to_numpy(dx), dx_ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(to_numpy(dw), dw_ref, rtol=1e-12, atol=1e-12)
     # dW alone (x needs no gradient) rebuilds the columns of x instead
-    dw = im2col.weight_grad(on(backend_name, gy), im2col.PaddedRows(on(backend_name, x), pp),
-                            ws, (1, 1), g)
+    dw = conv_fast.blocked_weight_grad(on(backend_name, gy), x_rows, w_shape=ws, groups=g)
     np.testing.assert_allclose(to_numpy(dw), dw_ref, rtol=1e-12, atol=1e-12)
 
-    taken, real = [], im2col.blocked_grads
-    monkeypatch.setattr(im2col, "blocked_grads", lambda *a: taken.append(1) or real(*a))
+    taken, real = [], conv_fast.blocked_grads
+    monkeypatch.setattr(conv_fast, "blocked_grads",
+                        lambda *a, **k: taken.append(1) or real(*a, **k))
     xt = Tensor(on(backend_name, x), requires_grad=True)
     wt = Tensor(on(backend_name, w), requires_grad=True)
     conv2d(xt, wt, None, 1, p, g).backward(on(backend_name, gy))
@@ -415,17 +495,16 @@ def _all_columns(rows, kh, kw):
     return np.concatenate(parts, axis=3).reshape(c * kh * kw, -1)
 
 
-def test_padded_rows_columns_are_the_im2col_columns(monkeypatch, rng):
+def test_padded_rows_columns_are_the_im2col_columns(rng):
     """rows[c, q + u·Wq + v] at the flat index q = n·Hq·Wq + i·Wq + j of every valid output
     pixel (i < Ho, j < Wo) is im2col's entry — neighbouring rows and images share their
     zero padding — and block by block (small blocks, the last one ragged) all columns are
     there."""
     from minicnn.ops import im2col
-    from minicnn.ops.im2col import PaddedRows
-    monkeypatch.setattr(im2col, "BLOCK_BYTES", 2 * 4 * 8 * 40)   # blocks of 40 − 2·Wq columns
+    from minicnn.ops.conv_fast import PaddedRows
     n, c, h, w, kh, kw, p = 3, 2, 6, 7, 3, 4, (1, 2)
     x = rng.standard_normal((n, c, h, w))
-    rows = PaddedRows(x, p)
+    rows = PaddedRows(x, p, block_bytes=2 * 4 * 8 * 40)      # blocks of 40 − 2·Wq columns
     hq, wq = h + p[0], w + p[1]                                 # one frame per image
     ho, wo = h + 2 * p[0] - kh + 1, w + 2 * p[1] - kw + 1
     assert rows.rows.shape == (c, n * hq * wq + p[0] * wq + p[1])
@@ -434,16 +513,16 @@ def test_padded_rows_columns_are_the_im2col_columns(monkeypatch, rng):
     assert cols.shape == (c * kh * kw, rows.count(kh, kw))
     cols = np.pad(cols, ((0, 0), (0, n * hq * wq - cols.shape[1])))
     valid = cols.reshape(c * kh * kw, n, hq, wq)[:, :, :ho, :wo]
-    np.testing.assert_array_equal(valid, im2col.im2col(x, kh, kw, (1, 1), p))
+    np.testing.assert_array_equal(valid, im2col.im2col(x, kh, kw, stride=(1, 1), padding=p))
     # the forward keeps the padded input only: kh·kw times smaller than the columns
     assert rows.rows.size < x.size * 2 < cols.size
     # no padding and channel-first memory (a conv's output): the rows are x itself
     x_cf = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
     assert np.shares_memory(PaddedRows(x_cf, (0, 0)).rows, x_cf)
-    cols = _all_columns(PaddedRows(x_cf, (0, 0)), kh, kw)
+    cols = _all_columns(PaddedRows(x_cf, (0, 0), block_bytes=2 * 4 * 8 * 40), kh, kw)
     cols = np.pad(cols, ((0, 0), (0, n * h * w - cols.shape[1])))
     np.testing.assert_array_equal(cols.reshape(c * kh * kw, n, h, w)[:, :, :h - kh + 1, :w - kw + 1],
-                                  im2col.im2col(x, kh, kw, (1, 1), (0, 0)))
+                                  im2col.im2col(x, kh, kw, stride=(1, 1), padding=(0, 0)))
 
 
 @pytest.mark.parametrize("xs,ws,s,p,g,blocked", [
@@ -460,5 +539,5 @@ def test_padded_rows_columns_are_the_im2col_columns(monkeypatch, rng):
     ((64, 32, 32, 32), (32, 1, 3, 3), 1, 1, 32, False),      # depthwise
 ])
 def test_which_convolutions_take_the_blocked_road(xs, ws, s, p, g, blocked):
-    from minicnn.ops.im2col import uses_blocks
-    assert uses_blocks(xs, ws, (s, s), (p, p), g) is blocked
+    road = choose_road(xs, ws, stride=(s, s), padding=(p, p), groups=g)
+    assert (road.name == "blocked") is blocked

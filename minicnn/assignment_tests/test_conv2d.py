@@ -1,9 +1,10 @@
-"""conv2d: im2col and col2im (minicnn/ops/im2col.py), Conv2d.forward / backward and
-conv2d_naive (minicnn/ops/conv.py).
+"""conv2d: the loops conv2d_naive, then im2col and col2im (minicnn/ops/im2col.py) and
+conv2d_im2col, y = W ⋅ im2col(x) + b (minicnn/ops/conv.py).
 
 Checked on an example small enough to do by hand, against an independent oracle
-(SciPy's direct correlation), with the numerical gradient check, and by the identity
-that makes col2im the adjoint of im2col.
+(SciPy's direct correlation), by the identity that makes col2im the adjoint of im2col,
+and through conv2d, whose forward is W ⋅ im2col(x) and whose input gradient is
+col2im(Wᵀ ⋅ g) for layers like these: with the numerical gradient check.
 """
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from scipy.signal import correlate
 
 from minicnn import gradcheck
 from minicnn.autograd import Tensor
-from minicnn.ops.conv import conv2d, conv2d_naive
+from minicnn.ops.conv import conv2d, conv2d_im2col, conv2d_naive
 from minicnn.ops.im2col import col2im, im2col
 
 # (x shape, w shape, stride, padding, groups)
@@ -76,6 +77,18 @@ def test_naive_matches_oracle(xs, ws, s, p, g):
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-4)])
 @pytest.mark.parametrize("xs,ws,s,p,g", CASES, ids=IDS)
+def test_im2col_version_matches_oracle(xs, ws, s, p, g, dtype, tol):
+    # one matrix product per group over the receptive fields: the loops' numbers
+    x, w, b = draw(8, xs, ws, (ws[0],))
+    y = conv2d_im2col(x.astype(dtype), w.astype(dtype), b.astype(dtype), s, p, g)
+    assert y.shape == oracle(x, w, b, s, p, g).shape and y.dtype == dtype
+    np.testing.assert_allclose(y, oracle(x, w, b, s, p, g), rtol=tol, atol=tol)
+    np.testing.assert_allclose(conv2d_im2col(x, w, None, s, p, g), oracle(x, w, 0 * b, s, p, g),
+                               rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+@pytest.mark.parametrize("xs,ws,s,p,g", CASES, ids=IDS)
 def test_conv2d_matches_oracle(xs, ws, s, p, g, dtype, tol):
     x, w, b = draw(1, xs, ws, (ws[0],))
     y = conv2d(Tensor(x.astype(dtype)), Tensor(w.astype(dtype)), Tensor(b.astype(dtype)),
@@ -119,7 +132,7 @@ def test_inputs_are_not_modified():
 def test_im2col_columns_are_the_receptive_fields(stride, padding):
     (x,) = draw(5, (2, 3, 6, 5))
     kh, kw = 3, 2
-    cols = im2col(x, kh, kw, stride, padding)
+    cols = im2col(x, kh, kw, stride=stride, padding=padding)
     x_pad = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
     Ho = (x_pad.shape[2] - kh) // stride[0] + 1
     Wo = (x_pad.shape[3] - kw) // stride[1] + 1
@@ -136,8 +149,8 @@ def test_im2col_columns_are_the_receptive_fields(stride, padding):
 def test_col2im_is_the_adjoint_of_im2col(stride, padding):
     # <im2col(x), c> = <x, col2im(c)>: col2im sends every column entry back to its pixel
     x, = draw(6, (2, 3, 7, 6))
-    cols = im2col(x, 3, 3, stride, padding)
+    cols = im2col(x, 3, 3, stride=stride, padding=padding)
     (c,) = draw(7, cols.shape)
-    back = col2im(c, x.shape, 3, 3, stride, padding)
+    back = col2im(c, x.shape, 3, 3, stride=stride, padding=padding)
     assert back.shape == x.shape
     np.testing.assert_allclose(np.sum(cols * c), np.sum(x * back), rtol=1e-12)

@@ -30,7 +30,7 @@ from collections import namedtuple
 import numpy as np
 
 from .. import nn, ops
-from ..backend import as_backend, backend_name, to_numpy
+from ..backend import like, to_numpy
 from ..images import Preprocess
 from ..ops._util import shape_of
 
@@ -180,7 +180,7 @@ def _he_init(model, seed):
             continue
         gain = 1.0 if name == "head" else 2.0
         w = rng.normal(0.0, np.sqrt(gain / fan_in), m.weight.shape).astype(np.float32)
-        m.weight.data = as_backend(w, backend_name(m.weight.data))
+        m.weight.data = like(w, m.weight.data)
         if m.bias is not None:
             m.bias.data = m.bias.data * 0
 
@@ -195,9 +195,9 @@ def init_encoder_from(model, classifier):
     for (name, mine), (_, conv) in zip(ours, theirs):
         if mine.weight.shape != conv.weight.shape or (mine.bias is None) != (conv.bias is None):
             break
-        mine.weight.data = as_backend(to_numpy(conv.weight.data), backend_name(mine.weight.data))
+        mine.weight.data = like(to_numpy(conv.weight.data), mine.weight.data)
         if mine.bias is not None:
-            mine.bias.data = as_backend(to_numpy(conv.bias.data), backend_name(mine.bias.data))
+            mine.bias.data = like(to_numpy(conv.bias.data), mine.bias.data)
         copied.append(f"encoder.features.{name}")
     if not copied:
         raise ValueError(

@@ -1,22 +1,25 @@
-"""Convolution and transposed convolution, fast (im2col + one matmul) and naive (loops).
+"""Convolution and transposed convolution: loops, im2col, and the differentiable ops.
 
     y = conv2d(x, w, b, stride=1, padding=0, groups=1)
     x = conv_transpose2d(y, w, b, stride=1, padding=0, output_padding=0, groups=1)
 
-The fast versions build on the four functions of ``im2col.py``; the naive
-versions (``conv2d_naive``, ``conv_transpose2d_naive``) are the loops a student
-writes first, kept here as the reference the tests compare against.
+Read it as a lesson in three steps, at the bottom of this file and then at the top:
+``conv2d_naive`` is the loop a student writes first; ``conv2d_im2col`` the same numbers
+as one matrix product over the im2col columns (im2col.py); ``Conv2d`` that product with
+its backward, taking for each layer the fastest road to the same numbers (conv_fast.py:
+the textbook columns, or sums over kernel offsets, or columns built a block at a time).
+The naive loops are the reference the tests compare everything against.
 """
 import numpy as np
 
 from ..autograd import Function
 from ..backend import to_numpy
 from ._util import as_int, check_batch, check_float, check_ndim, pair, shape_of
-from .im2col import (apply_filters, filter_major, input_and_weight_grad, input_grad, out_size,
-                     unfold, weight_grad)
+from .conv_fast import choose_road, filter_major
+from .im2col import im2col, out_size
 
 __all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d",
-           "conv2d_naive", "conv_transpose2d_naive"]
+           "conv2d_naive", "conv2d_im2col", "conv_transpose2d_naive"]
 
 
 # ----------------------------------------------------------------------- conv2d
@@ -32,56 +35,51 @@ class Conv2d(Function):
 
     where c' runs over the C/G input channels of filter f's group. Computed as
     y = W ⋅ cols with cols = im2col(x): (C·kh·kw, N·Ho·Wo), W: (F, C·kh·kw)
-    (one batched matmul over the G groups). Depthwise (every group one input or
-    one output channel) sums over kernel offsets instead of building cols.
+    (one batched matmul over the G groups), as in ``conv2d_im2col``.
 
     Backward, with g = dL/dy reshaped to (F, N·Ho·Wo):
         dW = g ⋅ colsᵀ                 (F, C·kh·kw) -> (F, C/G, kh, kw)
         dx = col2im(Wᵀ ⋅ g)            overlapping windows add up
-             (stride 1: the same as a full convolution of g with the flipped kernel,
-             which input_grad computes instead when that is cheaper)
+             (stride 1: the same as a full convolution of g with the flipped kernel)
         db = Σ_{n, i, j} g[n, f, i, j]
 
-    Memory trade-off: where dW will be needed (w requires a gradient) ctx keeps what
-    ``unfold`` made. On the general road that is the columns, kh·kw times the input (115 MB
-    for a 64-channel 224×224 float32 layer), so that dW needs no second im2col. On the
-    blocked stride-1 road (see ops/im2col.py) it is only the padded input, and the columns
-    are never all held: where dx is needed too, dW comes from the blocks of g's columns that
-    dx is made of (``blocked_grads``: the pairs g·x of dW meet there as well); otherwise x's
-    columns are rebuilt for dW one block at a time.
-    A frozen network explained by its input gradient keeps nothing but w.
+    ``choose_road`` (conv_fast.py) picks how: the im2col columns; for depthwise layers
+    sums over kernel offsets instead; for stride-1 layers the columns built a block at a
+    time. Every road has the steps written below and gives the same numbers.
+
+    Memory trade-off: where dW will be needed (w requires a gradient) ctx keeps the
+    columns (kh·kw times the input: 115 MB for a 64-channel 224×224 float32 layer), so
+    that dW needs no second im2col; the blocked road keeps only the padded input. A frozen
+    network explained by its input gradient keeps nothing but w.
     """
 
     @staticmethod
     def forward(ctx, x, w, b=None, *, stride=(1, 1), padding=(0, 0), groups=1):
-        # BEGIN SOLUTION
-        x_cols = unfold(x, w.shape, stride, padding, groups)
-        y = apply_filters(x_cols, w, stride, groups, b)     # W ⋅ cols + b
+        road = choose_road(x.shape, w.shape, stride=stride, padding=padding, groups=groups)
+        columns = road.unfold(x)                 # im2col(x), or what the road keeps instead
+        y = road.apply_filters(columns, w, b)    # W ⋅ columns + b
         needs = ctx.needs_input_grad
+        ctx.road = road
         ctx.w = w if needs[0] else None
-        ctx.x_cols = x_cols if needs[1] else None
-        ctx.x_shape, ctx.w_shape = x.shape, w.shape
-        ctx.stride, ctx.padding, ctx.groups = stride, padding, groups
+        ctx.x_cols = columns if needs[1] else None
+        ctx.stride, ctx.padding, ctx.groups = stride, padding, groups     # for exporters
         return y
-        # END SOLUTION
 
     @staticmethod
     def backward(ctx, g):
-        # BEGIN SOLUTION
         needs = ctx.needs_input_grad
         dx = dw = db = None
+        road = ctx.road
         g = filter_major(g)        # one copy at most, shared by both matmuls
-        if needs[0] and needs[1]:  # together: stride 1 shares the blocks of g's columns
-            dx, dw = input_and_weight_grad(g, ctx.w, ctx.x_cols, ctx.x_shape, ctx.stride,
-                                           ctx.padding, ctx.groups)
+        if needs[0] and needs[1]:  # together: the blocked road shares the blocks of g's columns
+            dx, dw = road.grads(g, ctx.w, ctx.x_cols)
         elif needs[0]:
-            dx = input_grad(g, ctx.w, ctx.x_shape, ctx.stride, ctx.padding, ctx.groups)
+            dx = road.input_grad(g, ctx.w)                  # col2im(Wᵀ ⋅ g)
         elif needs[1]:
-            dw = weight_grad(g, ctx.x_cols, ctx.w_shape, ctx.stride, ctx.groups)
+            dw = road.weight_grad(g, ctx.x_cols)            # g ⋅ colsᵀ
         if needs[2]:
             db = g.sum(axis=(0, 2, 3))
         return dx, dw, db
-        # END SOLUTION
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, groups=1):
@@ -131,13 +129,16 @@ class ConvTranspose2d(Function):
         C_out = w.shape[1] * groups
         y_shape = (N, C_out, (H - 1) * stride[0] - 2 * padding[0] + kh + output_padding[0],
                    (W - 1) * stride[1] - 2 * padding[1] + kw + output_padding[1])
-        # w read as conv2d weights (F=C_in, C_out/G, kh, kw): the same array, no flip
-        y = input_grad(x, w, y_shape, stride, padding, groups)
+        # w read as conv2d weights (F=C_in, C_out/G, kh, kw): the same array, no flip;
+        # the road of the conv2d from y_shape to x's shape, whose input gradient this is
+        road = choose_road(y_shape, w.shape, stride=stride, padding=padding, groups=groups)
+        y = road.input_grad(x, w)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)   # y is a view of a fresh buffer: in place is safe
         needs = ctx.needs_input_grad
         ctx.x = x if needs[1] else None
         ctx.w = w
+        ctx.road = road
         ctx.stride, ctx.padding, ctx.groups = stride, padding, groups
         return y
         # END SOLUTION
@@ -148,11 +149,11 @@ class ConvTranspose2d(Function):
         needs = ctx.needs_input_grad
         dx = dw = db = None
         if needs[0] or needs[1]:
-            g_cols = unfold(g, ctx.w.shape, ctx.stride, ctx.padding, ctx.groups)
+            g_cols = ctx.road.unfold(g)                     # im2col(g)
             if needs[0]:
-                dx = apply_filters(g_cols, ctx.w, ctx.stride, ctx.groups)
+                dx = ctx.road.apply_filters(g_cols, ctx.w)  # W ⋅ cols
             if needs[1]:
-                dw = weight_grad(ctx.x, g_cols, ctx.w.shape, ctx.stride, ctx.groups)
+                dw = ctx.road.weight_grad(ctx.x, g_cols)    # x ⋅ colsᵀ
         if needs[2]:
             db = g.sum(axis=(0, 2, 3))
         return dx, dw, db
@@ -261,6 +262,27 @@ def conv2d_naive(x, w, b=None, stride=1, padding=0, groups=1):
                     window = x_pad[n, c0:c0 + Cg, i * sh:i * sh + kh, j * sw:j * sw + kw]
                     y[n, f, i, j] = np.sum(window * w[f]) + (b[f] if b.size else 0)
     return y
+    # END SOLUTION
+
+
+def conv2d_im2col(x, w, b=None, stride=1, padding=0, groups=1):
+    """conv2d as one matrix product per group, y = W ⋅ im2col(x) + b (plain NumPy).
+
+    The middle step between the loops above and ``Conv2d``: im2col makes every receptive
+    field a column, (C·kh·kw, N, Ho, Wo); filter f's weights are a row of W, (F, C/G·kh·kw);
+    group g's filters multiply the rows of its C/G channels.
+    """
+    x, w, b, sh, sw, ph, pw = _naive_args(x, w, b, stride, padding)
+    # BEGIN SOLUTION
+    F, Cg, kh, kw = w.shape
+    cols = im2col(x, kh, kw, stride=(sh, sw), padding=(ph, pw))   # (C·kh·kw, N, Ho, Wo)
+    K, N, Ho, Wo = cols.shape
+    W_rows = w.reshape(groups, F // groups, Cg * kh * kw)       # one row per filter
+    cols = cols.reshape(groups, K // groups, N * Ho * Wo)       # group g's channels' rows
+    y = np.matmul(W_rows, cols).reshape(F, N, Ho, Wo)          # y = W ⋅ cols, per group
+    if b.size:
+        y = y + b.reshape(F, 1, 1, 1)
+    return y.transpose(1, 0, 2, 3)                              # (N, F, Ho, Wo)
     # END SOLUTION
 
 

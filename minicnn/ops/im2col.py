@@ -1,4 +1,4 @@
-"""The machinery under conv2d / conv_transpose2d: im2col, col2im and grouped matmuls.
+"""im2col and col2im: a convolution as one matrix product (the textbook version).
 
 A 2-D convolution (cross-correlation, as in every deep-learning library) is
 
@@ -8,60 +8,26 @@ im2col copies every receptive field of ``x_pad`` into one column,
 
     cols[(c, u, v), (n, i, j)] = x_pad[n, c, s·i + u, s·j + v]        cols: (C·kh·kw, N·Ho·Wo)
 
-so the whole layer is ONE matrix product  y = W ⋅ cols  with  W: (F, C·kh·kw).
-The copy is made from a *view*: ``as_strided`` presents the padded input as a
-6-D array of sliding windows without copying; reshaping that view to a matrix
-is the single copy. col2im is the adjoint of im2col: every column entry goes
-back to the pixel it was copied from, and entries copied from the same pixel
-(overlapping windows) are summed — one strided slice per kernel offset (u, v).
+so the whole layer is ONE matrix product  y = W ⋅ cols  with  W: (F, C·kh·kw)
+(``conv2d_im2col`` in conv.py writes exactly that). The copy is made from a
+*view*: ``as_strided`` presents the padded input as a 6-D array of sliding
+windows without copying; reshaping that view to a matrix is the single copy.
 
-With ``groups`` the channels split into G independent convolutions, done as
-one batched matmul over the group axis. When every group has a single input
-or a single output channel (depthwise convolution, groups == C) the
-columns would be mostly copies feeding tiny K×1 products, so that case sums
-over the kh·kw kernel offsets instead: y = Σ_{u,v} w[..., u, v] · (strided slice
-of x_pad at offset (u, v)) — the same sum, written without any column buffer.
+col2im is the adjoint of im2col, <im2col(x), c> = <x, col2im(c)>: every column
+entry goes back to the pixel it was copied from, and entries copied from the
+same pixel (overlapping windows) are summed. It turns the gradient of the
+columns into the gradient of the input: dx = col2im(Wᵀ ⋅ g).
 
-The four functions below are all a convolution needs, and they serve both
-directions (conv_transpose2d is conv2d with forward and input-gradient swapped):
+cols keeps N, Ho, Wo as separate axes, (C·kh·kw, N, Ho, Wo), so the product
+W ⋅ cols comes out filter-first, (F, N, Ho, Wo), and is returned as an
+(N, F, Ho, Wo) view; col2im builds dx channel-first the same way.
 
-    unfold(x)                 x -> cols (x_pad when depthwise, PaddedRows on the blocked road)
-    apply_filters(cols, w, b) cols -> y            (conv2d forward)
-    input_grad(g, w)          g -> dx              (conv2d backward; conv_transpose2d forward)
-    weight_grad(g, cols)      (g, cols) -> dw      (both backwards)
-
-Shapes: x (N, C, H, W), w (F, C/G, kh, kw), y and g (N, F, Ho, Wo). Private to ops.
-
-Stride-1 layers (where it pays, ``uses_blocks``) take a faster road to the same columns.
-The input is padded once into ``PaddedRows``: one row per channel, each image in a frame
-of (H + ph) × (W + pw) pixels (neighbouring rows and images share their zero padding),
-read at the flat index q = n·Hq·Wq + i·Wq + j. There x_pad[n, c, i + u, j + v] =
-rows[c, q + u·Wq + v], so the column of output pixel q is rows[:, q + u·Wq + v] over
-(c, u, v), and any run of consecutive columns is one strided view. Kernel row u's
-columns are kernel row 0's read u·Wq positions on, so only kernel row 0's C·kw rows are
-copied, one block of a few MB at a time reaching kh − 1 image rows past the block
-(``PaddedRows.blocks``); the filters' kernel rows are stacked into one matrix and each
-kernel row's products added back u·Wq positions on (``blocked_filters``): the sums of
-W ⋅ im2col(x), kh times less copying, each block reused from the cache by its matmul
-instead of the whole kh·kw-times-the-input matrix written to memory and read back.
-The backward runs over blocks of g's columns, which give dx (a full convolution with
-the flipped kernel) and dW alike (``blocked_grads``); dW alone rebuilds x's blocks from
-the rows the forward kept (``blocked_weight_grad``), kh·kw times less memory than the
-columns. The price: q also runs over the positions between valid pixels (windows that
-straddle two rows or two images); those outputs are computed and dropped,
-(Hq·Wq)/(Ho·Wo) − 1 extra work (7% at 28×28 with padding 1).
-
-Memory order: the product W ⋅ cols comes out filter-first, (F, N, Ho, Wo) in
-memory. conv2d returns it as an (N, F, Ho, Wo) *view* (transpose, no copy) —
-NumPy/CuPy ops accept any strides — and col2im builds dx channel-first too, so
-a stack of convolutions (and the elementwise ops between them) never
-reshuffles memory; ``filter_major`` copies a gradient only when it arrives in
-another order.
+Shapes: x (N, C, H, W), w (F, C, kh, kw), y and g (N, F, Ho, Wo). conv2d itself
+takes these columns or, where they are faster, other roads to the same numbers:
+see conv_fast.py, tested equal to this file.
 """
 from ..backend import get_array_module
 from ._util import zeros_nchw_like
-
-BLOCK_BYTES = 4 << 20    # one block of stride-1 columns: built, multiplied, overwritten
 
 
 def out_size(size, k, stride, padding):
@@ -80,24 +46,12 @@ def pad_hw(x, padding):
     return x_pad
 
 
-def is_depthwise(w_shape, groups):
-    """True where each group has one input or one output channel (the kernel-offset path)."""
-    F, Cg = w_shape[:2]
-    return groups > 1 and (Cg == 1 or F // groups == 1)
+def im2col(x, kh, kw, *, stride, padding):
+    """x: (N, C, H, W) -> cols: (C·kh·kw, N, Ho, Wo), one copy of a sliding-window view.
 
-
-def _windows(x_pad, kh, kw, stride, Ho, Wo):
-    """For each kernel offset (u, v): the strided (·, ·, Ho, Wo) view of x_pad it touches."""
-    sh, sw = stride
-    for u in range(kh):
-        for v in range(kw):
-            yield u, v, x_pad[:, :, u:u + sh * Ho:sh, v:v + sw * Wo:sw]
-
-
-# --------------------------------------------------------------- im2col / col2im
-
-def im2col(x, kh, kw, stride, padding):
-    """x: (N, C, H, W) -> cols: (C·kh·kw, N, Ho, Wo), one copy of a sliding-window view."""
+    cols[(c, u, v), n, i, j] = x_pad[n, c, s·i + u, s·j + v]: column (n, i, j) is the
+    receptive field of output pixel (i, j) of image n. stride, padding: (h, w) pairs.
+    """
     # BEGIN SOLUTION
     xp = get_array_module(x)
     x_pad = pad_hw(x, padding)
@@ -111,7 +65,7 @@ def im2col(x, kh, kw, stride, padding):
     # END SOLUTION
 
 
-def col2im(cols, x_shape, kh, kw, stride, padding):
+def col2im(cols, x_shape, kh, kw, *, stride, padding):
     """The adjoint of im2col: cols (C·kh·kw, N, Ho, Wo) -> dx (N, C, H, W).
 
     dx_pad[:, :, u::s, v::s] += cols[(:, u, v)] for every kernel offset (u, v):
@@ -121,381 +75,13 @@ def col2im(cols, x_shape, kh, kw, stride, padding):
     # BEGIN SOLUTION
     xp = get_array_module(cols)
     N, C, H, W = x_shape
-    ph, pw = padding
+    (sh, sw), (ph, pw) = stride, padding
     Ho, Wo = cols.shape[2:]
     dx_pad = xp.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
     per_offset = cols.reshape(C, kh, kw, N, Ho, Wo)
-    for u, v, window in _windows(dx_pad, kh, kw, stride, Ho, Wo):
-        window += per_offset[:, u, v]          # window is a view into dx_pad
+    for u in range(kh):
+        for v in range(kw):      # the pixels offset (u, v) read, a view: added to in place
+            window = dx_pad[:, :, u:u + sh * Ho:sh, v:v + sw * Wo:sw]
+            window += per_offset[:, u, v]
     return dx_pad[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
     # END SOLUTION
-
-
-def filter_major(y):
-    """The same (N, F, Ho, Wo) values, stored filter-first ((F, N, Ho, Wo) in memory).
-
-    Then ``_rows`` (one row per filter) is a free reshape; no copy when ``y``
-    already is stored so — like conv2d's output and input gradient, and what
-    elementwise ops (relu, add, their gradients) make of those.
-    """
-    xp = get_array_module(y)
-    return xp.ascontiguousarray(y.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-
-
-def _rows(y, groups):
-    """(N, F, Ho, Wo) -> (G, F/G, N·Ho·Wo): one row per filter, as the matmul wants it."""
-    N, F = y.shape[:2]
-    return y.transpose(1, 0, 2, 3).reshape(groups, F // groups, -1)
-
-
-# ------------------------------------------ stride 1: columns one block at a time
-
-class PaddedRows:
-    """x: (N, C, H, W) zero-padded and stored as one row per channel, padding shared.
-
-    Each image sits in a frame of Hq × Wq = (H + ph) × (W + pw) pixels, data at offset
-    (ph, pw): every row starts with pw zeros and every frame with ph zero rows; the frames
-    follow each other, then ph·Wq + pw more zeros. In flat order the zeros that start a
-    row come right after the row before, so they are its right padding as well, and the
-    zero rows that start a frame are the bottom padding of the frame before: every padded
-    window of x is there, with half the padding of separately padded images (fewer
-    dropped positions, below).
-
-    ``rows``: (C, N·Hq·Wq + ph·Wq + pw), read at the flat index q = n·Hq·Wq + i·Wq + j.
-    The im2col columns of a stride-1 convolution with a kh×kw kernel (kh > ph, kw > pw)
-    are views into it:
-        cols[(c, u, v), q] = x_pad[n, c, i + u, j + v] = rows[c, q + u·Wq + v]
-    for every valid output pixel (i < Ho, j < Wo). The q between them are the dropped
-    positions: windows that straddle two rows or two images.
-    """
-
-    def __init__(self, x, padding):
-        xp = get_array_module(x)
-        N, C, H, W = x.shape
-        ph, pw = padding
-        self.batch, self.in_hw, self.padding = N, (H, W), (ph, pw)
-        self.height, self.width = H + ph, W + pw                     # one frame
-        x_cf = x.transpose(1, 0, 2, 3)                               # (C, N, H, W): a view
-        if ph == 0 and pw == 0 and x_cf.flags.c_contiguous:
-            self.rows = x_cf.reshape(C, -1)                          # stored so: no copy
-        else:
-            frames = N * self.height * self.width
-            self.rows = xp.zeros((C, frames + ph * self.width + pw), dtype=x.dtype)
-            self._frames(self.rows)[:, :, ph:, pw:] = x_cf
-
-    def _frames(self, rows):
-        """The (channels, N, Hq, Wq) frames at the start of a rows-shaped array."""
-        frames = self.batch * self.height * self.width
-        return rows[:, :frames].reshape(-1, self.batch, self.height, self.width)
-
-    def out_hw(self, kh, kw):
-        """(Ho, Wo) of a stride-1 kh×kw convolution of the padded x."""
-        (H, W), (ph, pw) = self.in_hw, self.padding
-        return H + 2 * ph - kh + 1, W + 2 * pw - kw + 1
-
-    def count(self, kh, kw):
-        """How many columns a kh×kw kernel has: flat positions up to the last valid pixel."""
-        Ho, Wo = self.out_hw(kh, kw)
-        return (self.batch - 1) * self.height * self.width + (Ho - 1) * self.width + Wo
-
-    def columns(self, kw, start, stop):
-        """Kernel row 0's columns, cols[(c, 0, v), start:stop], as a (C, kw, stop − start) view.
-
-        Kernel row u reads the same entries u·Wq positions on: cols[(c, u, v), q] =
-        rows[c, q + u·Wq + v] = cols[(c, 0, v), q + u·Wq].
-        """
-        xp = get_array_module(self.rows)
-        rows = self.rows[:, start:]
-        step_c, step_q = rows.strides
-        return xp.lib.stride_tricks.as_strided(
-            rows, shape=(rows.shape[0], kw, stop - start), strides=(step_c, step_q, step_q))
-
-    def blocks(self, kh, kw):
-        """(start, stop, cols) for consecutive blocks of at most BLOCK_BYTES of columns, all
-        about the same size (a short last block would multiply slowly).
-
-        cols: (C·kw, stop − start + (kh − 1)·Wq), kernel row 0's columns from ``start`` on,
-        reaching kh − 1 image rows past the block, so that cols[:, u·Wq : u·Wq + stop − start]
-        are kernel row u's columns of the block: kh times fewer rows to copy than im2col's.
-        Every block is copied into the same buffer: it stays in the cache for the matmuls
-        that use it, and the next block overwrites it.
-        """
-        xp = get_array_module(self.rows)
-        C = self.rows.shape[0]
-        count = self.count(kh, kw)
-        reach = (kh - 1) * self.width
-        size = max(1, min(count, BLOCK_BYTES // (C * kw * self.rows.itemsize) - reach))
-        size = -(-count // -(-count // size))      # as many blocks, sizes evened out
-        buffer = xp.empty(C * kw * (size + reach), dtype=self.rows.dtype)
-        for start in range(0, count, size):
-            stop = min(start + size, count)
-            cols = buffer[:C * kw * (stop - start + reach)].reshape(C, kw, -1)
-            xp.copyto(cols, self.columns(kw, start, stop + reach))      # the one copy
-            yield start, stop, cols.reshape(C * kw, -1)
-
-    def on_grid(self, y):
-        """y: (N, F, Ho, Wo) -> (F, len): y at the flat positions of its pixels, zeros at the
-        dropped positions (so that they add nothing to dW)."""
-        xp = get_array_module(y)
-        _, F, Ho, Wo = y.shape
-        grid = xp.zeros((F, self.rows.shape[1]), dtype=y.dtype)
-        self._frames(grid)[:, :, :Ho, :Wo] = y.transpose(1, 0, 2, 3)
-        return grid
-
-    def off_grid(self, y_rows, kh, kw):
-        """(F, len) -> the valid (N, F, Ho, Wo) outputs, as a view."""
-        Ho, Wo = self.out_hw(kh, kw)
-        return self._frames(y_rows)[:, :, :Ho, :Wo].transpose(1, 0, 2, 3)
-
-
-def uses_blocks(x_shape, w_shape, stride, padding, groups):
-    """Whether a convolution takes the blocked stride-1 road (measured with ``minicnn bench``).
-
-    Stride 1 with a kernel larger than 1×1 (a 1×1 conv's columns are the input itself),
-    padding smaller than the kernel (what ``PaddedRows`` needs; true of every "same" and
-    "valid" convolution), not depthwise, and where blocks pay: 64 to 1152 rows of columns
-    (C/G·kh·kw; 1152 is 128 channels of 3×3) — with fewer (a first layer on 1 or 3
-    channels) the output, not the columns, is most of the memory traffic; with more, the
-    arithmetic per column dwarfs the copy and the narrower matmuls of small blocks lose
-    more than the cache saves — and frames at most 1.3 times the output (the dropped
-    positions are wasted work: 28×28 maps in 29×29 frames waste 7%, 8×8 maps in 9×9
-    frames 27%, which still pays: cifar_net's PGD runs 3% faster with its 8×8 layers in
-    blocks; smaller maps waste more).
-    """
-    F, Cg, kh, kw = w_shape
-    H, W = x_shape[2:]
-    ph, pw = padding
-    Ho, Wo = H + 2 * ph - kh + 1, W + 2 * pw - kw + 1
-    frame = (H + ph) * (W + pw)                      # positions per image, see PaddedRows
-    return (tuple(stride) == (1, 1) and kh * kw > 1 and not is_depthwise(w_shape, groups)
-            and ph < kh and pw < kw and 64 <= Cg * kh * kw <= 1152 and frame <= 1.3 * Ho * Wo)
-
-
-def _by_kernel_row(w, groups):
-    """w: (F, C/G, kh, kw) -> (G, kh·F/G, C/G·kw): the filters' kernel rows stacked, row u
-    of every filter in the u-th F/G rows, to multiply kernel row 0's columns (``blocks``)."""
-    F, Cg, kh, kw = w.shape
-    G = groups
-    w_rows = w.reshape(G, F // G, Cg, kh, kw).transpose(0, 3, 1, 2, 4)    # (G, kh, F/G, C/G, kw)
-    return w_rows.reshape(G, kh * F // G, Cg * kw)
-
-
-def _add_kernel_rows(z, out, kh, width):
-    """out = Σ_u z[:, u-th group of out's rows, u·width : u·width + out's columns]: each kernel
-    row's products, read u image rows later (where kernel row u's columns are)."""
-    xp = get_array_module(z)
-    F, n = out.shape[1:]
-    if kh == 1:                                  # a 1×k kernel: one kernel row
-        xp.copyto(out, z[:, :, :n])
-        return
-    xp.add(z[:, :F, :n], z[:, F:2 * F, width:width + n], out=out)
-    for u in range(2, kh):
-        out += z[:, u * F:(u + 1) * F, u * width:u * width + n]
-
-
-def _add_kernel_row_products(dw_t, cols, other_t, width):
-    """dw_t[:, u] += (kernel row u's columns of the block) ⋅ other_t for every kernel row u:
-    the block's copy shifted by u·width, against the other factor's (block, ·) columns."""
-    xp = get_array_module(cols)
-    n = other_t.shape[1]
-    for u in range(dw_t.shape[1]):
-        dw_t[:, u] += xp.matmul(cols[..., u * width:u * width + n], other_t)
-
-
-def blocked_filters(x_rows, w, groups, b=None):
-    """y = W ⋅ cols (+ b), one block of columns at a time: (N, F, Ho, Wo) as a view.
-
-    Per block, Z = W_rows ⋅ cols with the filters' kernel rows stacked (``_by_kernel_row``)
-    and cols kernel row 0's columns (``PaddedRows.blocks``); then y[f, q] = Σ_u Z[(u, f),
-    q + u·Wq], the same sum over (c, u, v) as W ⋅ im2col(x). y is computed at every flat
-    position of the frames, (F, len(rows)); the positions after the last valid pixel are
-    never written, and ``off_grid`` drops them with the rest of the waste. The bias is
-    added to each block while it is in the cache.
-    """
-    xp = get_array_module(x_rows.rows, w)
-    F, Cg, kh, kw = w.shape
-    G = groups
-    w_rows = _by_kernel_row(w, G)
-    y = xp.empty((G, F // G, x_rows.rows.shape[1]), dtype=xp.result_type(x_rows.rows, w))
-    for start, stop, cols in x_rows.blocks(kh, kw):
-        z = xp.matmul(w_rows, cols.reshape(G, Cg * kw, -1))
-        _add_kernel_rows(z, y[..., start:stop], kh, x_rows.width)
-        if b is not None:
-            y[..., start:stop] += b.reshape(G, F // G, 1)
-    return x_rows.off_grid(y.reshape(F, -1), kh, kw)
-
-
-def blocked_weight_grad(g, x_rows, w_shape, groups):
-    """dW = g ⋅ colsᵀ summed block by block (the columns rebuilt from x_rows), one kernel
-    row u at a time: dW[:, :, u, :] from the block's columns shifted by u·Wq."""
-    xp = get_array_module(g, x_rows.rows)
-    F, Cg, kh, kw = w_shape
-    G = groups
-    g_rows = x_rows.on_grid(g).reshape(G, F // G, -1)
-    dw_t = xp.zeros((G, kh, Cg * kw, F // G), dtype=xp.result_type(g, x_rows.rows))
-    for start, stop, cols in x_rows.blocks(kh, kw):
-        _add_kernel_row_products(dw_t, cols.reshape(G, Cg * kw, -1),
-                                 g_rows[..., start:stop].transpose(0, 2, 1), x_rows.width)
-    # dw_t[g, u, (c, v), f] -> dw[f, c, u, v]
-    return dw_t.reshape(G, kh, Cg, kw, F // G).transpose(0, 4, 2, 1, 3).reshape(w_shape)
-
-
-# ----------------------------------------------------------- the four operations
-
-def unfold(x, w_shape, stride, padding, groups):
-    """What the forward keeps for dW: im2col columns, x_pad on the depthwise path, or
-    ``PaddedRows`` (the columns are built block by block from it) for stride 1."""
-    if is_depthwise(w_shape, groups):
-        return pad_hw(x, padding)
-    if uses_blocks(x.shape, w_shape, stride, padding, groups):
-        return PaddedRows(x, padding)
-    return im2col(x, w_shape[2], w_shape[3], stride, padding)
-
-
-def apply_filters(cols, w, stride, groups, b=None):
-    """y = W ⋆ x (+ b) from ``unfold``'s result: (N, F, Ho, Wo). One (batched) matmul."""
-    xp = get_array_module(cols, w)
-    F, Cg, kh, kw = w.shape
-    G = groups
-    if is_depthwise(w.shape, G):
-        x_pad = cols
-        N, C, Hp, Wp = x_pad.shape
-        Ho, Wo = (Hp - kh) // stride[0] + 1, (Wp - kw) // stride[1] + 1
-        w5 = w.reshape(G, F // G, Cg, kh, kw)
-        y = xp.zeros((N, G, F // G, Ho, Wo), dtype=xp.result_type(x_pad, w))
-        for u, v, xs in _windows(x_pad, kh, kw, stride, Ho, Wo):
-            y += xp.einsum("gfc,ngchw->ngfhw", w5[..., u, v], xs.reshape(N, G, Cg, Ho, Wo))
-        y = y.reshape(N, F, Ho, Wo)
-        if b is not None:
-            y += b.reshape(1, F, 1, 1)
-        return y
-    if isinstance(cols, PaddedRows):
-        return blocked_filters(cols, w, G, b)
-    _, N, Ho, Wo = cols.shape
-    y = xp.matmul(w.reshape(G, F // G, Cg * kh * kw), cols.reshape(G, Cg * kh * kw, N * Ho * Wo))
-    if b is not None:
-        y += b.reshape(G, F // G, 1)     # one contiguous row per filter
-    return y.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)   # a view: no copy back to NCHW
-
-
-def input_grad(g, w, x_shape, stride, padding, groups):
-    """dx = col2im(Wᵀ ⋅ g): g (N, F, Ho, Wo) -> (N, C, H, W). One (batched) matmul."""
-    xp = get_array_module(g, w)
-    F, Cg, kh, kw = w.shape
-    G = groups
-    N, _, Ho, Wo = g.shape
-    if is_depthwise(w.shape, G):
-        C, H, W = x_shape[1:]
-        ph, pw = padding
-        w5 = w.reshape(G, F // G, Cg, kh, kw)
-        g5 = g.reshape(N, G, F // G, Ho, Wo)
-        dx_pad = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=xp.result_type(g, w))
-        for u, v, window in _windows(dx_pad, kh, kw, stride, Ho, Wo):
-            window += xp.einsum("gfc,ngfhw->ngchw", w5[..., u, v], g5).reshape(N, C, Ho, Wo)
-        return dx_pad[:, :, ph:ph + H, pw:pw + W]
-    if _flips_kernel(w.shape, x_shape, stride, padding):
-        return _input_grad_stride1(g, w, padding, G)
-    w_t = w.reshape(G, F // G, Cg * kh * kw).transpose(0, 2, 1)   # (G, C/G·kh·kw, F/G)
-    g_cols = xp.matmul(w_t, _rows(g, G))                            # (G, C/G·kh·kw, N·Ho·Wo)
-    return col2im(g_cols.reshape(-1, N, Ho, Wo), x_shape, kh, kw, stride, padding)
-
-
-def _input_grad_stride1(g, w, padding, groups):
-    """input_grad for stride 1: the input gradient of a stride-1 convolution is a "full"
-    convolution of g with the flipped kernel, input and output channels swapped:
-
-        dx[n, c, h, w] = Σ_{f, u, v} g_pad[n, f, h + u, w + v] · w[f, c, kh−1−u, kw−1−v]
-
-    with g padded by (kh − 1 − ph, kw − 1 − pw) (needs p ≤ k − 1). So dx is one more
-    im2col + matmul — the sums over kernel offsets happen inside the matmul — instead of
-    Wᵀ ⋅ g followed by kh·kw overlapping col2im additions (the same numbers, fewer passes
-    over memory).
-    """
-    w_flip, pad = _flipped(w, padding, groups)
-    return apply_filters(unfold(g, w_flip.shape, (1, 1), pad, groups), w_flip, (1, 1), groups)
-
-
-def _flips_kernel(w_shape, x_shape, stride, padding):
-    """Whether input_grad takes the flipped-kernel road: stride 1, p ≤ k − 1, and g not much
-    wider than x (its columns have F·kh·kw rows, col2im's C·kh·kw: a first layer on C = 1
-    or 3 channels is better served by col2im)."""
-    F, _, kh, kw = w_shape
-    return (tuple(stride) == (1, 1) and padding[0] <= kh - 1 and padding[1] <= kw - 1
-            and F <= 2 * x_shape[1])
-
-
-def _flipped(w, padding, groups):
-    """The kernel of the full convolution that is dx, and the padding of g it needs:
-    w_flip[c, f, u, v] = w[f, c, kh−1−u, kw−1−v] within each group; (kh−1−ph, kw−1−pw).
-    """
-    F, Cg, kh, kw = w.shape
-    G = groups
-    w_flip = (w.reshape(G, F // G, Cg, kh, kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
-              .reshape(G * Cg, F // G, kh, kw))                     # (C, F/G, kh, kw)
-    return w_flip, (kh - 1 - padding[0], kw - 1 - padding[1])
-
-
-def weight_grad(g, cols, w_shape, stride, groups):
-    """dW = g ⋅ colsᵀ: (F, C/G, kh, kw), summed over the batch and all output pixels."""
-    xp = get_array_module(g, cols)
-    F, Cg, kh, kw = w_shape
-    G = groups
-    N, _, Ho, Wo = g.shape
-    if is_depthwise(w_shape, G):
-        x_pad = cols
-        g5 = g.reshape(N, G, F // G, Ho, Wo)
-        dw = xp.empty((G, F // G, Cg, kh, kw), dtype=xp.result_type(g, x_pad))
-        for u, v, xs in _windows(x_pad, kh, kw, stride, Ho, Wo):
-            dw[..., u, v] = xp.einsum("ngfhw,ngchw->gfc", g5, xs.reshape(N, G, Cg, Ho, Wo))
-        return dw.reshape(w_shape)
-    if isinstance(cols, PaddedRows):
-        return blocked_weight_grad(g, cols, w_shape, G)
-    cols = cols.reshape(G, Cg * kh * kw, N * Ho * Wo)
-    dw_t = xp.matmul(cols, _rows(g, G).transpose(0, 2, 1))   # dWᵀ = cols ⋅ gᵀ: BLAS is faster
-    return dw_t.transpose(0, 2, 1).reshape(w_shape)          # this way round than g ⋅ colsᵀ
-
-
-def input_and_weight_grad(g, w, cols, x_shape, stride, padding, groups):
-    """(dx, dW) = (``input_grad``, ``weight_grad``), in one pass over the blocks of g's
-    columns where both take the blocked road (``blocked_grads``)."""
-    if isinstance(cols, PaddedRows) and _flips_kernel(w.shape, x_shape, stride, padding):
-        w_flip, pad = _flipped(w, padding, groups)
-        if uses_blocks(g.shape, w_flip.shape, (1, 1), pad, groups):
-            return blocked_grads(g, w_flip, cols, groups)
-    return (input_grad(g, w, x_shape, stride, padding, groups),
-            weight_grad(g, cols, w.shape, stride, groups))
-
-
-def blocked_grads(g, w_flip, x_rows, groups):
-    """dx and dW of a stride-1 convolution from the same blocks of g's columns.
-
-    dx is the full convolution of g with the flipped kernel (``_input_grad_stride1``): g is
-    padded by (kh−1−ph, kw−1−pw) into ``PaddedRows`` whose frames, Ho + kh−1−ph = H + ph
-    rows by W + pw columns, are x's frames; dx = W_flip ⋅ gcols at dx's flat index p. x's
-    own rows read from ph·Wq + pw on put x[c] at those same flat indices (x_grid, a view,
-    zero between the pixels), so the pairs g[n, f, h + ph − u, w + pw − v] · x[n, c, h, w]
-    that make dW[f, c, u, v] meet in one column of g, at row (f, kh−1−u, kw−1−v):
-
-        dW[f, c, u, v] = Σ_p gcols[(f, kh−1−u, kw−1−v), p] · x_grid[c, p]
-
-    Each block of gcols (kernel row 0's, see ``blocked_filters``), still in the cache, is
-    multiplied for dx and for every kernel row of dW, and x's columns are never built.
-    """
-    xp = get_array_module(g, w_flip, x_rows.rows)
-    C, Fg, kh, kw = w_flip.shape
-    G = groups
-    ph, pw = x_rows.padding
-    width = x_rows.width
-    g_rows = PaddedRows(g, (kh - 1 - ph, kw - 1 - pw))
-    x_grid = x_rows.rows[:, ph * width + pw:].reshape(G, C // G, -1)
-    w_rows = _by_kernel_row(w_flip, G)
-    dtype = xp.result_type(g, w_flip, x_rows.rows)
-    dx = xp.empty((G, C // G, g_rows.rows.shape[1]), dtype=dtype)
-    dw_t = xp.zeros((G, kh, Fg * kw, C // G), dtype=dtype)    # [u', (f, v'), c]
-    for start, stop, cols in g_rows.blocks(kh, kw):
-        cols = cols.reshape(G, Fg * kw, -1)
-        _add_kernel_rows(xp.matmul(w_rows, cols), dx[..., start:stop], kh, width)
-        _add_kernel_row_products(dw_t, cols, x_grid[..., start:stop].transpose(0, 2, 1), width)
-    # dw_t[g, u', (f, v'), c] -> dw[f, c, kh−1−u', kw−1−v']
-    dw = dw_t.reshape(G, kh, Fg, kw, C // G)[:, ::-1, :, ::-1].transpose(0, 2, 4, 1, 3)
-    return g_rows.off_grid(dx.reshape(C, -1), kh, kw), dw.reshape(G * Fg, C // G, kh, kw)

@@ -12,7 +12,8 @@ Integer labels are not differentiable: backward returns None for them.
 import numpy as np
 
 from ..autograd import Function
-from ..backend import get_array_module, as_backend, backend_name
+from .. import backend
+from ..backend import get_array_module
 from ._util import data_of, shape_of, check_float
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "binary_logistic_loss", "mse"]
@@ -171,7 +172,7 @@ def _as_labels(op, labels, like):
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{op}: labels must be integer class indices, got dtype {labels.dtype} "
                         f"with shape {tuple(labels.shape)}; convert them with .astype(np.int64)")
-    return as_backend(labels, backend_name(data_of(like)))
+    return backend.like(labels, data_of(like))
 
 
 def cross_entropy(logits, labels, reduction="mean", ignore_index=None):

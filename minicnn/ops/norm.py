@@ -5,7 +5,7 @@ argument (``training``), never a global. Module state (BatchNorm's running
 statistics) is updated by the ``batch_norm`` wrapper, outside the graph.
 """
 from ..autograd import Function
-from ..backend import get_array_module, as_backend, backend_name
+from ..backend import get_array_module, backend_name, like
 from ._util import data_of, shape_of, check_float
 
 __all__ = ["batch_norm", "dropout"]
@@ -162,5 +162,5 @@ def dropout(x, p=0.5, training=True, rng=None):
     if rng is None:
         keep = xp.random.random(a.shape) >= p
     else:
-        keep = as_backend(rng.random(a.shape) >= p, backend_name(a))
+        keep = like(rng.random(a.shape) >= p, a)
     return Dropout.apply(x, mask=keep.astype(a.dtype) / (1 - p))

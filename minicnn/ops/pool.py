@@ -168,7 +168,8 @@ class MaxPool2d(Function):
                 xp.copyto(which, i * k[1] + j, where=v != v)
         ctx.in_hw = (h, w)
         tiles = s == k and p == (0, 0) and ho * k[0] <= h and wo * k[1] <= w   # ceil_mode may
-        ctx.tiles = (which, k) if tiles else None       # add windows hanging over the edge
+        ctx.kernel = k                                  # add windows hanging over the edge
+        ctx.tile_argmax = which if tiles else None      # the offset of each tile's max
         if tiles and not return_indices:
             return best
         # flat position in x[n, c]: (window top + i)·W + (window left + j)
@@ -187,11 +188,11 @@ class MaxPool2d(Function):
     @staticmethod
     def backward(ctx, g):
         # BEGIN SOLUTION
-        if ctx.tiles is None:
+        if ctx.tile_argmax is None:
             return _scatter_add(g, ctx.indices, ctx.in_hw)
         # windows that tile x (stride = kernel, no padding): each pixel lies in at most one
         # window, so the scatter-add is one masked copy per window offset
-        which, k = ctx.tiles
+        which, k = ctx.tile_argmax, ctx.kernel
         xp = get_array_module(g)
         n, c, ho, wo = g.shape
         g = in_order_of(g, which)          # dx, g and which all in x's memory order

@@ -30,6 +30,8 @@ Identity layers — the nets Zeiler & Fergus studied, like fashion_net and cifar
 Other layers (BatchNorm, average pools, branches) have no inverse here: for those
 networks use the ReLU rule, which needs none.
 """
+from typing import NamedTuple
+
 from .. import nn, ops
 from ..autograd import Tensor, no_grad
 from ..backend import get_array_module, to_numpy
@@ -60,9 +62,18 @@ def _leaves(model):
     return [name for name, m in model.named_modules() if name and not m.children()]
 
 
+class Step(NamedTuple):
+    """One layer of the forward chain: what its step down needs."""
+    name: str
+    module: object        # the layer
+    shape_in: tuple       # its input's shape
+    output: object        # its output Tensor
+    switches: object      # max-pool argmax indices, else None
+
+
 def forward_chain(model, x):
-    """Run the model as Zeiler & Fergus' forward pass: a list of steps, one per layer in the
-    order the model calls them, each ``(name, module, input shape, output Tensor, switches)``
+    """Run the model as Zeiler & Fergus' forward pass: a list of ``Step``s, one per layer in
+    the order the model calls them, each ``(name, module, shape_in, output, switches)``
     (switches: the max-pool argmax indices, else None).
 
     The order comes from capturing every leaf layer during one ``model(x)``; the chain is
@@ -99,7 +110,7 @@ def forward_chain(model, x):
                                  f"layers: {m.label()} applied to the previous layer's output "
                                  f"does not give its output {acts[name].shape}. Use "
                                  "deconvnet (the ReLU rule), which works on any network")
-            steps.append((name, m, shape_in, h, switches))
+            steps.append(Step(name, m, shape_in, h, switches))
     return steps
 
 
@@ -138,13 +149,13 @@ def deconvnet_projection(model, x, layer, unit=None, signal="activation"):
     check_layer(model, layer)
     xt, single = image_batch(model, x)
     steps = forward_chain(model, xt)
-    names = [s[0] for s in steps]
+    names = [s.name for s in steps]
     inside = [i for i, n in enumerate(names) if n == layer or n.startswith(layer + ".")]
     if not inside:
         raise ValueError(f"layer {layer!r} is not run by the forward pass; chain layers: "
                          f"{', '.join(names)}")
     top = inside[-1]
-    r = Tensor(unit_signal(steps[top][3], unit, signal))
+    r = Tensor(unit_signal(steps[top].output, unit, signal))
     with no_grad():
         for name, m, shape_in, _, switches in reversed(steps[:top + 1]):
             r = _down(m, r, shape_in, switches)

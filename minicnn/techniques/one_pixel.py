@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import ops
 from ..autograd import Tensor, no_grad
-from ..backend import as_backend, backend_name, get_array_module, to_numpy
+from ..backend import get_array_module, like, to_numpy
 from .common import as_input, check_target
 from .optimize import _resolve_bounds, frozen
 
@@ -89,7 +89,7 @@ def one_pixel_attack(model, x, label, pixels=1, *, target=None, maxiter=100, pop
                          "preprocess, or bounds=(lo, hi)")
     _, c, h, w = x0.shape
     xp = get_array_module(x0)
-    lo, hi = (xp.broadcast_to(as_backend(b, backend_name(x0)), (1, c, 1, 1)).reshape(c)
+    lo, hi = (xp.broadcast_to(like(b, x0), (1, c, 1, 1)).reshape(c)
               for b in box)
     with frozen(model):
         p0 = _probabilities(model, x0, 1)
@@ -106,7 +106,7 @@ def one_pixel_attack(model, x, label, pixels=1, *, target=None, maxiter=100, pop
             return top == target if target is not None else top != label
 
         def objective(z):                      # z (D, S): one column per candidate
-            zb = as_backend(np.ascontiguousarray(z.T), backend_name(x0))
+            zb = like(np.ascontiguousarray(z.T), x0)
             p = _probabilities(model, set_pixels(x0, zb, lo, hi), batch_size)
             count["evaluations"] += z.shape[1]
             hit = to_numpy(fooled(p))
@@ -122,7 +122,7 @@ def one_pixel_attack(model, x, label, pixels=1, *, target=None, maxiter=100, pop
             vectorized=True, updating="deferred", callback=lambda *_, **__: "z" in found,
             **_seeded(differential_evolution, seed))
         z = found.get("z", res.x)
-        adv = set_pixels(x0, as_backend(z[None].astype(np.float64), backend_name(x0)), lo, hi)
+        adv = set_pixels(x0, like(z[None].astype(np.float64), x0), lo, hi)
         p = to_numpy(_probabilities(model, adv, 1))[0]
     groups = z.reshape(pixels, 2 + c)
     coords = [(int(min(max(np.floor(g[0]), 0), h - 1)), int(min(max(np.floor(g[1]), 0), w - 1)),

@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import ops
 from ..autograd import Tensor
-from ..backend import as_backend, backend_name, get_array_module, to_numpy
+from ..backend import as_backend, backend_name, get_array_module, like, to_numpy
 from ..nn.capture import Activations, capture
 from ..optim import Adam
 from .common import frozen as _frozen
@@ -190,8 +190,8 @@ def _resolve_bounds(model, bounds, x):
     if bounds is None:
         return None
     xp = get_array_module(x)
-    lo, hi = (as_backend(xp.asarray(b, dtype=x.dtype) if not hasattr(b, "shape") else b,
-                         backend_name(x)) for b in bounds)
+    lo, hi = (like(xp.asarray(b, dtype=x.dtype) if not hasattr(b, "shape") else b, x)
+              for b in bounds)
     return lo, hi
 
 
@@ -201,7 +201,7 @@ def clip_to_bounds(model, x, bounds="pixels"):
     if box is None:
         return x
     xp = get_array_module(x)
-    lo, hi = (as_backend(b, backend_name(x)) for b in box)
+    lo, hi = (like(b, x) for b in box)
     return xp.minimum(xp.maximum(x, lo), hi)
 
 
@@ -326,8 +326,7 @@ def _ascent(model, objective, x, steps, lr, optimizer, transforms, regularizers,
             relu_rule, rng, history, bar, stop_when):
     xp = get_array_module(x)
     if not np.isscalar(lr):
-        lr = as_backend(xp.asarray(lr, dtype=x.dtype) if not hasattr(lr, "shape") else lr,
-                        backend_name(x))
+        lr = like(xp.asarray(lr, dtype=x.dtype) if not hasattr(lr, "shape") else lr, x)
     adam = Adam([Tensor(x.copy(), requires_grad=True)], lr=lr) if optimizer == "adam" else None
     for step in range(steps):
         value, g, out, terms = _value_and_grad(model, objective, x, transforms, rng, relu_rule)

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..autograd import no_grad
-from ..backend import as_backend, backend_name, get_array_module, to_numpy
+from ..backend import get_array_module, like, to_numpy
 from ..nn import capture
 from .common import as_input, check_layer
 from .rf_geometry import crop_receptive_field, receptive_field, rf_box
@@ -82,7 +82,7 @@ def top_activations(model, images, layer, units=None, k=9, batch_size=128, progr
                 xp = get_array_module(act)
                 if best is None:
                     units = _check_units(units, act.shape, layer)
-                    unit_idx = as_backend(units, backend_name(act))
+                    unit_idx = like(units, act)
                     best = (xp.full((len(units), 0), -xp.inf), xp.zeros((len(units), 0), xp.int64),
                             xp.zeros((len(units), 0, 2), xp.int64))
                 s, pos = _unit_scores(act, unit_idx)

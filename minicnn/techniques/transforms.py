@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import ops
 from ..autograd import Tensor
-from ..backend import as_backend, backend_name, get_array_module
+from ..backend import get_array_module, like
 
 __all__ = ["roll", "jitter", "pad", "scale", "resize_to", "blur", "resize", "gaussian_blur",
            "decay", "blur_every", "clip_norm", "clip_contribution"]
@@ -22,7 +22,7 @@ __all__ = ["roll", "jitter", "pad", "scale", "resize_to", "blur", "resize", "gau
 def _separable(x, a, b):
     """y = A x Bᵀ on the last two axes of x (N, C, H, W): A (H', H), B (W', W).
     Resizing and blurring are both this linear map; a Tensor keeps its graph."""
-    a, b = as_backend(a, backend_name(x)), as_backend(b, backend_name(x))
+    a, b = like(a, x), like(b, x)
     if not isinstance(x, Tensor):
         return a @ x @ b.T
     n, c, h, w = x.shape

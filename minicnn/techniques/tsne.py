@@ -35,7 +35,7 @@ import warnings
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..backend import as_backend, backend_name, get_array_module, to_numpy
+from ..backend import as_backend, backend_name, get_array_module, like, to_numpy
 from .embedding import pca
 from .neighbors import nearest_neighbors
 from .tsne_fft import attraction_pairs, fft_gradient, sparse_joint_probabilities
@@ -205,8 +205,8 @@ def _initial_embedding(X, n_components, init, seed, xp):
         return Y / Y[:, 0].std() * 1e-4
     if isinstance(init, str) and init == "random":
         rng = np.random.default_rng(seed)
-        return as_backend(1e-4 * rng.standard_normal((X.shape[0], n_components)), backend_name(X))
-    Y = as_backend(init if hasattr(init, "shape") else np.asarray(init), backend_name(X))
+        return like(1e-4 * rng.standard_normal((X.shape[0], n_components)), X)
+    Y = like(init if hasattr(init, "shape") else np.asarray(init), X)
     Y = Y.astype(xp.float64)
     if Y.shape != (X.shape[0], n_components):
         raise ValueError(f"init array must have shape {(X.shape[0], n_components)}, got {Y.shape}")
