@@ -23,7 +23,8 @@ import numpy as np
 
 from .. import ops
 from ..autograd import Tensor
-from ..backend import as_backend, backend_name, get_array_module, to_numpy
+from .. import backend
+from ..backend import get_array_module, to_numpy
 from .class_vis import ascend_class
 from .common import as_input, check_target
 from .optimize import clip_to_bounds, frozen
@@ -87,7 +88,7 @@ def pixel_scale(model, like=None):
     pp = getattr(model, "preprocess", None)
     s = np.ones(1) if pp is None else 255.0 * pp.scale / np.asarray(pp.std, np.float64)
     s = s.reshape(1, -1, 1, 1)
-    return s if like is None else as_backend(s.astype(like.dtype), backend_name(like))
+    return s if like is None else backend.like(s.astype(like.dtype), like)
 
 
 def distortion(model, x0, x):
@@ -169,7 +170,7 @@ def _random_start(shape, eps, norm, rng, like):
         d = rng.standard_normal(shape)
         n = np.sqrt((d * d).reshape(shape[0], -1).sum(1)).reshape(-1, 1, 1, 1)
         d = d / n * eps * rng.uniform(0, 1, (shape[0], 1, 1, 1))
-    return as_backend(d.astype(like.dtype), backend_name(like))
+    return backend.like(d.astype(like.dtype), like)
 
 
 def _l2(xp, a):
@@ -308,8 +309,8 @@ def fooling_image(model, x, target, *, confidence=0.9, steps=200, lr=1.0, label=
             if not done.any():
                 return x
             xp = get_array_module(x)
-            keep = as_backend(done.reshape(-1, 1, 1, 1), backend_name(x))
-            return xp.where(keep, as_backend(images[group].astype(x.dtype), backend_name(x)), x)
+            keep = backend.like(done.reshape(-1, 1, 1, 1), x)
+            return xp.where(keep, backend.like(images[group].astype(x.dtype), x), x)
         img, _ = ascend_class(model, x0[group], int(t), steps, lr, score=score, stop_when=fooled,
                               regularizers=[hold], bounds=bounds)
         images[group[~done]] = img[~done]

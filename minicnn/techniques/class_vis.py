@@ -24,7 +24,7 @@ to the valid pixel range.
 import numpy as np
 
 from .. import ops
-from ..backend import as_backend, backend_name, to_numpy
+from ..backend import like, to_numpy
 from . import optimize as opt
 from .common import as_input, check_target
 
@@ -69,7 +69,7 @@ def _rest_image(model, background):
 def _l2_from(rest):
     """‖I − rest‖² (rest broadcasting to the image): the L2 term around the background."""
     def fn(acts):
-        d = acts[opt.INPUT] - as_backend(rest, backend_name(acts[opt.INPUT].data))
+        d = acts[opt.INPUT] - like(rest, acts[opt.INPUT].data)
         return (d * d).sum()
     return opt.Objective(fn, [opt.INPUT], "l2")
 
