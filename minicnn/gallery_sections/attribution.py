@@ -135,7 +135,7 @@ def saliency_section(ctx):
 @section("deconvnet", "8 · Deconvnet")
 def deconvnet_section(ctx):
     from ..plot.attribution import deconvnet_panel
-    from ..techniques.deconvnet import deconvnet
+    from ..techniques.deconvnet import deconvnet, edge_correlation, has_switches
     formula = "ReLU backward R_in = R_out·(R_out > 0); max-unpool by the switches; Wᵀ convs"
     paper = "Zeiler & Fergus 2014"
     figs = []
@@ -156,10 +156,51 @@ def deconvnet_section(ctx):
         figs.append(Figure(f"{small.name}-panel", panel, "deconvnet projections of the top-9 "
                            "activations per channel (Zeiler & Fergus Fig. 2)", formula, paper,
                            {"layer": layer, "channels": f"the {n_channels} strongest"}, small))
-    figs += _per_image(ctx, _models(ctx), ctx.pick(2, 4), "deconvnet (ReLU rule) for a class",
-                       formula, paper, "class",
-                       lambda info, x, pix, t: [_signed(deconvnet(info.model, x, t), "deconvnet")])
+    def by_class(info, x, pix, t):
+        d = deconvnet(info.model, x, t)
+        if info.kind != "small":
+            return [_signed(d, "deconvnet")]
+        others = ctx.samples(ctx.pick(2, 4))[1]
+        other = next(o for o in others if not np.array_equal(o, pix))
+        own, foreign = edge_correlation(d, pix), edge_correlation(d, other)
+        return [_signed(d, f"deconvnet\nr(|d|, edges) = {own:.2f}"),
+                _img(other, f"another image:\nr(|d|, its edges) = {foreign:.2f}")]
+    for info in _models(ctx):
+        if info.kind == "small" or has_switches(info.model):
+            figs += _per_image(ctx, [info], ctx.pick(2, 4), "deconvnet (ReLU rule) for a class: "
+                               "|projection| correlates with the image's own edges, not with "
+                               "another image's", formula, paper, "class", by_class)
+        else:
+            figs.append(Figure(f"{info.name}-why-not", lambda info=info: no_switches(ctx, info),
+                               f"why the deconvnet is not shown for {info.name}", formula, paper,
+                               {"reason": "no max-pool layer: nothing of the image reaches the "
+                                          "deconvnet's down-pass"}, info))
     return figs
+
+
+def no_switches(ctx, info):
+    """The photo's deconvnet next to a noise image's: identical, because without max-pool
+    switches the down-pass (ReLU rule, transposed convs, eval BatchNorm's scaling) never
+    looks at the input."""
+    from ..plot.core import plt
+    _, x, pix = ctx.photos()[0]
+    t = ctx.target(info, x)
+    noise = np.random.default_rng(ctx.seed).normal(size=x.shape[1:]).astype(x.dtype)
+    d_photo, d_noise = (deconvnet_of(info.model, v, t) for v in (x[0], noise))
+    r = np.corrcoef(d_photo.ravel(), d_noise.ravel())[0, 1]
+    fig = _grid([[_img(pix, "photo"), _signed(d_photo, f"deconvnet, class {_name(info, t)}"),
+                  _signed(noise, "noise input"), _signed(d_noise, "deconvnet of the noise")]],
+                cell=2.6)
+    fig.suptitle(f"{info.name} has no max-pool switches: the deconvnet image is the same for "
+                 f"any input (r = {r:.3f}) — a checkerboard of its strided convolutions",
+                 fontsize=9)
+    plt.subplots_adjust(top=0.78)
+    return fig
+
+
+def deconvnet_of(model, x, t):
+    from ..techniques.deconvnet import deconvnet
+    return deconvnet(model, x, t)
 
 
 @section("guided_backprop", "9 · Guided backpropagation")
