@@ -238,9 +238,11 @@ def grad_cam_section(ctx):
         def panel():
             x, _, labels, _ = ctx.samples(ctx.pick(3, 5))
             targets = [ctx.target(small, xi[None], lab) for xi, lab in zip(x, labels)]
-            size = ctx.pick(7, None)                # None: the panel's default (side / 7)
-            return attribution_panel(small.model, x, targets, small.labels,
-                                     occlusion_size=size, occlusion_stride=size)
+            # the occlusion section's patch: 10×10, black on Fashion-MNIST's black background
+            fill = "black" if small.name == "fashion_net" else "gray"
+            return attribution_panel(small.model, x, targets, small.labels, occlusion_size=10,
+                                     occlusion_stride=ctx.pick(3, 2), fill=fill,
+                                     batch_size=256)
         figs.append(Figure(f"{small.name}-panel", panel, "all maps side by side: saliency, guided "
                            "backprop, Grad-CAM, guided Grad-CAM, occlusion", formula, paper,
                            {"layer": small.model.default_cam_layer}, small))

@@ -138,7 +138,8 @@ def _mosaic(tiles, ncols=3, gap=1):
 def deconvnet_panel(model, images, layer, channels, k=9, batch_size=64):
     """Zeiler & Fergus' Fig. 2 for one layer: for each channel, the deconvnet projections of its
     k strongest activations over ``images`` (N, C, H, W model inputs), each cropped to the
-    unit's receptive field, next to the image patches that field covers."""
+    unit's receptive field, next to the image patches that field covers. The projections'
+    mean pairwise correlation r is in the title: how alike the channel draws its 9 inputs."""
     channels = list(np.atleast_1d(channels))
     fig, axes = plt.subplots(len(channels), 2, figsize=(4.4, 2.3 * len(channels)), squeeze=False)
 
@@ -148,7 +149,10 @@ def deconvnet_panel(model, images, layer, channels, k=9, batch_size=64):
         top = top_patches(model, images, layer, int(c), k, batch_size, project=project)
         proj = [gradient_image(p) for p in top["projections"]]
         pics = [np.clip(_pixels(model, p) / 255, 0, 1) for p in top["patches"]]
-        for ax, tiles, what in ((left, proj, "projections"), (right, pics, "patches")):
+        flat = np.array([np.ravel(p) for p in top["projections"]])
+        r = np.corrcoef(flat)[~np.eye(len(flat), dtype=bool)].mean() if len(flat) > 1 else 1.0
+        for ax, tiles, what in ((left, proj, f"projections (mean r {r:.2f})"),
+                                (right, pics, "patches")):
             ax.imshow(_mosaic(tiles), cmap="gray" if tiles[0].ndim == 2 else None,
                       vmin=0, vmax=1)
             ax.set_axis_off()
