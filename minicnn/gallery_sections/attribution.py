@@ -171,7 +171,7 @@ def deconvnet_section(ctx):
                                "|projection| correlates with the image's own edges, not with "
                                "another image's", formula, paper, "class", by_class)
         else:
-            figs.append(Figure(f"{info.name}-why-not", lambda info=info: no_switches(ctx, info),
+            figs.append(Figure(f"{info.name}-class", lambda info=info: no_switches(ctx, info),
                                f"why the deconvnet is not shown for {info.name}", formula, paper,
                                {"reason": "no max-pool layer: nothing of the image reaches the "
                                           "deconvnet's down-pass"}, info))
