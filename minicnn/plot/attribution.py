@@ -141,7 +141,7 @@ def deconvnet_panel(model, images, layer, channels, k=9, batch_size=64):
     unit's receptive field, next to the image patches that field covers. The projections'
     mean pairwise correlation r is in the title: how alike the channel draws its 9 inputs."""
     channels = list(np.atleast_1d(channels))
-    fig, axes = plt.subplots(len(channels), 2, figsize=(4.4, 2.3 * len(channels)), squeeze=False)
+    fig, axes = plt.subplots(len(channels), 2, figsize=(6.0, 2.5 * len(channels)), squeeze=False)
 
     def project(x, unit):
         return deconvnet_projection(model, x, layer, unit if unit[1] >= 0 else unit[0])
@@ -156,7 +156,7 @@ def deconvnet_panel(model, images, layer, channels, k=9, batch_size=64):
             ax.imshow(_mosaic(tiles), cmap="gray" if tiles[0].ndim == 2 else None,
                       vmin=0, vmax=1)
             ax.set_axis_off()
-            ax.set_title(f"{layer} ch {c}: {what}", fontsize=8)
+            ax.set_title(f"{layer} ch {c}:\n{what}", fontsize=8)
     fig.tight_layout()
     return fig
 
