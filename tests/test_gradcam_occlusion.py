@@ -195,10 +195,35 @@ def test_two_classes_in_one_photo_give_different_grad_cam_maps_efficientnet():
     (a, b), (cam_a, cam_b), r = most_different_classes(model, x, k=5)
     assert r < 0.5, (a, b, r)
     assert abs(r - np.corrcoef(cam_a.ravel(), cam_b.ravel())[0, 1]) < 1e-9
+    _, _, r_p = most_different_classes(model, x, k=5, score="probability")   # the gallery's
+    assert r_p < 0.5, r_p                                                     # (measured −0.14)
     x, p = composite(model)
     cam_cat, cam_dog = grad_cam(model, np.repeat(x, 2, axis=0), [top_of(p, CAT), top_of(p, DOG)])
     assert np.corrcoef(cam_cat.ravel(), cam_dog.ravel())[0, 1] < 0.5
     assert halves(cam_cat)[1] > 0.6 and halves(cam_dog)[0] > 0.6
+
+
+def test_probability_maps_separate_the_classes_where_logit_maps_do_not_squeezenet():
+    """SqueezeNet on grace_hopper.jpg: the logit maps of its top 5 classes are all alike
+    (the least correlated pair still r = 0.69), the softmax probability's are not (bow tie
+    vs mortarboard r = −0.32), which is why the gallery explains p_c."""
+    from minicnn.samples import photo_samples
+    from minicnn.techniques.gradcam import most_different_classes
+    weights = shared_data("imagenet", "squeezenet1_1.pth")
+    model = mc.models.registry.load_pretrained(mc.models.squeezenet1_1(), weights).eval()
+    paths = photo_samples()[:1]
+    if not paths:
+        pytest.skip("matplotlib's sample photo grace_hopper.jpg is not installed")
+    x = model.preprocess.load(paths[0])[0]
+    _, _, r_logit = most_different_classes(model, x, k=5)
+    (a, b), (cam_a, cam_b), r = most_different_classes(model, x, k=5, score="probability")
+    assert r < 0.5 < r_logit, (r, r_logit)
+    pick = mc.tensor(np.eye(1000, dtype=np.float32)[[a, b]])       # p(a) of copy 0, p(b) of 1
+    cams = grad_cam(model, np.stack([x, x]), lambda z: (mc.ops.softmax(z, axis=1) * pick).sum())
+    np.testing.assert_allclose(cams[0], cam_a, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(cams[1], cam_b, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="score must be"):
+        most_different_classes(model, x, score="logits")
 
 
 # -------------------------------------------------------------------- occlusion

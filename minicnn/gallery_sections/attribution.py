@@ -163,7 +163,9 @@ def deconvnet_section(ctx):
     def by_class(info, x, pix, t):
         d = deconvnet(info.model, x, t)
         if info.kind != "small":
-            return [_signed(d, "deconvnet")]
+            noise = np.random.default_rng(ctx.seed).uniform(0, 255, pix.shape)
+            return [_signed(d, f"deconvnet\nr(|d|, edges) = {edge_correlation(d, pix):.2f}"),
+                    _img(noise, f"noise: r(|d|, its edges)\n= {edge_correlation(d, noise):.2f}")]
         others = ctx.samples(ctx.pick(2, 4))[1]
         other = next(o for o in others if not np.array_equal(o, pix))
         own, foreign = edge_correlation(d, pix), edge_correlation(d, other)
@@ -234,7 +236,7 @@ def _cam(pix, m, title):
 def grad_cam_section(ctx):
     from ..plot.attribution import attribution_panel
     from ..techniques.gradcam import grad_cam
-    formula = "α_k = mean_ij ∂y_c/∂A^k_ij;  L = ReLU(Σ_k α_k A^k), upsampled"
+    formula = "α_k = mean_ij ∂y_c/∂A^k_ij;  L = ReLU(Σ_k α_k A^k), upsampled (y_c: logit or p_c)"
     paper = "Selvaraju et al. 2017"
     figs = []
     small = _try(lambda: ctx.small)
@@ -257,7 +259,12 @@ def grad_cam_section(ctx):
             from ..techniques.gradients import guided_backprop
             rows = []
             for name, x, pix in ctx.photos():
+                score = "logit"
                 (a, b), cams, r = most_different_classes(photo.model, x[0], k=5)
+                if r > 0.5:                         # the logits' maps are alike: SqueezeNet
+                    score = "probability"
+                    (a, b), cams, r = most_different_classes(photo.model, x[0], k=5,
+                                                             score=score)
                 row = [_img(pix, "image")]
                 row += [_cam(pix, cams[i], f"Grad-CAM: {_name(photo, t)}")
                         for i, t in enumerate((a, b))]
@@ -265,7 +272,8 @@ def grad_cam_section(ctx):
                     # = guided_grad_cam(model, x, t), reusing the map computed above
                     row.append(_signed(guided_backprop(photo.model, x[0], t) * c[None],
                                        f"guided Grad-CAM: {_name(photo, t)}"))
-                row[0] = _img(pix, f"{name}\nmaps' correlation r = {r:.2f}")
+                plural = {"logit": "logits", "probability": "probabilities"}[score]
+                row[0] = _img(pix, f"{name}\nmaps of the {plural}: r = {r:.2f}")
                 rows.append(row)
             return _grid(rows, cell=2.6)
         figs.append(Figure(f"{photo.name}-classes", two_classes, "Grad-CAM is class-"
@@ -273,7 +281,11 @@ def grad_cam_section(ctx):
                            "differs most from it (r: the two maps' correlation), and guided "
                            "Grad-CAM", formula, paper,
                            {"layer": photo.model.default_cam_layer,
-                            "second class": "of the top 5, the least correlated map"}, photo))
+                            "second class": "of the top 5, the least correlated map",
+                            "score": "the logit y_c, or the softmax probability p_c where "
+                                     "the logits' maps correlate above 0.5 (SqueezeNet: p_c is "
+                                     "the logit minus what all classes share)"},
+                           photo))
     if not figs:
         _models(ctx)                                   # raises Skip with the reasons
     return figs
