@@ -107,8 +107,11 @@ def test_segmentation_figure(tmp_path):
     from minicnn.plot.attribution import segmentation_figure
     from minicnn.plot.core import save_figure
     image, saliency, box = synthetic_object()
-    fig = segmentation_figure(image, saliency, saliency_segmentation(image, saliency), box)
-    assert len(fig.axes) == 3
+    mask = saliency_segmentation(image, saliency)
+    fig = segmentation_figure(image, saliency, mask, box)
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(fig.axes) - len(bars) == 3 and len(bars) == 1      # the saliency's colour bar
+    assert f"{mask.mean():.0%} of the image" in fig.axes[2].get_title()
     save_figure(fig, str(tmp_path / "seg.png"))
 
 

@@ -17,8 +17,9 @@ from ..techniques.occlusion import occlusion
 from ..techniques.top_activations import top_patches
 from .core import normalize_map, plt, show_image
 
-__all__ = ["gradient_image", "add_colorbar", "heatmap_overlay", "attribution_maps", "attribution_panel",
-           "deconvnet_panel", "erf_figure", "segmentation_figure", "occlusion_figure"]
+__all__ = ["gradient_image", "add_colorbar", "heatmap_overlay", "attribution_maps",
+           "attribution_panel", "deconvnet_panel", "erf_figure", "segmentation_figure",
+           "occlusion_figure"]
 
 
 def gradient_image(g, percentile=99.0):
@@ -114,9 +115,9 @@ def attribution_panel(model, images, targets, labels=None, layer=None, cell=2.3,
         heatmap_overlay(row[3], img, maps["Grad-CAM"],
                         colorbar="L / p99" if r == len(images) - 1 else " ")
         show_image(row[4], gradient_image(maps["guided Grad-CAM"]), value_range=(0, 1))
-        drop = maps["occlusion"]
-        heatmap_overlay(row[5], img, drop, value_range=(-max(drop.max(), 1e-3), max(drop.max(), 1e-3)),
-                        cmap="RdBu_r", colorbar="Δp" if r == len(images) - 1 else " ")
+        top = max(float(np.abs(maps["occlusion"]).max()), 1e-3)     # this map's own scale
+        heatmap_overlay(row[5], img, maps["occlusion"], value_range=(-top, top), cmap="RdBu_r",
+                        colorbar="Δp" if r == len(images) - 1 else " ")
     for ax, title in zip(axes[0], cols):
         ax.set_title(title, fontsize=9)
     fig.tight_layout()

@@ -35,8 +35,9 @@ from ..backend import as_backend, backend_name, get_array_module, to_numpy
 from ..nn import capture
 from .common import as_input, check_layer, check_target, frozen, unit_gradient
 
-__all__ = ["input_gradient", "saliency", "smoothgrad", "integrated_gradients", "neuron_gradient", "guided_backprop",
-           "class_gradient", "backward_from_target", "unit_signal", "frozen", "image_batch"]
+__all__ = ["input_gradient", "saliency", "smoothgrad", "integrated_gradients", "neuron_gradient",
+           "guided_backprop", "class_gradient", "backward_from_target", "unit_signal", "frozen",
+           "image_batch"]
 
 
 # ------------------------------------------------------------------ shared steps
