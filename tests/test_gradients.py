@@ -209,7 +209,10 @@ def test_maps_stay_on_the_models_backend_until_the_numpy_result(backend_name):
     x = as_backend(np.random.default_rng(8).standard_normal((2, 8, 8)), backend_name)
     for fn in (lambda: saliency(model, x, 0), lambda: guided_backprop(model, x, 1),
                lambda: deconvnet(model, x, layer="3", unit=(0, 1, 1)),
-               lambda: neuron_gradient(model, x, "6", 2)):
+               lambda: neuron_gradient(model, x, "6", 2),
+               lambda: smoothgrad(model, x, 1, n_samples=3, batch_size=2),
+               lambda: integrated_gradients(model, x, 1, as_backend(np.ones((2, 8, 8)),
+                                                                    backend_name), steps=3)):
         out = fn()
         assert type(out) is np.ndarray and np.isfinite(out).all()
     assert name_of(model[0].weight.data) == backend_name
