@@ -2,8 +2,8 @@
 import numpy as np
 
 from ..gallery import Figure
-from ._common import (_gray, _grid, _heat, _img, _models, _name, _per_image, _photo_layers,
-                      _signed, _try, section)
+from ._common import (_grid, _img, _models, _name, _per_image, _photo_layers, _signed, _try,
+                      section)
 
 
 # ============================================================ attribution
@@ -160,17 +160,19 @@ def deconvnet_section(ctx):
         figs.append(Figure(f"{small.name}-panel", panel, "deconvnet projections of the top-9 "
                            "activations per channel (Zeiler & Fergus Fig. 2)", formula, paper,
                            {"layer": layer, "channels": f"the {n_channels} strongest"}, small))
+
     def by_class(info, x, pix, t):
         d = deconvnet(info.model, x, t)
         if info.kind != "small":
             noise = np.random.default_rng(ctx.seed).uniform(0, 255, pix.shape)
             return [_signed(d, f"deconvnet\nr(|d|, edges) = {edge_correlation(d, pix):.2f}"),
                     _img(noise, f"noise: r(|d|, its edges)\n= {edge_correlation(d, noise):.2f}")]
-        others = ctx.samples(ctx.pick(2, 4))[1]
-        other = next(o for o in others if not np.array_equal(o, pix))
-        own, foreign = edge_correlation(d, pix), edge_correlation(d, other)
-        return [_signed(d, f"deconvnet\nr(|d|, edges) = {own:.2f}"),
-                _img(other, f"another image:\nr(|d|, its edges) = {foreign:.2f}")]
+        others = [o for o in ctx.samples(ctx.pick(2, 4))[1] if not np.array_equal(o, pix)]
+        cells = [_signed(d, f"deconvnet\nr(|d|, edges) = {edge_correlation(d, pix):.2f}")]
+        if others:
+            cells.append(_img(others[0], "another image: r(|d|, its\nedges) = "
+                                         f"{edge_correlation(d, others[0]):.2f}"))
+        return cells
     for info in _models(ctx):
         if info.kind == "small" or has_switches(info.model):
             figs += _per_image(ctx, [info], ctx.pick(2, 4), "deconvnet (ReLU rule) for a class: "
@@ -189,10 +191,11 @@ def no_switches(ctx, info):
     switches the down-pass (ReLU rule, transposed convs, eval BatchNorm's scaling) never
     looks at the input."""
     from ..plot.core import plt
+    from ..techniques.deconvnet import deconvnet
     _, x, pix = ctx.photos()[0]
     t = ctx.target(info, x)
     noise = np.random.default_rng(ctx.seed).normal(size=x.shape[1:]).astype(x.dtype)
-    d_photo, d_noise = (deconvnet_of(info.model, v, t) for v in (x[0], noise))
+    d_photo, d_noise = (deconvnet(info.model, v, t) for v in (x[0], noise))
     r = np.corrcoef(d_photo.ravel(), d_noise.ravel())[0, 1]
     fig = _grid([[_img(pix, "photo"), _signed(d_photo, f"deconvnet, class {_name(info, t)}"),
                   _signed(noise, "noise input"), _signed(d_noise, "deconvnet of the noise")]],
@@ -202,11 +205,6 @@ def no_switches(ctx, info):
                  fontsize=9)
     plt.subplots_adjust(top=0.78)
     return fig
-
-
-def deconvnet_of(model, x, t):
-    from ..techniques.deconvnet import deconvnet
-    return deconvnet(model, x, t)
 
 
 @section("guided_backprop", "9 · Guided backpropagation")
