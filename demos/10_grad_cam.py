@@ -12,21 +12,22 @@ import minicnn as mc
 from minicnn.plot.attribution import attribution_panel, gradient_image, heatmap_overlay
 from minicnn.plot.core import plt, save_figure, show_image
 from minicnn.samples import fashion_samples, photo_samples
-from minicnn.techniques.gradcam import grad_cam, guided_grad_cam
+from minicnn.techniques.gradcam import guided_grad_cam, most_different_classes
 
 model = mc.models.efficientnet_lite0(pretrained=True)
 x = model.preprocess.load(photo_samples()[0])[0]
 pixels = model.preprocess.deprocess(x)
 print("default layer:", model.default_cam_layer)            # the last conv block
 
-# %% The two most probable classes, one map each, and guided Grad-CAM
-with mc.no_grad():
-    top = np.argsort(-model(mc.tensor(x[None])).data[0])[:2]
-fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
+# %% Two classes of the photo, one map each: the top class, and the one of the top 5 whose
+# map differs most from it (the two most probable, gown and mortarboard, are one object)
+(a, b), (cam_a, cam_b), r = most_different_classes(model, x, k=5)
+print(f"{model.labels[a]} vs {model.labels[b]}: the maps' correlation r = {r:.2f}")
+fig, axes = plt.subplots(1, 4, figsize=(12, 3))
 show_image(axes[0], pixels, "image")
-for ax, c in zip(axes[1:3], top):
-    heatmap_overlay(ax, pixels, grad_cam(model, x, int(c)), title=model.labels[c])
-show_image(axes[3], gradient_image(guided_grad_cam(model, x, int(top[0]))), "guided Grad-CAM",
+for ax, c, cam in zip(axes[1:3], (a, b), (cam_a, cam_b)):
+    heatmap_overlay(ax, pixels, cam, title=model.labels[c], colorbar="L / p99")
+show_image(axes[3], gradient_image(guided_grad_cam(model, x, a)), "guided Grad-CAM",
            value_range=(0, 1))
 save_figure(fig, "demo-output/grad_cam.png")
 

@@ -17,8 +17,9 @@ from ..techniques.occlusion import occlusion
 from ..techniques.top_activations import top_patches
 from .core import normalize_map, plt, show_image
 
-__all__ = ["gradient_image", "heatmap_overlay", "attribution_maps", "attribution_panel",
-           "deconvnet_panel", "erf_figure", "segmentation_figure", "occlusion_figure"]
+__all__ = ["gradient_image", "add_colorbar", "heatmap_overlay", "attribution_maps",
+           "attribution_panel", "deconvnet_panel", "erf_figure", "segmentation_figure",
+           "occlusion_figure"]
 
 
 def gradient_image(g, percentile=99.0):
@@ -29,12 +30,35 @@ def gradient_image(g, percentile=99.0):
     return img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)
 
 
-def heatmap_overlay(ax, image, heat, alpha=0.5, cmap="jet", percentile=99.0, title=None):
-    """Draw ``image`` (H, W[, 3], 0–255) with ``heat`` (H, W) on top, scaled to its percentile."""
+def add_colorbar(ax, mappable, label=None):
+    """A slim colour bar beside ``ax`` (its own axes, so the image keeps its size), labelled
+    in the map's units."""
+    bar = ax.figure.colorbar(mappable, ax=ax, fraction=0.046, pad=0.03)
+    bar.ax.tick_params(labelsize=6)
+    bar.solids.set_alpha(1)                    # an overlay's transparency is not the scale's
+    if label:
+        bar.set_label(label, fontsize=7)
+    return bar
+
+
+def heatmap_overlay(ax, image, heat, alpha=0.5, cmap="jet", percentile=99.0, title=None,
+                    colorbar=None, value_range=None):
+    """Draw ``image`` (H, W[, 3], 0–255) with ``heat`` (H, W) on top.
+
+    By default the map is scaled to its ``percentile`` (display only); ``value_range=(lo, hi)``
+    draws it in its own units instead. ``colorbar``: a label, to add a colour bar in those
+    units (for a percentile-scaled map, "… / its 99th percentile")."""
     show_image(ax, image)
-    ax.imshow(normalize_map(heat, percentile), cmap=cmap, alpha=alpha, vmin=0, vmax=1)
+    if value_range is None:
+        m, (lo, hi) = normalize_map(heat, percentile), (0, 1)
+    else:
+        m, (lo, hi) = np.asarray(to_numpy(heat), dtype=np.float64), value_range
+    im = ax.imshow(m, cmap=cmap, alpha=alpha, vmin=lo, vmax=hi)
     if title:
         ax.set_title(title, fontsize=8)
+    if colorbar:
+        add_colorbar(ax, im, colorbar)
+    return im
 
 
 def _pixels(model, x):
@@ -63,28 +87,39 @@ def attribution_maps(model, x, target, layer=None, occlusion_size=None, occlusio
             "guided Grad-CAM": gb * cam[None], "occlusion": occ.base_prob - occ.pixel_map}
 
 
-def attribution_panel(model, images, targets, labels=None, layer=None, **occlusion_kw):
+def attribution_panel(model, images, targets, labels=None, layer=None, cell=2.3, **occlusion_kw):
     """One row per image: image | saliency | guided backprop | Grad-CAM | guided Grad-CAM |
     occlusion. images: model inputs (N, C, H, W) (e.g. ``model.preprocess.preprocess(...)``);
-    targets: one class per image; labels: class names for the titles (default: indices)."""
+    targets: one class per image; labels: class names (default: indices). The columns are
+    named once, on top; each row names its class on the left; the heat maps carry colour
+    bars — Grad-CAM and saliency scaled to their 99th percentile, occlusion in its own
+    units, the drop of p(class) when the patch covers the pixel."""
     images = np.asarray(to_numpy(images))
     targets = list(np.atleast_1d(targets))
-    cols = ["image", "saliency", "guided backprop", "Grad-CAM", "guided Grad-CAM", "occlusion"]
-    fig, axes = plt.subplots(len(images), len(cols), figsize=(1.8 * len(cols), 1.9 * len(images)),
+    cols = ["image", "saliency", "guided backprop", "Grad-CAM", "guided Grad-CAM",
+            "occlusion:\ndrop in p(class)"]
+    fig, axes = plt.subplots(len(images), len(cols), figsize=(cell * len(cols) + 1.2,
+                                                              cell * len(images) + 0.4),
                              squeeze=False)
-    for row, x, t in zip(axes, images, targets):
+    for r, (row, x, t) in enumerate(zip(axes, images, targets)):
         maps = attribution_maps(model, x, int(t), layer, **occlusion_kw)
         img = _pixels(model, x)
         name = labels[t] if labels is not None else f"class {t}"
-        show_image(row[0], img, title=name)
-        show_image(row[1], normalize_map(maps["saliency"]), cmap="gray", value_range=(0, 1),
-                   title="saliency")
-        show_image(row[2], gradient_image(maps["guided backprop"]), value_range=(0, 1),
-                   title="guided backprop")
-        heatmap_overlay(row[3], img, maps["Grad-CAM"], title="Grad-CAM")
-        show_image(row[4], gradient_image(maps["guided Grad-CAM"]), value_range=(0, 1),
-                   title="guided Grad-CAM")
-        heatmap_overlay(row[5], img, maps["occlusion"].clip(0), title="occlusion (drop in p)")
+        show_image(row[0], img)
+        row[0].text(-0.08, 0.5, str(name), transform=row[0].transAxes, rotation=90,
+                    ha="right", va="center", fontsize=9)
+        sal = row[1].imshow(normalize_map(maps["saliency"]), cmap="gray", vmin=0, vmax=1)
+        row[1].set_axis_off()
+        add_colorbar(row[1], sal, "|∂y/∂x| / p99" if r == len(images) - 1 else None)
+        show_image(row[2], gradient_image(maps["guided backprop"]), value_range=(0, 1))
+        heatmap_overlay(row[3], img, maps["Grad-CAM"],
+                        colorbar="L / p99" if r == len(images) - 1 else " ")
+        show_image(row[4], gradient_image(maps["guided Grad-CAM"]), value_range=(0, 1))
+        top = max(float(np.abs(maps["occlusion"]).max()), 1e-3)     # this map's own scale
+        heatmap_overlay(row[5], img, maps["occlusion"], value_range=(-top, top), cmap="RdBu_r",
+                        colorbar="Δp" if r == len(images) - 1 else " ")
+    for ax, title in zip(axes[0], cols):
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -104,9 +139,10 @@ def _mosaic(tiles, ncols=3, gap=1):
 def deconvnet_panel(model, images, layer, channels, k=9, batch_size=64):
     """Zeiler & Fergus' Fig. 2 for one layer: for each channel, the deconvnet projections of its
     k strongest activations over ``images`` (N, C, H, W model inputs), each cropped to the
-    unit's receptive field, next to the image patches that field covers."""
+    unit's receptive field, next to the image patches that field covers. The projections'
+    mean pairwise correlation r is in the title: how alike the channel draws its 9 inputs."""
     channels = list(np.atleast_1d(channels))
-    fig, axes = plt.subplots(len(channels), 2, figsize=(4.4, 2.3 * len(channels)), squeeze=False)
+    fig, axes = plt.subplots(len(channels), 2, figsize=(6.0, 2.5 * len(channels)), squeeze=False)
 
     def project(x, unit):
         return deconvnet_projection(model, x, layer, unit if unit[1] >= 0 else unit[0])
@@ -114,11 +150,14 @@ def deconvnet_panel(model, images, layer, channels, k=9, batch_size=64):
         top = top_patches(model, images, layer, int(c), k, batch_size, project=project)
         proj = [gradient_image(p) for p in top["projections"]]
         pics = [np.clip(_pixels(model, p) / 255, 0, 1) for p in top["patches"]]
-        for ax, tiles, what in ((left, proj, "projections"), (right, pics, "patches")):
+        flat = np.array([np.ravel(p) for p in top["projections"]])
+        r = np.corrcoef(flat)[~np.eye(len(flat), dtype=bool)].mean() if len(flat) > 1 else 1.0
+        for ax, tiles, what in ((left, proj, f"projections (mean r {r:.2f})"),
+                                (right, pics, "patches")):
             ax.imshow(_mosaic(tiles), cmap="gray" if tiles[0].ndim == 2 else None,
                       vmin=0, vmax=1)
             ax.set_axis_off()
-            ax.set_title(f"{layer} ch {c}: {what}", fontsize=8)
+            ax.set_title(f"{layer} ch {c}:\n{what}", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -137,14 +176,21 @@ def erf_figure(maps, percentile=100.0):
     return fig
 
 
-def segmentation_figure(image, saliency_map, mask, box=None, title=None):
-    """image | saliency | mask over the image (and the reference box, if given)."""
-    fig, axes = plt.subplots(1, 3, figsize=(6.6, 2.4))
+def segmentation_figure(image, saliency_map, mask, box=None, title=None, map_title="saliency"):
+    """image | saliency (colour bar) | the mask: background dimmed, the object's outline in
+    green (and the reference box in red, if given)."""
+    fig, axes = plt.subplots(1, 3, figsize=(9.0, 3.0))
     show_image(axes[0], image, title=title or "image")
-    show_image(axes[1], normalize_map(saliency_map), cmap="gray", value_range=(0, 1),
-               title="saliency")
-    show_image(axes[2], image, title="graph-cut mask")
-    axes[2].imshow(np.asarray(mask, float), cmap="Greens", alpha=0.45, vmin=0, vmax=1)
+    im = axes[1].imshow(normalize_map(saliency_map), cmap="gray", vmin=0, vmax=1)
+    axes[1].set_axis_off()
+    axes[1].set_title(map_title, fontsize=8)
+    add_colorbar(axes[1], im, "/ p99")
+    mask = np.asarray(mask, bool)
+    img = np.asarray(to_numpy(image), dtype=np.float64)
+    dim = mask if img.ndim == 2 else mask[..., None]
+    show_image(axes[2], np.where(dim, img, 0.3 * img),
+               title=f"graph-cut mask ({mask.mean():.0%} of the image)")
+    axes[2].contour(mask.astype(float), levels=[0.5], colors="lime", linewidths=1)
     if box is not None:
         x0, y0, x1, y1 = box
         axes[2].add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
@@ -154,16 +200,20 @@ def segmentation_figure(image, saliency_map, mask, box=None, title=None):
 
 
 def occlusion_figure(image, result, labels=None):
-    """Zeiler & Fergus' Fig. 7 for one image: p(target) with the patch over each pixel (the
-    mean over the patches covering it) on the image, and the most probable class per patch
+    """Zeiler & Fergus' Fig. 7 for one image: the drop of p(target) when the patch covers each
+    pixel (the mean over the patches covering it), over the image, with a colour bar in those
+    units scaled to this map's own largest change (a confident net may lose only 0.1 —
+    on a fixed 0–1 scale that would look uniform); and the most probable class per patch
     position (one colour per class, the legend names them)."""
-    fig, axes = plt.subplots(1, 3, figsize=(8.4, 2.8))
+    fig, axes = plt.subplots(1, 3, figsize=(10.0, 3.2))
     show_image(axes[0], image, title="image")
-    show_image(axes[1], image)
-    im = axes[1].imshow(result.pixel_map, cmap="jet", alpha=0.5, vmin=0, vmax=1)
     name = labels[result.target] if labels is not None else f"class {result.target}"
-    axes[1].set_title(f"p({name}) with the patch there", fontsize=8)
-    fig.colorbar(im, ax=axes[1], fraction=0.046)
+    drop = result.base_prob - result.pixel_map
+    top = max(float(np.abs(drop).max()), 1e-3)
+    heatmap_overlay(axes[1], image, drop, alpha=0.55, cmap="RdBu_r", value_range=(-top, top),
+                    title=f"drop in p({name}) with the patch there\n"
+                          f"(p = {result.base_prob:.2f} without it)",
+                    colorbar=f"Δp({name})")
     classes, inverse = np.unique(result.top_class, return_inverse=True)
     colours = plt.get_cmap("tab10")
     axes[2].imshow(inverse.reshape(result.top_class.shape), cmap=colours, vmin=0, vmax=9.5,

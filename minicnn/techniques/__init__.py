@@ -7,7 +7,8 @@ importable by name (``from minicnn.techniques.deconvnet import deconvnet_project
 from .common import as_input, check_target, frozen, unit_score  # noqa: F401
 # gradient-based visualization (Simonyan 2014; Zeiler & Fergus 2014; Springenberg 2015;
 # Selvaraju 2017; Luo 2016)
-from .gradients import input_gradient, saliency, neuron_gradient, guided_backprop  # noqa: F401
+from .gradients import (input_gradient, saliency, smoothgrad, integrated_gradients,  # noqa: F401
+                        neuron_gradient, guided_backprop)
 from .deconvnet import deconvnet, deconvnet_projection  # noqa: F401
 from .gradcam import grad_cam, guided_grad_cam, bilinear_resize  # noqa: F401
 from .occlusion import occlusion  # noqa: F401

@@ -25,12 +25,22 @@ The top-9 panels of the paper (a unit's strongest activations over a dataset, ea
 projected down) combine this with ``top_activations.top_patches(..., project=...)``;
 ``plot.attribution.deconvnet_panel`` draws them.
 
+What of the image reaches the picture: the down-pass is linear (transposed filters,
+rectification of the *signal*) except for the max-pool switches — they are the
+only place the input enters (besides the starting activation of a unit). A network
+without max-pooling (EfficientNet: strided convs, BatchNorm, ReLU6) gives the same
+deconvnet image for a class whatever the input (``has_switches`` tells which kind a
+model is); on conv/ReLU/max-pool nets the projection follows the image's own edges
+(``edge_correlation`` measures it).
+
 Works on chains of Conv2d / ReLU / MaxPool2d / Linear / Flatten / Dropout (eval) /
 Identity layers — the nets Zeiler & Fergus studied, like fashion_net and cifar_net.
 Other layers (BatchNorm, average pools, branches) have no inverse here: for those
 networks use the ReLU rule, which needs none.
 """
 from typing import NamedTuple
+
+import numpy as np
 
 from .. import nn, ops
 from ..autograd import Tensor, no_grad
@@ -39,7 +49,8 @@ from ..nn import capture
 from .common import check_layer
 from .gradients import image_batch, input_gradient, unit_signal
 
-__all__ = ["deconvnet", "deconvnet_projection", "forward_chain"]
+__all__ = ["deconvnet", "deconvnet_projection", "forward_chain", "has_switches",
+           "edge_correlation"]
 
 _INVERTIBLE = (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Linear, nn.Flatten, nn.Dropout, nn.Identity)
 
@@ -56,6 +67,22 @@ def deconvnet(model, x, target=None, layer=None, unit=None, signal="activation")
     explicitly — and gives the same image. Returns the signed map, shape of x.
     """
     return input_gradient(model, x, target, layer, unit, signal, relu_rule="deconvnet")
+
+
+def has_switches(model):
+    """Whether the model has a max-pool layer: the deconvnet's one image-dependent step."""
+    return any(isinstance(m, nn.MaxPool2d) for _, m in model.named_modules())
+
+
+def edge_correlation(projection, pixels):
+    """Pearson correlation of |projection| (C, H, W) (max over channels) with the image's edge
+    strength: the norm of the finite-difference gradient of ``pixels`` (H, W[, 3]), max
+    over colours. High: the projection draws this image's contours."""
+    p = np.abs(np.asarray(to_numpy(projection), dtype=np.float64)).max(axis=0)
+    img = np.asarray(to_numpy(pixels), dtype=np.float64)
+    img = img[..., None] if img.ndim == 2 else img
+    gy, gx = np.gradient(img, axis=(0, 1))
+    return float(np.corrcoef(p.ravel(), np.hypot(gx, gy).max(axis=-1).ravel())[0, 1])
 
 
 def _leaves(model):

@@ -13,15 +13,19 @@ multiplies that map into guided backprop's image, pixel by pixel: class-discrimi
 
     cam = grad_cam(model, x, target=281)                 # (H, W), the input's size
     ggc = guided_grad_cam(model, x, target=281)          # (C, H, W)
+    (a, b), (cam_a, cam_b), r = most_different_classes(model, x, k=5)   # two objects, r ≪ 1
 """
 import numpy as np
 
-from ..backend import get_array_module, to_numpy
+from .. import ops
+from ..autograd import Tensor, no_grad
+from ..backend import as_backend, backend_name, get_array_module, to_numpy
 from ..nn import capture
 from .common import check_layer
 from .gradients import backward_from_target, frozen, guided_backprop, image_batch
 
-__all__ = ["grad_cam", "guided_grad_cam", "bilinear_resize", "cam_layer"]
+__all__ = ["grad_cam", "guided_grad_cam", "most_different_classes", "bilinear_resize",
+           "cam_layer"]
 
 
 def _interpolation_matrix(xp, n_in, n_out, dtype):
@@ -102,3 +106,36 @@ def guided_grad_cam(model, x, target, layer=None):
     cam = grad_cam(model, x, target, layer)
     gb = guided_backprop(model, x, target)
     return gb * np.expand_dims(cam, -3)
+
+
+def most_different_classes(model, x, k=5, layer=None, score="logit"):
+    """Two classes of one photo whose Grad-CAM maps differ most: the top class a, and the one b
+    of the k most probable whose map correlates least with a's — two objects of the photo
+    (a uniform and a tie) rather than two names of one object (gown and mortarboard).
+
+    x: one image (C, H, W). score: "logit" (y^c, as the paper) or "probability" (softmax
+    p^c = the logit minus what all classes share: SqueezeNet's class maps all fire on the
+    same object, their logits' maps are alike, their probabilities' are not). Returns
+    ((a, b), (cam_a, cam_b), r), r the Pearson correlation of the two maps. One batched
+    pass computes all k maps.
+    """
+    if score not in ("logit", "probability"):
+        raise ValueError(f"score must be 'logit' or 'probability', got {score!r}")
+    xt, _ = image_batch(model, x)
+    if xt.shape[0] != 1 or k < 2:
+        raise ValueError(f"most_different_classes needs one image and k >= 2; got x of shape "
+                         f"{xt.shape}, k={k}")
+    with no_grad(), frozen(model):
+        logits = to_numpy(model(xt).data)[0]
+    top = [int(t) for t in np.argsort(-logits, kind="stable")[:k]]
+    target = top
+    if score == "probability":
+        pick = np.zeros((len(top), len(logits)), dtype=logits.dtype)
+        pick[range(len(top)), top] = 1                    # row i scores p(top[i]) of copy i
+
+        def target(z):
+            return (ops.softmax(z, axis=1) * Tensor(as_backend(pick, backend_name(z.data)))).sum()
+    cams = grad_cam(model, xt.data.repeat(len(top), axis=0), target, layer)     # (k, H, W)
+    r = [float(np.corrcoef(cams[0].ravel(), c.ravel())[0, 1]) for c in cams[1:]]
+    j = 1 + int(np.argmin(r))
+    return (top[0], top[j]), (cams[0], cams[j]), r[j - 1]

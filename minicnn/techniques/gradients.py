@@ -1,9 +1,12 @@
-"""What the gradient says about the image: saliency, neuron gradients, guided backprop.
+"""What the gradient says about the image: saliency, SmoothGrad, integrated gradients,
+neuron gradients, guided backprop.
 
-All four are one backward pass from a chosen score to the image; they differ only
-in *what* is differentiated and in the ReLU rule of that pass:
+Each is one backward pass (or an average of several) from a chosen score to the image;
+they differ only in *what* is differentiated, *where* and in the ReLU rule of the pass:
 
     saliency            S(x) = max_c |∂y_k / ∂x_c|     standard rule    Simonyan et al. 2014
+    smoothgrad          mean over n noisy copies x + ε of ∂y_k/∂x         Smilkov et al. 2017
+    integrated_gradients (x − x')·mean over the path x' → x of ∂y_k/∂x  Sundararajan et al. 2017
     neuron_gradient     ∂a_u / ∂x  for one unit u of a layer                 (same pass)
     guided_backprop     g·(x > 0)·(g > 0) at every ReLU                 Springenberg et al. 2015
     deconvnet           g·(g > 0) at every ReLU (forward mask ignored)  Zeiler & Fergus 2014
@@ -15,6 +18,8 @@ extractor or classifier — because it is a parameter of the backward pass
 
     g = input_gradient(model, x, target=281)                  # signed: "what to change"
     s = saliency(model, x, target=281)                        # (H, W)
+    sg = smoothgrad(model, x, 281, n_samples=25, seed=0)      # signed, shape of x
+    ig = integrated_gradients(model, x, 281, steps=32)        # sums to y(x) − y(baseline)
     gb = guided_backprop(model, x, layer="features.7", unit=(3, 5, 5))
 
 A target is a class index (one for all images, or one per image) or a function
@@ -30,8 +35,9 @@ from ..backend import as_backend, backend_name, get_array_module, to_numpy
 from ..nn import capture
 from .common import as_input, check_layer, check_target, frozen, unit_gradient
 
-__all__ = ["input_gradient", "saliency", "neuron_gradient", "guided_backprop",
-           "class_gradient", "backward_from_target", "unit_signal", "frozen", "image_batch"]
+__all__ = ["input_gradient", "saliency", "smoothgrad", "integrated_gradients", "neuron_gradient",
+           "guided_backprop", "class_gradient", "backward_from_target", "unit_signal", "frozen",
+           "image_batch"]
 
 
 # ------------------------------------------------------------------ shared steps
@@ -165,6 +171,90 @@ def saliency(model, x, target, reduce="max"):
     w = np.abs(input_gradient(model, x, target))
     return w.max(axis=-3) if reduce == "max" else w.sum(axis=-3)
     # END SOLUTION
+
+
+def _one_image(model, x, what):
+    """x (C, H, W) or (1, C, H, W) as a backend array (1, C, H, W) of the model's dtype."""
+    xt, single = image_batch(model, x)
+    if xt.shape[0] != 1:
+        raise ValueError(f"{what} explains one image at a time; got a batch of shape {xt.shape}")
+    return xt.data, single
+
+
+def _check_count(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be a positive int, got {v!r}")
+
+
+def _mean_gradient(model, inputs, target, batch_size, each=None):
+    """(1 / n) Σ_k each(∂y/∂x) at the n images ``inputs`` (n, C, H, W), batch_size at a
+    time: NumPy (C, H, W). ``each``: applied to every gradient before the mean (None: as is)."""
+    total = 0
+    for start in range(0, len(inputs), batch_size):
+        g = input_gradient(model, inputs[start:start + batch_size], target)
+        total = total + (g if each is None else each(g)).sum(axis=0)
+    return total / len(inputs)
+
+
+SMOOTHGRAD_KINDS = {"gradient": None, "magnitude": np.abs, "square": np.square}
+
+
+def smoothgrad(model, x, target, n_samples=25, noise_level=0.15, batch_size=8, seed=0,
+               kind="gradient"):
+    """SmoothGrad (Smilkov, Thorat, Kim, Viégas & Wattenberg 2017): the gradient averaged over
+    noisy copies of the image, which cancels the speckle of a single gradient:
+
+        M(x) = (1 / n) Σ_{k=1..n} ∂y_c/∂x (x + ε_k),   ε_k ~ N(0, σ²),
+        σ = noise_level · (max x − min x)                (the paper's 10–20% works best)
+
+    kind: "gradient" (the formula above, signed), "magnitude" (the mean of |∂y_c/∂x|: on
+    deep nets whose single gradient is sign-flipping speckle, the signed mean needs many
+    samples to settle, the magnitudes few) or "square" (the mean of (∂y_c/∂x)²,
+    SmoothGrad-Squared, Hooker et al. 2019).
+    x: one image (C, H, W) or (1, C, H, W); target as for ``input_gradient``. The noise
+    comes from ``np.random.default_rng(seed)`` (a seed or a Generator), the copies are
+    evaluated ``batch_size`` at a time. Returns a map of x's shape; show it like
+    saliency, ``np.abs(m).max(axis=-3)``.
+    """
+    if kind not in SMOOTHGRAD_KINDS:
+        raise ValueError(f"kind must be one of {tuple(SMOOTHGRAD_KINDS)}, got {kind!r}")
+    _check_count("n_samples", n_samples)
+    _check_count("batch_size", batch_size)
+    img, single = _one_image(model, x, "smoothgrad")
+    sigma = noise_level * float(img.max() - img.min())
+    noise = np.random.default_rng(seed).normal(0.0, sigma, (n_samples,) + img.shape[1:])
+    noisy = img + as_backend(noise, backend_name(img)).astype(img.dtype)   # (n, C, H, W)
+    m = _mean_gradient(model, noisy, target, batch_size, SMOOTHGRAD_KINDS[kind])  # (C, H, W)
+    return m if single else m[None]
+
+
+def integrated_gradients(model, x, target, baseline=None, steps=32, batch_size=8):
+    """Integrated gradients (Sundararajan, Taly & Yan 2017), by the midpoint rule:
+
+        IG(x) = (x − x') ⊙ (1 / m) Σ_{k=1..m} ∂y_c/∂x (x' + (k − ½)/m · (x − x'))
+
+    the gradient averaged along the straight path from the baseline x' to x, times the
+    step x − x'. Completeness: Σ IG(x) = y_c(x) − y_c(x') up to the sum's error, which
+    shrinks as ``steps`` grows (a test holds it within 1%).
+
+    baseline: None (zeros in input space: for mean-subtracted inputs, the mean colour),
+    a number, or an image of x's shape. The m path points are evaluated ``batch_size``
+    at a time. Returns the signed attribution, shape of x.
+    """
+    _check_count("steps", steps)
+    _check_count("batch_size", batch_size)
+    img, single = _one_image(model, x, "integrated_gradients")
+    xp = get_array_module(img)
+    if baseline is None or isinstance(baseline, (int, float)):
+        base = xp.full(img.shape, 0.0 if baseline is None else baseline, dtype=img.dtype)
+    else:
+        base, _ = _one_image(model, baseline, "integrated_gradients baseline")
+        if base.shape != img.shape:
+            raise ValueError(f"baseline of shape {base.shape} must match the image {img.shape}")
+    alphas = (xp.arange(steps, dtype=img.dtype) + 0.5) / steps                 # (k − ½) / m
+    path = base + alphas[:, None, None, None] * (img - base)                   # (m, C, H, W)
+    ig = to_numpy(img - base)[0] * _mean_gradient(model, path, target, batch_size)
+    return ig if single else ig[None]
 
 
 def neuron_gradient(model, x, layer, unit, relu_rule="standard"):

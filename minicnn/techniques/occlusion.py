@@ -29,7 +29,7 @@ from .gradients import image_batch
 
 __all__ = ["occlusion", "fill_image", "box_blur", "OcclusionResult", "FILLS"]
 
-FILLS = ("zeros", "gray", "mean", "blur")
+FILLS = ("zeros", "gray", "black", "mean", "blur")
 
 OcclusionResult = namedtuple("OcclusionResult",
                              "prob top_class top_prob pixel_map base_prob target rows cols")
@@ -60,6 +60,9 @@ def fill_image(model, x, fill, size):
     "zeros"  0 in input space (for mean-subtracted inputs: the training set's mean colour)
     "gray"   a mid-gray pixel (128 on 0–255) through ``model.preprocess``; without one,
              the middle of this image's value range
+    "black"  a black pixel (0 on 0–255) through ``model.preprocess``; without one, this
+             image's minimum — the background of Fashion-MNIST and MNIST, so the patch
+             removes what it covers instead of adding a grey square to the picture
     "mean"   this image's own per-channel mean
     "blur"   this image blurred with a size × size box filter (removes detail, keeps colour)
     a number: that constant, in input space.
@@ -69,12 +72,14 @@ def fill_image(model, x, fill, size):
         return xp.full(x.shape, fill, dtype=x.dtype)
     if fill == "zeros":
         return xp.zeros(x.shape, dtype=x.dtype)
-    if fill == "gray":
+    if fill in ("gray", "black"):
         pre = getattr(model, "preprocess", None)
         if pre is not None and pre.channels == x.shape[1]:
-            gray = pre.preprocess(np.full((1, 1, x.shape[1]), 128, np.uint8), dtype=x.dtype)
-            return xp.broadcast_to(as_backend(gray, backend_name(x)), x.shape)
-        return xp.full(x.shape, 0.5 * (float(x.min()) + float(x.max())), dtype=x.dtype)
+            level = 128 if fill == "gray" else 0
+            pixel = pre.preprocess(np.full((1, 1, x.shape[1]), level, np.uint8), dtype=x.dtype)
+            return xp.broadcast_to(as_backend(pixel, backend_name(x)), x.shape)
+        low, high = float(x.min()), float(x.max())
+        return xp.full(x.shape, 0.5 * (low + high) if fill == "gray" else low, dtype=x.dtype)
     if fill == "mean":
         return xp.broadcast_to(x.mean(axis=(2, 3), keepdims=True), x.shape)
     if fill == "blur":
