@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import ops
 from ..autograd import Tensor, no_grad
-from ..backend import as_backend, backend_name, get_array_module, to_numpy
+from ..backend import get_array_module, like, to_numpy
 from ..nn import capture
 from .common import check_layer
 from .gradients import backward_from_target, frozen, guided_backprop, image_batch
@@ -134,7 +134,7 @@ def most_different_classes(model, x, k=5, layer=None, score="logit"):
         pick[range(len(top)), top] = 1                    # row i scores p(top[i]) of copy i
 
         def target(z):
-            return (ops.softmax(z, axis=1) * Tensor(as_backend(pick, backend_name(z.data)))).sum()
+            return (ops.softmax(z, axis=1) * Tensor(like(pick, z.data))).sum()
     cams = grad_cam(model, xt.data.repeat(len(top), axis=0), target, layer)     # (k, H, W)
     r = [float(np.corrcoef(cams[0].ravel(), c.ravel())[0, 1]) for c in cams[1:]]
     j = 1 + int(np.argmin(r))

@@ -31,7 +31,7 @@ was given.
 import numpy as np
 
 from ..autograd import Tensor
-from ..backend import as_backend, backend_name, get_array_module, to_numpy
+from ..backend import get_array_module, like, to_numpy
 from ..nn import capture
 from .common import as_input, check_layer, check_target, frozen, unit_gradient
 
@@ -101,7 +101,7 @@ def unit_signal(act, unit=None, signal="one"):
         if unit is not None or tuple(s.shape) != act.shape:
             raise ValueError(f"an explicit signal must have the layer's output shape {act.shape} "
                              f"(got {tuple(np.shape(s))}) and comes without a unit")
-        return as_backend(s, backend_name(act.data)).astype(act.dtype, copy=False)
+        return like(s, act.data).astype(act.dtype, copy=False)
     if signal not in ("one", "activation"):
         raise ValueError(f"signal must be 'one', 'activation' or an array, got {signal!r}")
     if unit is None:
@@ -223,7 +223,7 @@ def smoothgrad(model, x, target, n_samples=25, noise_level=0.15, batch_size=8, s
     img, single = _one_image(model, x, "smoothgrad")
     sigma = noise_level * float(img.max() - img.min())
     noise = np.random.default_rng(seed).normal(0.0, sigma, (n_samples,) + img.shape[1:])
-    noisy = img + as_backend(noise, backend_name(img)).astype(img.dtype)   # (n, C, H, W)
+    noisy = img + like(noise, img).astype(img.dtype)   # (n, C, H, W)
     m = _mean_gradient(model, noisy, target, batch_size, SMOOTHGRAD_KINDS[kind])  # (C, H, W)
     return m if single else m[None]
 

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .. import ops
 from ..autograd import no_grad
-from ..backend import as_backend, backend_name, get_array_module, to_numpy
+from ..backend import get_array_module, like, to_numpy
 from .common import check_target
 from .gradients import image_batch
 
@@ -77,7 +77,7 @@ def fill_image(model, x, fill, size):
         if pre is not None and pre.channels == x.shape[1]:
             level = 128 if fill == "gray" else 0
             pixel = pre.preprocess(np.full((1, 1, x.shape[1]), level, np.uint8), dtype=x.dtype)
-            return xp.broadcast_to(as_backend(pixel, backend_name(x)), x.shape)
+            return xp.broadcast_to(like(pixel, x), x.shape)
         low, high = float(x.min()), float(x.max())
         return xp.full(x.shape, 0.5 * (low + high) if fill == "gray" else low, dtype=x.dtype)
     if fill == "mean":
@@ -112,8 +112,8 @@ def occlusion(model, x, target=None, size=8, stride=4, fill="gray", batch_size=3
         probs, tops, top_probs = [], [], []
         for start in tqdm(range(0, len(r_all), batch_size), disable=not progress,
                           desc="occlusion", unit="batch"):
-            r = as_backend(r_all[start:start + batch_size], backend_name(img))[:, None]
-            c = as_backend(c_all[start:start + batch_size], backend_name(img))[:, None]
+            r = like(r_all[start:start + batch_size], img)[:, None]
+            c = like(c_all[start:start + batch_size], img)[:, None]
             inside = (((ys >= r) & (ys < r + size))[:, :, None]
                       & ((xs >= c) & (xs < c + size))[:, None, :])     # (B, H, W) patch masks
             batch = xp.where(inside[:, None], patch, img)               # (B, C, H, W)
