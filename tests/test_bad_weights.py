@@ -1,0 +1,141 @@
+"""Bad weight files, as a careless user or an attacker would make them: each one gives a
+clear error naming the file and the key or argument, allocates nothing absurd, never
+hangs, and leaves the files that were already there untouched.
+
+Every fixture is built here, in ``tmp_path``: checkpoints opcode by opcode (no torch
+needed), safetensors headers by hand, .npz files by ``save_npz`` and then damaged.
+"""
+import hashlib
+import json
+import os
+import struct
+import threading
+import zipfile
+
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn import cli
+from minicnn.io import load_npz, load_safetensors, load_torch, save_npz
+from tests.io_fixtures.torch_format import write_checkpoint
+
+
+def _hashes(folder):
+    """sha256 of every file under ``folder``: what "nothing was lost" compares."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _zip_checkpoint(path, pickle_bytes, storages=None):
+    """A torch zip checkpoint whose data.pkl is ``pickle_bytes``, written by hand."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", pickle_bytes)
+        for key, data in (storages or {}).items():
+            z.writestr(f"archive/data/{key}", data)
+    return path
+
+
+def _memo_put(i):
+    return b"r" + struct.pack("<I", i)         # LONG_BINPUT
+
+
+def _memo_get(i):
+    return b"j" + struct.pack("<I", i)         # LONG_BINGET
+
+
+def _shared_nested_list(depth):
+    """Opcodes building L[depth], where L[0] = [] and L[i] = [L[i-1], L[i-1]]: a few bytes per
+    level, but printing it writes 2**depth empty lists. Leaves L[depth] on the stack."""
+    out = b"]" + _memo_put(0) + b"0"            # build, remember, pop (POP is "0")
+    for i in range(1, depth + 1):
+        out += b"](" + _memo_get(i - 1) + _memo_get(i - 1) + b"e" + _memo_put(i) + b"0"
+    return out + _memo_get(depth)
+
+
+def _text(s):
+    data = s.encode()
+    return b"X" + struct.pack("<I", len(data)) + data
+
+
+# ------------------------------------------------------------------ 1-3: PyTorch checkpoints
+
+def test_stride0_tensor_larger_than_the_file_is_refused_before_allocating(tmp_path):
+    """Item 1: a 622-byte file declaring a (32768, 65536) float32 tensor of stride 0 (8 GiB)."""
+    path = tmp_path / "expand.pth"
+    write_checkpoint(path, {"0": np.ones(1, np.float32)}, {"w": ("0", 0, (32768, 65536), (0, 0))})
+    assert os.path.getsize(path) < 1000
+    with pytest.raises(ValueError, match=r"expand\.pth: tensor 'w' \(shape \(32768, 65536\), "
+                                         r"stride \(0, 0\).*declares 8589934592 bytes.*more than "
+                                         r"the whole \d+-byte file") as err:
+        load_torch(path)
+    assert "refused before allocating" in str(err.value)
+
+
+def test_many_stride0_tensors_cannot_add_up_past_the_allowance(tmp_path):
+    """Each tensor fits the file, but together they ask for far more than it holds."""
+    path = tmp_path / "many.pth"
+    tensors = {f"w{i}": ("0", 0, (200,), (0,)) for i in range(400)}
+    write_checkpoint(path, {"0": np.ones(1, np.float32)}, tensors)
+    size = os.path.getsize(path)
+    assert 800 < size < 400 * 800
+    with pytest.raises(ValueError, match=r"many\.pth: tensor 'w\d+'.*past 4 times the file's"):
+        load_torch(path)
+
+
+def test_storage_size_larger_than_its_record_names_storage_and_tensor(tmp_path):
+    path = tmp_path / "short_storage.pth"
+    # the storage holds 4 elements; the tensor reads 10 of them
+    write_checkpoint(path, {"0": np.ones(4, np.float32)}, {"w": ("0", 0, (10,), (1,))})
+    with pytest.raises(ValueError, match=r"short_storage\.pth: tensor 'w'.*needs 10 float32 "
+                                         r"elements of storage '0' but only 4 are there"):
+        load_torch(path)
+
+
+def test_nested_shared_list_given_to_torch_device_is_refused_at_once(tmp_path):
+    """Item 2: a 919-byte-class pickle whose torch.device argument prints as 2**60 lists.
+    Before, str() of it never finished; now the stand-in accepts only a short string."""
+    body = (b"\x80\x02}" + _text("w") + b"ctorch\ndevice\n" + _shared_nested_list(60)
+            + b"\x85R" + b"s.")
+    path = _zip_checkpoint(tmp_path / "device_bomb.pth", body)
+    assert os.path.getsize(path) < 1500
+    with pytest.raises(ValueError, match=r"device_bomb\.pth.*torch\.device is allowed only as "
+                                         r"device\(str\[, int\]\), got device\(a list of 2 items"):
+        load_torch(path)
+
+
+@pytest.mark.parametrize("where", ["size", "wrapper"])
+def test_deep_nesting_anywhere_in_the_pickle_is_bounded(tmp_path, where):
+    """Only the expected types reach the allowed globals (a nested list as torch.Size), and
+    a deep structure beside a valid state_dict is refused by its depth, quickly."""
+    if where == "size":
+        body = (b"\x80\x02}" + _text("w") + b"ctorch\nSize\n" + _shared_nested_list(80)
+                + b"\x85R" + b"s.")
+        message = r"each entry of torch\.Size must be an integer in \[0, 2\*\*62\), got a list of 2 items"
+    else:
+        body = (b"\x80\x02}" + _text("state_dict") + b"}" + _text("history")
+                + _shared_nested_list(80) + b"ss.")
+        message = r"nests containers more than 64 deep"
+    path = _zip_checkpoint(tmp_path / f"deep_{where}.pth", body)
+    with pytest.raises(ValueError, match=rf"deep_{where}\.pth.*{message}"):
+        load_torch(path)
+
+
+def test_a_list_holding_itself_is_refused(tmp_path):
+    body = b"\x80\x02}" + _text("w") + b"]" + _memo_put(0) + _memo_get(0) + b"as."
+    path = _zip_checkpoint(tmp_path / "cycle.pth", body)
+    with pytest.raises(ValueError, match=r"cycle\.pth.*contains itself"):
+        load_torch(path)
+
+
+def test_non_string_key_is_a_clear_error_in_load_and_weights_import(tmp_path, capsys):
+    """Item 3: ``{1: tensor}``; before, ``weights import`` died with an AttributeError."""
+    path = tmp_path / "int_key.pth"
+    write_checkpoint(path, {"0": np.ones(3, np.float32)}, {1: ("0", 0, (3,), (1,))})
+    with pytest.raises(ValueError, match=r"int_key\.pth: the state_dict has the key 1 \(int\)"):
+        load_torch(path)
+    out = tmp_path / "out"
+    code = cli.main(["weights", "import", str(path), "--arch", "fashion_net", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "int_key.pth: the state_dict has the key 1 (int)" in err
+    assert "Traceback" not in err and not out.exists()
