@@ -139,3 +139,48 @@ def test_non_string_key_is_a_clear_error_in_load_and_weights_import(tmp_path, ca
     err = capsys.readouterr().err
     assert code == 2 and "int_key.pth: the state_dict has the key 1 (int)" in err
     assert "Traceback" not in err and not out.exists()
+
+
+# ------------------------------------------------------------------ 4: safetensors
+
+def _safetensors(path, header, data=b"", length=None):
+    """A safetensors file from a header given as JSON text (so it can be malformed on purpose)."""
+    text = header.encode() if isinstance(header, str) else header
+    path.write_bytes(struct.pack("<Q", len(text) if length is None else length) + text + data)
+    return path
+
+
+@pytest.mark.parametrize("name, header, data, length, message", [
+    ("overflow", '{"w": {"dtype": "F32", "shape": [1180591620717411303424], "data_offsets": [0, 4]}}',
+     b"\0" * 4, None, r"tensor 'w': shape \[1180591620717411303424\] is not a list of at most 32 "
+                      r"integers in \[0, 2\*\*62\)"),
+    ("zero_and_huge", '{"w": {"dtype": "F32", "shape": [0, 4611686018427387903, 4611686018427387903],'
+                      ' "data_offsets": [0, 0]}}', b"", None, r"tensor 'w': shape .* cannot be made"),
+    ("too_long", '{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', b"\0" * 4, 10 ** 6,
+     r"header length 1000000 does not fit a \d+-byte file"),
+    ("deep", '{"w": ' + "[" * 100000 + "]" * 100000 + "}", b"", None,
+     r"the header's JSON is nested too deeply"),
+    ("duplicate", '{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, '
+                  '"w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}', b"\0" * 8, None,
+     r"header: the name 'w' appears twice; each tensor name must be unique"),
+])
+def test_bad_safetensors_header_is_a_clear_error(tmp_path, name, header, data, length, message):
+    """Item 4: shape [2**70] (an OverflowError before), a header length beyond the file,
+    JSON nested 100,000 deep (RecursionError before), a name given twice (silently the last)."""
+    path = _safetensors(tmp_path / f"{name}.safetensors", header, data, length)
+    before = _hashes(tmp_path)
+    with pytest.raises(ValueError, match=rf"{name}\.safetensors: {message}"):
+        load_safetensors(path)
+    assert _hashes(tmp_path) == before
+
+
+def test_safetensors_header_over_the_limit_is_refused_before_reading_it(tmp_path, monkeypatch):
+    """A header of more than MAX_HEADER_BYTES (100 MB; 1 KB here to keep the test small)."""
+    from minicnn.io import safetensors
+    monkeypatch.setattr(safetensors, "MAX_HEADER_BYTES", 1000)
+    header = json.dumps({f"t{i}": {"dtype": "U8", "shape": [1], "data_offsets": [i, i + 1]}
+                         for i in range(40)})
+    path = _safetensors(tmp_path / "huge.safetensors", header, b"\0" * 40)
+    with pytest.raises(ValueError, match=rf"huge\.safetensors: header length {len(header)} is over "
+                                         r"the 1000-byte limit"):
+        load_safetensors(path)
