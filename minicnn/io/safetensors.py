@@ -34,11 +34,15 @@ MAX_DIMS = 32
 
 
 def _brief(value):
-    """What a JSON value is, briefly (its repr could be megabytes)."""
-    text = json.dumps(value) if not isinstance(value, (dict, list)) or len(value) < 8 else ""
-    if text and len(text) <= 100:
-        return text
-    return f"a JSON {type(value).__name__}" + (f" of {len(value)} items" if hasattr(value, "__len__") else "")
+    """What a JSON value is, briefly (its repr could be megabytes, or nested past repr's limit)."""
+    if isinstance(value, str):
+        return repr(value[:80]) + ("..." if len(value) > 80 else "")
+    if isinstance(value, list) and len(value) <= 8 and \
+            all(v is None or isinstance(v, (int, float, str)) for v in value):
+        return "[" + ", ".join(map(_brief, value)) + "]"
+    if isinstance(value, (list, dict)):
+        return f"a JSON {'object' if isinstance(value, dict) else 'list'} of {len(value)} items"
+    return repr(value)
 
 
 def _no_duplicates(pairs):
