@@ -115,7 +115,7 @@ def _cmd_demo(args):
         print(f"minicnn demo: {name} failed: {reason}", file=sys.stderr)
     for err in result.input_errors:
         print(f"minicnn demo: error: unreadable --image {err}", file=sys.stderr)
-    return 1 if result.input_errors else 0
+    return 1 if result.input_errors or result.failed() else 0
 
 
 def build_parser():

@@ -184,3 +184,165 @@ def test_safetensors_header_over_the_limit_is_refused_before_reading_it(tmp_path
     with pytest.raises(ValueError, match=rf"huge\.safetensors: header length {len(header)} is over "
                                          r"the 1000-byte limit"):
         load_safetensors(path)
+
+
+# ------------------------------------------------------------------ 5-7: .npz + manifest
+
+META = {"architecture": "tiny_net", "labels": ["no", "yes"],
+        "accuracy": {"value": 0.75, "on": "4 hand-made images"}}
+
+
+def _state(seed, n=4):
+    rng = np.random.default_rng(seed)
+    return {f"layer{i}.weight": rng.standard_normal((8, 8)).astype(np.float32) for i in range(n)}
+
+
+def _pair_without_inside_manifest(folder, name, state):
+    """An .npz + .json pair as written before the manifest moved inside the .npz (like the
+    shipped weights/): np.savez's arrays, the manifest beside them holding their sha256."""
+    path = folder / f"{name}.npz"
+    np.savez(path, **state)
+    meta = {"format": "minicnn-weights", "version": 1, "architecture": "tiny_net",
+            "file": path.name, "sha256": mc.io.sha256_file(path),
+            "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in state.items()}}
+    (folder / f"{name}.json").write_text(json.dumps(meta))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["old_pair", "new"])
+def test_truncated_npz_with_matching_manifest_is_a_clear_error(tmp_path, kind):
+    """Item 5: cut in half, with a .json whose sha256 matches the cut file (both copied by a
+    broken sync, say); before, zipfile.BadZipFile came out of np.load."""
+    if kind == "old_pair":
+        path = _pair_without_inside_manifest(tmp_path, "cut", _state(0))
+    else:
+        path = tmp_path / "cut.npz"
+        save_npz(path, _state(0), META)
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    meta = json.loads((tmp_path / "cut.json").read_text())
+    meta["sha256"] = mc.io.sha256_file(path)
+    (tmp_path / "cut.json").write_text(json.dumps(meta))
+    before = _hashes(tmp_path)
+    with pytest.raises(ValueError, match=r"cut\.npz: not a readable \.npz \(a zip file\).*truncated"):
+        load_npz(path)
+    assert _hashes(tmp_path) == before
+
+
+def test_npz_member_lying_about_its_shape_or_holding_objects_names_the_array(tmp_path):
+    """The .npy header is checked against the member's bytes before allocating; an object
+    array is refused by name (numpy's own message, "allow_pickle=False", named nothing)."""
+    path = _pair_without_inside_manifest(tmp_path, "liar", {"w": np.zeros(4, np.float32)})
+    with zipfile.ZipFile(path, "w") as z:
+        with z.open("w.npy", "w") as member:
+            np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False,
+                                                          "shape": (2 ** 40,)})
+            member.write(b"\0" * 16)
+    meta = json.loads((tmp_path / "liar.json").read_text())
+    meta["sha256"] = mc.io.sha256_file(path)
+    (tmp_path / "liar.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"liar\.npz: array 'w': its header declares shape "
+                                         r"\(1099511627776,\) of float32 \(4398046511104 bytes\), "
+                                         r"but the file holds 16 bytes"):
+        load_npz(path)
+    objects = _pair_without_inside_manifest(tmp_path, "objects", {"w": np.zeros(2)})
+    np.savez(objects, w=np.array([{"a": 1}, None], dtype=object))
+    meta = json.loads((tmp_path / "objects.json").read_text())
+    meta["sha256"] = mc.io.sha256_file(objects)
+    (tmp_path / "objects.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"objects\.npz: array 'w' holds Python objects"):
+        load_npz(objects)
+
+
+def test_save_interrupted_between_npz_and_json_loses_nothing(tmp_path, monkeypatch):
+    """Item 6: the process dies after the .npz is replaced and before the .json is: the new
+    arrays load with their own manifest (carried inside the .npz), not refused, not mixed."""
+    from minicnn.io import npz
+    path = tmp_path / "net.npz"
+    save_npz(path, _state(1), {**META, "accuracy": {"value": 0.5}})
+    real_write = npz.atomic_write
+
+    def dies_before_the_json(target, write):
+        if str(target).endswith(".json"):
+            raise KeyboardInterrupt("killed")
+        real_write(target, write)
+
+    monkeypatch.setattr(npz, "atomic_write", dies_before_the_json)
+    with pytest.raises(KeyboardInterrupt):
+        save_npz(path, _state(2), {**META, "accuracy": {"value": 0.9}})
+    monkeypatch.setattr(npz, "atomic_write", real_write)
+    assert json.loads((tmp_path / "net.json").read_text())["accuracy"]["value"] == 0.5  # stale
+    state, meta = load_npz(path)
+    assert meta["accuracy"] == {"value": 0.9} and meta["sha256"] == mc.io.sha256_file(path)
+    for key, arr in _state(2).items():
+        np.testing.assert_array_equal(state[key], arr, err_msg=key)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.json", "net.npz"]  # no temp left
+
+
+def test_weights_that_cannot_load_are_an_error_not_random_weights(tmp_path, monkeypatch):
+    """Item 6, the second half: a shipped-style pair whose .npz was replaced behind its
+    manifest is refused by load_npz, by the model constructor and by the gallery, which
+    used to fall back to untrained weights and let the demo exit 0."""
+    from minicnn import gallery
+    from minicnn.models import registry
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    model = mc.models.fashion_net()
+    path = folder / "fashion_net.npz"
+    np.savez(path, **{k: np.asarray(v) for k, v in model.state_dict().items()})
+    stale = {"format": "minicnn-weights", "version": 1, "architecture": "fashion_net",
+             "file": path.name, "sha256": "0" * 64, "labels": [str(i) for i in range(10)]}
+    (folder / "fashion_net.json").write_text(json.dumps(stale))
+    monkeypatch.setattr(registry, "REPO_WEIGHTS", folder)
+    monkeypatch.setattr(registry, "INSTALLED_WEIGHTS", tmp_path / "none")
+    monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "home"))
+    before = _hashes(folder)
+    message = r"fashion_net\.npz: sha256 is [0-9a-f]{64} but its manifest .*fashion_net\.json expects 0{64}"
+    with pytest.raises(ValueError, match=message):
+        mc.models.fashion_net(pretrained=True)
+    ctx = gallery.Context(tmp_path / "out", True, "numpy", 0, None, ())
+    with pytest.raises(ValueError, match=message):
+        ctx.small
+    assert not any("untrained" in text for _, text in ctx.notes)
+    assert _hashes(folder) == before
+
+
+def test_concurrent_saves_leave_the_last_writers_complete_pair(tmp_path, monkeypatch):
+    """Item 7: writer A has replaced the .npz and not yet its .json when writer B saves to the
+    same path. Before, B's .npz and .json could land in between (A then wrote its .json over
+    B's): an unloadable pair, and both printed "saved". Now B waits for A's whole save, so the
+    last writer, B, wins: its arrays, with its manifest, inside the .npz and beside it."""
+    from minicnn.io import npz
+    path = tmp_path / "shared.npz"
+    states = {"A": _state(20, n=12), "B": _state(21, n=12)}
+    returned = {}
+    a_replaced_npz, b_replaced_npz = threading.Event(), threading.Event()
+    real_write = npz.atomic_write
+
+    def write_then_linger(target, write):
+        real_write(target, write)
+        if str(target).endswith(".npz"):
+            if threading.current_thread().name == "A":
+                a_replaced_npz.set()
+                b_replaced_npz.wait(timeout=0.5)     # the window a second writer could slip into
+            else:
+                b_replaced_npz.set()
+
+    def writer(name):
+        if name == "B":
+            a_replaced_npz.wait(timeout=10)
+        returned[name] = save_npz(path, states[name], {**META, "writer": name})
+
+    monkeypatch.setattr(npz, "atomic_write", write_then_linger)
+    threads = [threading.Thread(target=writer, args=(w,), name=w) for w in ("A", "B")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    state, meta = load_npz(path)
+    assert meta["writer"] == "B"
+    for key, arr in states["B"].items():
+        np.testing.assert_array_equal(state[key], arr, err_msg=key)
+    sidecar = json.loads((tmp_path / "shared.json").read_text())
+    assert sidecar == meta == returned["B"] and sidecar["sha256"] == mc.io.sha256_file(path)
+    assert returned["A"]["sha256"] != returned["B"]["sha256"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.json", "shared.npz"]
