@@ -346,3 +346,99 @@ def test_concurrent_saves_leave_the_last_writers_complete_pair(tmp_path, monkeyp
     assert sidecar == meta == returned["B"] and sidecar["sha256"] == mc.io.sha256_file(path)
     assert returned["A"]["sha256"] != returned["B"]["sha256"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.json", "shared.npz"]
+
+
+# ------------------------------------------------------------------ 8: downloads
+
+class _Server:
+    """A local HTTP server on 127.0.0.1 serving ``body`` and declaring ``declared`` bytes;
+    with ``stall``, it sends the first half and then waits (a download to kill)."""
+
+    def __init__(self):
+        import http.server
+        self.body, self.declared, self.stall = b"", None, False
+        self.release = threading.Event()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", str(server.declared or len(server.body)))
+                self.end_headers()
+                if server.stall:
+                    self.wfile.write(server.body[:len(server.body) // 2])
+                    self.wfile.flush()
+                    server.release.wait(30)
+                else:
+                    self.wfile.write(server.body)
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/weights.bin"   # no hash in the name
+
+    def close(self):
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = _Server()
+    yield s
+    s.close()
+
+
+def test_download_shorter_than_its_content_length_is_not_cached(tmp_path, monkeypatch, server):
+    """Item 8: the server declares 4096 bytes and sends 1000; the name carries no hash, so
+    only the length can tell. Before, the 1000 bytes were cached as the complete file."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "other.pth").write_bytes(b"an earlier download")
+    monkeypatch.setenv("MINICNN_HOME", str(cache))
+    server.body, server.declared = os.urandom(1000), 4096
+    before = _hashes(cache)
+    with pytest.raises(mc.io.download.FetchError,
+                       match=r"could not download http://127\.0\.0\.1:\d+/weights\.bin \(the server "
+                             r"declared Content-Length 4096 bytes but sent 1000;"):
+        mc.io.fetch(server.url, progress=False)
+    assert _hashes(cache) == before                      # nothing cached, nothing left behind
+    server.declared = None
+    path = mc.io.fetch(server.url, progress=False)
+    assert path.read_bytes() == server.body
+
+
+def test_a_killed_downloads_partial_file_is_removed_by_the_next_run(tmp_path, server):
+    """Item 8: a download killed midway (SIGKILL: no ``finally`` runs) leaves its .partial
+    file; the next download of the same file removes it and completes."""
+    import subprocess
+    import sys
+    import time
+    cache = tmp_path / "cache"
+    server.body, server.stall = os.urandom(200_000), True
+    dest = cache / "weights.bin"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import sys; sys.path.insert(0, sys.argv[1]);"
+            "from minicnn.io.download import download_to;"
+            "download_to(sys.argv[2], sys.argv[3], progress=False)")
+    child = subprocess.Popen([sys.executable, "-c", code, root, server.url, str(dest)])
+    try:
+        deadline = time.time() + 60
+        while not list(cache.glob(".weights.bin.*.partial")) and time.time() < deadline:
+            time.sleep(0.05)
+        partials = list(cache.glob(".weights.bin.*.partial"))
+        assert partials and str(child.pid) in partials[0].name
+    finally:
+        child.kill()
+        child.wait()
+    assert partials[0].exists() and not dest.exists()
+    server.stall = False
+    assert mc.io.download.download_to(server.url, dest, progress=False) == dest
+    assert dest.read_bytes() == server.body
+    assert not list(cache.glob("*.partial")) and sorted(p.name for p in cache.iterdir()) == ["weights.bin"]
