@@ -442,3 +442,79 @@ def test_a_killed_downloads_partial_file_is_removed_by_the_next_run(tmp_path, se
     assert mc.io.download.download_to(server.url, dest, progress=False) == dest
     assert dest.read_bytes() == server.body
     assert not list(cache.glob("*.partial")) and sorted(p.name for p in cache.iterdir()) == ["weights.bin"]
+
+
+# ------------------------------------------------------------------ questionable inputs
+
+def _params(model):
+    return {k: np.array(v) for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("shape", r"'classifier\.3\.bias' has shape \(3,\) in the state dict but \(10,\) in the model"),
+    ("int", r"'classifier\.3\.bias' holds int64 values but the model's classifier\.3\.bias is "
+            r"float32; refusing to cast silently"),
+    ("complex", r"'classifier\.3\.bias' holds complex128 values"),
+    ("nan", r"'classifier\.3\.bias' holds 2 NaN or infinite value\(s\) out of 10"),
+])
+def test_load_state_dict_is_all_or_nothing_and_refuses_questionable_values(bad, message):
+    """The last key is bad: before, the 11 keys before it were already overwritten, and int,
+    complex or NaN values were cast or loaded without a word."""
+    model = mc.models.fashion_net(seed=0)
+    before = _params(model)
+    state = {k: v + 1 for k, v in _params(mc.models.fashion_net(seed=1)).items()}
+    last = "classifier.3.bias"
+    assert list(state)[-1] == last and len(state) == 12
+    state[last] = {"shape": np.zeros(3, np.float32),
+                   "int": np.arange(10),
+                   "complex": np.ones(10) + 1j,
+                   "nan": np.array([0, np.nan, np.inf] + [0] * 7, np.float32)}[bad]
+    with pytest.raises(ValueError, match=message):
+        model.load_state_dict(state)
+    after = _params(model)
+    for key in before:
+        np.testing.assert_array_equal(after[key], before[key], err_msg=key)
+
+
+def test_non_finite_weights_in_a_file_name_the_file_and_key(tmp_path):
+    from minicnn.models.registry import load_pretrained
+    state = _params(mc.models.fashion_net(seed=2))
+    state["features.0.weight"][0, 0, 1, 1] = np.nan
+    path = tmp_path / "nan.safetensors"
+    mc.io.save_safetensors(path, state)
+    model = mc.models.fashion_net(seed=0)
+    before = _params(model)
+    with pytest.raises(ValueError, match=r"nan\.safetensors does not fit fashion_net: load_state_dict: "
+                                         r"'features\.0\.weight' holds 1 NaN or infinite value"):
+        load_pretrained(model, path)
+    assert all(np.array_equal(_params(model)[k], v) for k, v in before.items())
+
+
+def test_manifest_with_3_labels_for_10_classes_is_refused(tmp_path):
+    from minicnn.models.registry import load_pretrained
+    model = mc.models.fashion_net(seed=0)
+    path = tmp_path / "fashion_net.npz"
+    save_npz(path, model.state_dict(), {"architecture": "fashion_net", "labels": ["a", "b", "c"]})
+    before = _hashes(tmp_path)
+    with pytest.raises(ValueError, match=r"fashion_net\.npz: its manifest lists 3 labels but "
+                                         r"fashion_net has 10 classes"):
+        load_pretrained(mc.models.fashion_net(seed=1), path)
+    assert _hashes(tmp_path) == before
+
+
+@pytest.mark.torch
+def test_legitimate_torch_files_still_load_under_the_limits(tmp_path):
+    """The limits refuse only the absurd: tied weights (two keys, one storage), an expanded
+    (stride-0) tensor smaller than the file and a nested checkpoint load as torch saved them."""
+    torch = pytest.importorskip("torch")
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(16, 8, generator=g)
+    state = {"embed.weight": w, "head.weight": w, "scale": torch.ones(1).expand(8),
+             "bn.num_batches_tracked": torch.tensor(3)}
+    path = tmp_path / "legit.pth"
+    torch.save({"model": state, "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]},
+                "epoch": 3, "device": torch.device("cpu")}, path)
+    loaded = load_torch(path)
+    assert list(loaded) == list(state)
+    for key, value in state.items():
+        np.testing.assert_array_equal(loaded[key], value.numpy(), err_msg=key)
