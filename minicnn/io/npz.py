@@ -1,15 +1,15 @@
 """minicnn's own weight format: an ``.npz`` of arrays that carries its JSON manifest,
 plus a copy of that manifest beside it.
 
-``weights/fashion_net.npz`` holds the arrays (a zip of ``.npy`` files, one per
-state_dict key, as ``np.savez`` writes them) and ``manifest.json``, the
-manifest. ``weights/fashion_net.json`` is the same manifest plus the sha256
-of the ``.npz``, for people and tools to read::
+``net.npz`` holds the arrays (a zip of ``.npy`` files, one per state_dict
+key, as ``np.savez`` writes them) and ``manifest.json``, the manifest.
+``net.json`` is the same manifest plus the sha256 of the ``.npz``, for people
+and tools to read::
 
     {
       "format": "minicnn-weights", "version": 1,
       "architecture": "fashion_net",
-      "file": "fashion_net.npz", "sha256": "<hex of the .npz>",
+      "file": "net.npz", "sha256": "<hex of the .npz>",
       "preprocessing": {"mean": [0.286], "std": [0.353], "channel_order": "gray",
                         "value_range": [0, 1], "input_size": [28, 28]},
       "labels": ["T-shirt/top", "Trouser", ...],
