@@ -27,6 +27,15 @@ def _hashes(folder):
             for p in sorted(folder.iterdir()) if p.is_file()}
 
 
+def _refused(load, path, pattern):
+    """``load(path)`` raises a ValueError matching ``pattern`` and changes no file beside it."""
+    before = _hashes(path.parent)
+    with pytest.raises(ValueError, match=pattern) as err:
+        load(path)
+    assert _hashes(path.parent) == before
+    return err.value
+
+
 def _zip_checkpoint(path, pickle_bytes, storages=None):
     """A torch zip checkpoint whose data.pkl is ``pickle_bytes``, written by hand."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
@@ -65,11 +74,10 @@ def test_stride0_tensor_larger_than_the_file_is_refused_before_allocating(tmp_pa
     path = tmp_path / "expand.pth"
     write_checkpoint(path, {"0": np.ones(1, np.float32)}, {"w": ("0", 0, (32768, 65536), (0, 0))})
     assert os.path.getsize(path) < 1000
-    with pytest.raises(ValueError, match=r"expand\.pth: tensor 'w' \(shape \(32768, 65536\), "
-                                         r"stride \(0, 0\).*declares 8589934592 bytes.*more than "
-                                         r"the whole \d+-byte file") as err:
-        load_torch(path)
-    assert "refused before allocating" in str(err.value)
+    err = _refused(load_torch, path, r"expand\.pth: tensor 'w' \(shape \(32768, 65536\), "
+                                     r"stride \(0, 0\).*declares 8589934592 bytes.*more than "
+                                     r"the whole \d+-byte file")
+    assert "refused before allocating" in str(err)
 
 
 def test_many_stride0_tensors_cannot_add_up_past_the_allowance(tmp_path):
@@ -79,8 +87,7 @@ def test_many_stride0_tensors_cannot_add_up_past_the_allowance(tmp_path):
     write_checkpoint(path, {"0": np.ones(1, np.float32)}, tensors)
     size = os.path.getsize(path)
     assert 800 < size < 400 * 800
-    with pytest.raises(ValueError, match=r"many\.pth: tensor 'w\d+'.*past 4 times the file's"):
-        load_torch(path)
+    _refused(load_torch, path, r"many\.pth: tensor 'w\d+'.*past 4 times the file's")
 
 
 def test_storage_size_larger_than_its_record_names_storage_and_tensor(tmp_path):
@@ -99,9 +106,8 @@ def test_nested_shared_list_given_to_torch_device_is_refused_at_once(tmp_path):
             + b"\x85R" + b"s.")
     path = _zip_checkpoint(tmp_path / "device_bomb.pth", body)
     assert os.path.getsize(path) < 1500
-    with pytest.raises(ValueError, match=r"device_bomb\.pth.*torch\.device is allowed only as "
-                                         r"device\(str\[, int\]\), got device\(a list of 2 items"):
-        load_torch(path)
+    _refused(load_torch, path, r"device_bomb\.pth.*torch\.device is allowed only as "
+                               r"device\(str\[, int\]\), got device\(a list of 2 items")
 
 
 @pytest.mark.parametrize("where", ["size", "wrapper"])
@@ -117,8 +123,7 @@ def test_deep_nesting_anywhere_in_the_pickle_is_bounded(tmp_path, where):
                 + _shared_nested_list(80) + b"ss.")
         message = r"nests containers more than 64 deep"
     path = _zip_checkpoint(tmp_path / f"deep_{where}.pth", body)
-    with pytest.raises(ValueError, match=rf"deep_{where}\.pth.*{message}"):
-        load_torch(path)
+    _refused(load_torch, path, rf"deep_{where}\.pth.*{message}")
 
 
 def test_a_list_holding_itself_is_refused(tmp_path):
@@ -132,13 +137,13 @@ def test_non_string_key_is_a_clear_error_in_load_and_weights_import(tmp_path, ca
     """Item 3: ``{1: tensor}``; before, ``weights import`` died with an AttributeError."""
     path = tmp_path / "int_key.pth"
     write_checkpoint(path, {"0": np.ones(3, np.float32)}, {1: ("0", 0, (3,), (1,))})
-    with pytest.raises(ValueError, match=r"int_key\.pth: the state_dict has the key 1 \(int\)"):
-        load_torch(path)
+    _refused(load_torch, path, r"int_key\.pth: the state_dict has the key 1 \(int\)")
+    before = _hashes(tmp_path)
     out = tmp_path / "out"
     code = cli.main(["weights", "import", str(path), "--arch", "fashion_net", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and "int_key.pth: the state_dict has the key 1 (int)" in err
-    assert "Traceback" not in err and not out.exists()
+    assert "Traceback" not in err and not out.exists() and _hashes(tmp_path) == before
 
 
 # ------------------------------------------------------------------ 4: safetensors
