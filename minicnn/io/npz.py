@@ -92,7 +92,7 @@ def _write_npz(f, arrays, manifest_text):
 @contextlib.contextmanager
 def _folder_lock(folder):
     """Saves into ``folder`` take turns: an exclusive ``flock`` on the folder itself (POSIX;
-    elsewhere saves rely on the manifest inside the file alone)."""
+    where there is none, saves rely on the manifest inside the file alone)."""
     try:
         import fcntl
     except ImportError:
@@ -100,7 +100,10 @@ def _folder_lock(folder):
         return
     fd = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:                                # a file system without locks
+            pass
         yield
     finally:
         os.close(fd)                                   # closing releases the lock
