@@ -158,12 +158,9 @@ class Context:
             raise Skip(f"the small net is not used with --model {self.model_name}")
         from .models.registry import find_shipped
         trained = find_shipped(name) is not None
-        try:
-            model = get_model(name, pretrained=trained)
-        except (OSError, ValueError, KeyError) as err:     # a damaged or half-written file
-            self.note("error", f"{name}: its weights could not be loaded ({err}); using "
-                               "untrained weights")
-            model, trained = get_model(name, pretrained=False), False
+        # weights that are there but cannot be loaded are an error (the sections fail, the
+        # demo exits non-zero), never a quiet switch to random weights
+        model = get_model(name, pretrained=trained)
         if trained:
             acc = (getattr(model, "manifest", {}) or {}).get("accuracy", {}) or {}
             note = "trained weights" + (f", test accuracy {acc['value']:.3f}"

@@ -3,14 +3,17 @@
 ``cache_dir()`` is ``$MINICNN_HOME`` if set, else ``~/.cache/minicnn``.
 ``fetch(url)`` returns the cached file if it is already there (so it works
 offline), else downloads it with urllib to a temporary file in the cache and
-renames it into place only after the hash checked out: a broken download never
-leaves a file that looks complete.
+renames it into place only after the hash checked out and the server sent every
+byte its ``Content-Length`` declared: a broken download never leaves a file that
+looks complete. The temporary file of a download that was killed (which no
+``finally`` could remove) is removed by the next download of the same file.
 
 torchvision names its weight files ``<name>-<first hex digits of the file's
 SHA-256>.pth`` (``squeezenet1_1-b8a52dc0.pth``); ``hash_prefix_from_name``
 reads that prefix so ``fetch`` can check it without being told.
 """
 import hashlib
+import http.client
 import os
 import re
 import secrets
@@ -20,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[^-]*$")
+_PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.partial$")
 CHUNK = 1 << 20
 
 
@@ -45,11 +49,13 @@ def atomic_write(path, write):
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place.
 
     ``os.replace`` is atomic: readers see the old file or the complete new one,
-    never half a file. On any error the temporary file is removed.
+    never half a file. On any error the temporary file is removed; those of
+    earlier writers that were killed are removed first (``remove_stale_partials``).
     """
     path = os.fspath(path)
+    remove_stale_partials(path)
     folder, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+    tmp = _temporary_name(folder, name)
     try:
         with open(tmp, "xb") as f:  # "x": never overwrite; mode follows the umask
             write(f)
@@ -57,6 +63,42 @@ def atomic_write(path, write):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _temporary_name(folder, name):
+    """``.<name>.<pid>-<random hex>.partial`` beside the final file: the pid says who writes it."""
+    return os.path.join(folder, f".{name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True                    # exists but not ours, or cannot tell: leave its file
+    return True
+
+
+def remove_stale_partials(path):
+    """Remove the temporary files ``atomic_write`` left beside ``path`` from processes that
+    no longer run (a download killed midway). Files of running processes are left alone.
+    Returns the removed paths."""
+    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+    removed = []
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _PARTIAL.match(entry)
+        if match and match["name"] == name and not _process_alive(int(match["pid"])):
+            try:
+                os.remove(os.path.join(folder, entry))
+                removed.append(os.path.join(folder, entry))
+            except OSError:
+                pass
+    return removed
 
 
 def hash_prefix_from_name(filename):
@@ -120,33 +162,42 @@ def download_to(url, dest, sha256_prefix="", progress=True):
     file's SHA-256 starts with ``sha256_prefix`` ("" checks nothing). The bytes go to a
     temporary file renamed into place only when complete and checked (``atomic_write``).
 
-    Raises FetchError (an OSError) naming the URL and where to put the file by hand;
+    Raises FetchError (an OSError) naming the URL and where to put the file by hand,
+    also when the server sends fewer (or more) bytes than its Content-Length declared;
     ValueError on a hash mismatch (the download is discarded). Returns ``dest``.
     """
     dest = Path(dest)
     folder, filename = dest.parent, dest.name
     folder.mkdir(parents=True, exist_ok=True)
 
+    def failed(reason):
+        return FetchError(
+            f"could not download {url} ({reason}).\n"
+            f"Looked for the file in {folder} (set MINICNN_HOME to move the cache).\n"
+            f"To install it by hand, download {url}\nand save it as {dest}")
+
     def download(out):
-        digest = hashlib.sha256()
+        digest, received = hashlib.sha256(), 0
         try:
             with urllib.request.urlopen(url, timeout=30) as response:
                 total = response.headers.get("Content-Length")
-                bar = _progress_bar(int(total) if total else None, filename, progress)
+                declared = int(total) if total and total.strip().isdigit() else None
+                bar = _progress_bar(declared, filename, progress)
                 try:
                     for chunk in iter(lambda: response.read(CHUNK), b""):
                         out.write(chunk)
                         digest.update(chunk)
+                        received += len(chunk)
                         if bar is not None:
                             bar.update(len(chunk))
                 finally:
                     if bar is not None:
                         bar.close()
-        except (urllib.error.URLError, OSError, ValueError) as err:
-            raise FetchError(
-                f"could not download {url} ({err}).\n"
-                f"Looked for the file in {folder} (set MINICNN_HOME to move the cache).\n"
-                f"To install it by hand, download {url}\nand save it as {dest}") from None
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as err:
+            raise failed(err) from None
+        if declared is not None and received != declared:
+            raise failed(f"the server declared Content-Length {declared} bytes but sent "
+                         f"{received}; the partial file was discarded, try again")
         actual = digest.hexdigest()
         if not actual.startswith(sha256_prefix):
             raise ValueError(f"download of {url} has sha256 {actual}, expected it to start with "

@@ -1,26 +1,42 @@
-"""minicnn's own weight format: an ``.npz`` of arrays plus a JSON manifest beside it.
+"""minicnn's own weight format: an ``.npz`` of arrays that carries its JSON manifest,
+plus a copy of that manifest beside it.
 
-``weights/fashion_net.npz`` holds the arrays (``np.savez``: a zip of ``.npy``
-files, one per state_dict key, read back with ``allow_pickle=False`` so loading
-can never run code). ``weights/fashion_net.json`` says what they are::
+``net.npz`` holds the arrays (a zip of ``.npy`` files, one per state_dict
+key, as ``np.savez`` writes them) and ``manifest.json``, the manifest.
+``net.json`` is the same manifest plus the sha256 of the ``.npz``, for people
+and tools to read::
 
     {
       "format": "minicnn-weights", "version": 1,
       "architecture": "fashion_net",
-      "file": "fashion_net.npz", "sha256": "<hex of the .npz>",
-      "arrays": {"features.0.weight": {"shape": [32, 1, 3, 3], "dtype": "float32"}, ...},
+      "file": "net.npz", "sha256": "<hex of the .npz>",
       "preprocessing": {"mean": [0.286], "std": [0.353], "channel_order": "gray",
                         "value_range": [0, 1], "input_size": [28, 28]},
       "labels": ["T-shirt/top", "Trouser", ...],
       "accuracy": {"value": 0.91, "on": "Fashion-MNIST test set, 10000 images"},
-      "provenance": {"command": "minicnn train fashion_net --epochs 5", "saved": "<UTC time>"}
+      "provenance": {"command": "minicnn train fashion_net --epochs 5", "saved": "<UTC time>"},
+      "arrays": {"features.0.weight": {"shape": [32, 1, 3, 3], "dtype": "float32"}, ...}
     }
 
-The sha256 ties the manifest to exactly one ``.npz``: a swapped or damaged file
-is refused at load time instead of giving silently wrong predictions.
+Why the manifest travels inside the ``.npz``: two files cannot be replaced in one
+step. A save interrupted between them, or two programs saving the same weights at
+once, could leave new arrays beside an old manifest. The ``.npz`` is replaced by a
+single rename, so the arrays and their own manifest always arrive together; when
+the ``.json`` beside it is stale (its sha256 is not the file's), the manifest
+inside wins. Saves into one folder also take turns (a lock on the folder), so the
+last writer's pair is the one left, complete.
+
+Files written before the manifest moved inside (the shipped ``weights/``) have
+only the ``.json``: its sha256 ties it to exactly one ``.npz``, and a swapped or
+damaged file is refused instead of giving silently wrong predictions.
+
+Reading never runs code (object arrays are refused) and checks every ``.npy``
+header against the bytes present before allocating anything.
 """
+import contextlib
 import datetime
 import json
+import math
 import os
 import zipfile
 
@@ -31,6 +47,8 @@ from .download import atomic_write, sha256_file
 FORMAT = "minicnn-weights"
 VERSION = 1
 MANIFEST_KEYS = ("architecture", "preprocessing", "labels", "accuracy", "provenance")
+MANIFEST_MEMBER = "manifest.json"        # the manifest inside the .npz (arrays are <key>.npy)
+MAX_MANIFEST_BYTES = 10_000_000
 
 
 def manifest_path(path):
@@ -44,7 +62,10 @@ def _to_numpy(name, value):
     if type(value).__module__.startswith("cupy"):
         value = value.get()  # device -> host copy
     arr = np.asarray(value)
-    if arr.dtype == object:
+    if not isinstance(name, str):
+        raise ValueError(f"state key {name!r:.80} is a {type(name).__name__}; keys are strings "
+                         f"like 'features.0.weight'")
+    if arr.dtype.hasobject:
         raise ValueError(f"state['{name}'] is not a numeric array (got {type(value).__name__})")
     return arr
 
@@ -59,23 +80,47 @@ def _format_manifest(manifest):
     return "{\n" + ",\n".join(one(k, v, 2) for k, v in manifest.items()) + "\n}\n"
 
 
-def _write_npz(f, arrays):
-    """What ``np.savez`` does: one ``<name>.npy`` member per array in a zip."""
+def _write_npz(f, arrays, manifest_text):
+    """What ``np.savez`` does -- one ``<name>.npy`` member per array in a zip -- plus the manifest."""
     with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as archive:
         for name, arr in arrays.items():
             with archive.open(name + ".npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, arr, allow_pickle=False)
+        archive.writestr(MANIFEST_MEMBER, manifest_text)
+
+
+@contextlib.contextmanager
+def _folder_lock(folder):
+    """Saves into ``folder`` take turns: an exclusive ``flock`` on the folder itself (POSIX;
+    where there is none, saves rely on the manifest inside the file alone)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:                                # a file system without locks
+            pass
+        yield
+    finally:
+        os.close(fd)                                   # closing releases the lock
 
 
 def save_npz(path, state, meta):
-    """Write ``state`` ({name: array}) to ``path`` (.npz) and its manifest to ``<name>.json``.
+    """Write ``state`` ({name: array}) to ``path`` (.npz, the manifest inside) and a copy of
+    the manifest to ``<name>.json``.
 
     ``meta`` must give ``"architecture"``; ``"preprocessing"`` (mean, std,
     channel_order, value_range, input_size), ``"labels"``, ``"accuracy"``
     (value and what it was measured on) and ``"provenance"`` (training command,
     ...) are recorded as given, ``null`` when missing; other keys are kept too.
     ``sha256``, ``arrays`` and ``provenance["saved"]`` are filled in here.
-    Returns the manifest dict.
+    The ``.npz`` is replaced in one rename, so it is always one save's complete
+    arrays with their own manifest; concurrent saves into one folder take turns.
+    Returns the manifest dict (what ``<name>.json`` holds).
     """
     path = os.fspath(path)
     if not path.endswith(".npz"):
@@ -83,28 +128,147 @@ def save_npz(path, state, meta):
     if not isinstance(meta, dict) or not isinstance(meta.get("architecture"), str):
         raise ValueError(f"{path}: meta must be a dict with an 'architecture' name, got {meta!r:.100}")
     arrays = {name: _to_numpy(name, value) for name, value in state.items()}
-    atomic_write(path, lambda f: _write_npz(f, arrays))
     provenance = dict(meta.get("provenance") or {})
     provenance.setdefault("saved", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    manifest = {"format": FORMAT, "version": VERSION, "architecture": meta["architecture"],
-                "file": os.path.basename(path), "sha256": sha256_file(path)}
-    manifest.update({key: meta.get(key) for key in MANIFEST_KEYS[1:]})
-    manifest["provenance"] = provenance
-    manifest.update({k: v for k, v in meta.items() if k not in manifest and k != "arrays"})
-    manifest["arrays"] = {n: {"shape": list(a.shape), "dtype": str(a.dtype)} for n, a in arrays.items()}
+    inside = {"format": FORMAT, "version": VERSION, "architecture": meta["architecture"],
+              "file": os.path.basename(path)}
+    inside.update({key: meta.get(key) for key in MANIFEST_KEYS[1:]})
+    inside["provenance"] = provenance
+    inside.update({k: v for k, v in meta.items() if k not in inside and k not in ("arrays", "sha256")})
+    inside["arrays"] = {n: {"shape": list(a.shape), "dtype": str(a.dtype)} for n, a in arrays.items()}
     try:
-        text = _format_manifest(manifest)
+        inside_text = _format_manifest(inside)
     except TypeError as err:
         raise ValueError(f"{path}: meta must be JSON-serialisable (lists, not arrays): {err}") from None
-    atomic_write(manifest_path(path), lambda f: f.write(text.encode("utf-8")))
+    with _folder_lock(os.path.dirname(os.path.abspath(path))):
+        atomic_write(path, lambda f: _write_npz(f, arrays, inside_text.encode("utf-8")))
+        manifest = _with_sha256(inside, sha256_file(path))
+        text = _format_manifest(manifest)
+        atomic_write(manifest_path(path), lambda f: f.write(text.encode("utf-8")))
     return manifest
+
+
+def _with_sha256(manifest, sha256):
+    """The manifest with ``"sha256"`` placed right after ``"file"``."""
+    out = {}
+    for key, value in manifest.items():
+        if key != "sha256":
+            out[key] = value
+        if key == "file":
+            out["sha256"] = sha256
+    return out
+
+
+# ---------------------------------------------------------------------------------- reading
+
+def _read_npy(archive, info, path):
+    """One ``<key>.npy`` member: its header checked against the member's size before the
+    array is allocated; object arrays refused (they would need pickle, i.e. code)."""
+    key = info.filename[:-len(".npy")]
+    where = f"{path}: array '{key}'"
+    if info.file_size > 1100 * info.compress_size + 1024:   # deflate packs at most ~1032:1
+        raise ValueError(f"{where} claims {info.file_size} bytes from {info.compress_size} "
+                         f"compressed ones, more than any real compression gives (corrupt file)")
+    with archive.open(info) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f".npy format version {version} (this reader knows 1.0 and 2.0)")
+        except (ValueError, SyntaxError, EOFError) as err:
+            raise ValueError(f"{where}: not a valid .npy header: {err}") from None
+        if dtype.hasobject:
+            raise ValueError(f"{where} holds Python objects (dtype {dtype}), not numbers; "
+                             f"loading them would mean running code from the file, so it is refused")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if f.tell() + nbytes != info.file_size:
+            raise ValueError(f"{where}: its header declares shape {shape} of {dtype} "
+                             f"({nbytes} bytes), but the file holds {info.file_size - f.tell()} "
+                             f"bytes for it (truncated or corrupt)")
+        buf = bytearray(nbytes)
+        got = f.readinto(buf)
+        f.read(1)                                      # reading to the end checks the CRC-32
+    if got != nbytes:
+        raise ValueError(f"{where}: {got} of its {nbytes} bytes are there (truncated)")
+    try:
+        arr = np.frombuffer(buf, dtype=dtype)
+        return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+    except ValueError as err:
+        raise ValueError(f"{where}: shape {shape} cannot be made: {err}") from None
+
+
+def read_npz_arrays(path):
+    """``({key: array}, manifest inside the file or None)`` from a weights ``.npz``, read
+    safely: every failure is a ValueError naming the file and the array."""
+    path = os.fspath(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable .npz (a zip file): {err} "
+                         f"(truncated or corrupt? save it again with save_npz)") from None
+    arrays, inside = {}, None
+    with archive:
+        names = [info.filename for info in archive.infolist()]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"{path}: the zip holds {twice[0]!r:.100} more than once (corrupt file)")
+        for info in archive.infolist():
+            try:
+                if info.filename == MANIFEST_MEMBER:
+                    inside = _read_inside_manifest(archive, info, path)
+                elif info.filename.endswith(".npy"):
+                    arrays[info.filename[:-len(".npy")]] = _read_npy(archive, info, path)
+                else:
+                    raise ValueError(f"{path}: unexpected member {info.filename!r:.100} "
+                                     f"(a weights .npz holds <key>.npy files and {MANIFEST_MEMBER})")
+            except (zipfile.BadZipFile, OSError, EOFError, zipfile.LargeZipFile) as err:
+                raise ValueError(f"{path}: member {info.filename!r:.100} is corrupt: {err}") from None
+    return arrays, inside
+
+
+def _read_inside_manifest(archive, info, path):
+    if info.file_size > MAX_MANIFEST_BYTES:
+        raise ValueError(f"{path}: its {MANIFEST_MEMBER} claims {info.file_size} bytes, over "
+                         f"the {MAX_MANIFEST_BYTES}-byte limit (corrupt file)")
+    try:
+        meta = json.loads(archive.read(info).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise ValueError(f"{path}: its {MANIFEST_MEMBER} is not valid JSON: {err}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: its {MANIFEST_MEMBER} is not a minicnn weights manifest")
+    return meta
+
+
+def _check_arrays(path, state, meta):
+    """The arrays read are exactly those the manifest lists, with its shapes and dtypes."""
+    listed = meta.get("arrays")
+    if not isinstance(listed, dict):
+        return
+    missing = [k for k in listed if k not in state]
+    extra = [k for k in state if k not in listed]
+    if missing or extra:
+        raise ValueError(f"{path}: its manifest lists arrays the file lacks ({', '.join(missing[:5]) or '-'}) "
+                         f"or the file holds arrays it does not list ({', '.join(extra[:5]) or '-'})")
+    for key, arr in state.items():
+        want = listed[key]
+        if not isinstance(want, dict) or list(arr.shape) != want.get("shape") or \
+                str(arr.dtype) != want.get("dtype"):
+            raise ValueError(f"{path}: array '{key}' is {arr.dtype} {list(arr.shape)} but the "
+                             f"manifest says {want!r:.100}")
 
 
 def load_npz(path, expected_arch=None):
     """Read ``path`` (.npz) and its manifest; return ``(state, meta)``.
 
-    Checks that the .npz's sha256 is the one in the manifest and, when
-    ``expected_arch`` is given, that the manifest names that architecture.
+    The manifest is the ``.json`` beside the file when its sha256 is the file's;
+    when it is not (a save was interrupted after the ``.npz`` was replaced, or
+    another program saved over it), the manifest inside the ``.npz`` is used. A
+    file without a manifest inside (written before it moved there) must match its
+    ``.json``'s sha256 or is refused. When ``expected_arch`` is given, the
+    manifest must name that architecture.
     """
     path = os.fspath(path)
     json_path = manifest_path(path)
@@ -115,17 +279,25 @@ def load_npz(path, expected_arch=None):
     with open(json_path, encoding="utf-8") as f:
         try:
             meta = json.load(f)
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
             raise ValueError(f"{json_path}: not valid JSON: {err}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{json_path}: not a minicnn weights manifest (format should be {FORMAT!r})")
     actual = sha256_file(path)
+    mismatch = (f"{path}: sha256 is {actual} but its manifest {json_path} expects "
+                f"{meta.get('sha256')}")
+    try:
+        state, inside = read_npz_arrays(path)
+    except ValueError as err:
+        if actual != meta.get("sha256"):
+            raise ValueError(f"{mismatch}, and the file is damaged: {err}") from None
+        raise
     if actual != meta.get("sha256"):
-        raise ValueError(f"{path}: sha256 is {actual} but its manifest {json_path} expects "
-                         f"{meta.get('sha256')}; the file was changed or belongs to another manifest")
+        if inside is None:
+            raise ValueError(f"{mismatch}; the file was changed or belongs to another manifest")
+        meta = _with_sha256(inside, actual)  # the .json is stale; the file's own manifest holds
+    _check_arrays(path, state, meta)
     if expected_arch is not None and meta.get("architecture") != expected_arch:
         raise ValueError(f"{path}: holds weights for architecture {meta.get('architecture')!r}, "
                          f"expected {expected_arch!r}")
-    with np.load(path, allow_pickle=False) as data:
-        state = {name: data[name] for name in data.files}
     return state, meta

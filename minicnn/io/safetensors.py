@@ -14,6 +14,7 @@ only has to check that every ``[begin, end)`` fits the data, matches
 shape x dtype size, and does not overlap another tensor.
 """
 import json
+import math
 import os
 import struct
 
@@ -28,7 +29,30 @@ DTYPES = {
     "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
 }
 CODES = {np.dtype(v).newbyteorder("="): k for k, v in DTYPES.items() if k != "BF16"}
-MAX_HEADER_BYTES = 100_000_000
+MAX_HEADER_BYTES = 100_000_000   # the reference implementation's limit too
+MAX_DIMS = 32
+
+
+def _brief(value):
+    """What a JSON value is, briefly (its repr could be megabytes, or nested past repr's limit)."""
+    if isinstance(value, str):
+        return repr(value[:80]) + ("..." if len(value) > 80 else "")
+    if isinstance(value, list) and len(value) <= 8 and \
+            all(v is None or isinstance(v, (int, float, str)) for v in value):
+        return "[" + ", ".join(map(_brief, value)) + "]"
+    if isinstance(value, (list, dict)):
+        return f"a JSON {'object' if isinstance(value, dict) else 'list'} of {len(value)} items"
+    return repr(value)
+
+
+def _no_duplicates(pairs):
+    """``object_pairs_hook`` for json: a name given twice is an error, not "the last one wins"."""
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"the name {key[:80]!r} appears twice")
+        seen[key] = value
+    return seen
 
 
 def read_safetensors_header(path):
@@ -44,33 +68,44 @@ def read_safetensors_header(path):
         if len(first) < 8:
             raise ValueError(f"{path}: {size} bytes is too short for a safetensors file (8-byte header length)")
         (n,) = struct.unpack("<Q", first)
-        if n > min(MAX_HEADER_BYTES, size - 8):
+        if n > size - 8:
             raise ValueError(f"{path}: header length {n} does not fit a {size}-byte file "
                              f"(not a safetensors file, or truncated)")
+        if n > MAX_HEADER_BYTES:
+            raise ValueError(f"{path}: header length {n} is over the {MAX_HEADER_BYTES}-byte limit "
+                             f"of the format (not a safetensors file, or a hostile one)")
         try:
-            header = json.loads(f.read(n).decode("utf-8"))
+            header = json.loads(f.read(n).decode("utf-8"), object_pairs_hook=_no_duplicates)
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"{path}: the header is not valid UTF-8 JSON: {err}") from None
+        except RecursionError:
+            raise ValueError(f"{path}: the header's JSON is nested too deeply to be a "
+                             f"safetensors header (corrupt or hostile file)") from None
+        except ValueError as err:                      # _no_duplicates
+            raise ValueError(f"{path}: header: {err}; each tensor name must be unique") from None
     if not isinstance(header, dict):
         raise ValueError(f"{path}: the header is a JSON {type(header).__name__}, expected an object")
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise ValueError(f"{path}: __metadata__ must map strings to strings, got {metadata!r:.100}")
+        raise ValueError(f"{path}: __metadata__ must map strings to strings, got {_brief(metadata)}")
     data_len = size - 8 - n
     spans = []
     for name, info in header.items():
-        where = f"{path}: tensor '{name}'"
+        where = f"{path}: tensor '{name[:100]}'"
         if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
-            raise ValueError(f"{where}: expected keys dtype, shape, data_offsets; got {info!r:.100}")
+            raise ValueError(f"{where}: expected keys dtype, shape, data_offsets; got {_brief(info)}")
         if info["dtype"] not in DTYPES:
-            raise ValueError(f"{where}: dtype {info['dtype']!r} is not one of {sorted(DTYPES)}")
+            raise ValueError(f"{where}: dtype {_brief(info['dtype'])} is not one of {sorted(DTYPES)}")
         shape, offsets = info["shape"], info["data_offsets"]
-        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
-            raise ValueError(f"{where}: shape {shape!r} is not a list of non-negative integers")
+        if not (isinstance(shape, list) and len(shape) <= MAX_DIMS and
+                all(type(d) is int and 0 <= d < 2 ** 62 for d in shape)):
+            raise ValueError(f"{where}: shape {_brief(shape)} is not a list of at most {MAX_DIMS} "
+                             f"integers in [0, 2**62)")
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
                 and 0 <= offsets[0] <= offsets[1] <= data_len):
-            raise ValueError(f"{where}: data_offsets {offsets!r} do not lie within the {data_len} data bytes")
-        expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(DTYPES[info["dtype"]]).itemsize
+            raise ValueError(f"{where}: data_offsets {_brief(offsets)} do not lie within the "
+                             f"{data_len} data bytes")
+        expected = math.prod(shape) * np.dtype(DTYPES[info["dtype"]]).itemsize  # Python ints
         if offsets[1] - offsets[0] != expected:
             raise ValueError(f"{where}: shape {tuple(shape)} of {info['dtype']} needs {expected} bytes, "
                              f"data_offsets {offsets} give {offsets[1] - offsets[0]}")
@@ -78,7 +113,7 @@ def read_safetensors_header(path):
     spans.sort()
     for (_, end, a), (begin, _, b) in zip(spans, spans[1:]):
         if begin < end:
-            raise ValueError(f"{path}: the bytes of tensors '{a}' and '{b}' overlap")
+            raise ValueError(f"{path}: the bytes of tensors '{a[:100]}' and '{b[:100]}' overlap")
     return header, metadata, 8 + n
 
 
@@ -98,7 +133,11 @@ def load_safetensors(path, *, dtype=np.float32):
             buf = bytearray(end - begin)
             f.seek(start + begin)
             f.readinto(buf)
-            arr = np.frombuffer(buf, dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
+            try:
+                arr = np.frombuffer(buf, dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
+            except ValueError as err:                  # e.g. shape [0, 2**61]: "too big"
+                raise ValueError(f"{path}: tensor '{name[:100]}': shape {info['shape']} cannot "
+                                 f"be made: {err}") from None
             arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)
             if info["dtype"] == "BF16":
                 arr = (arr.astype(np.uint32) << 16).view(np.float32).astype(dtype or np.float32, copy=False)
@@ -117,7 +156,7 @@ def save_safetensors(path, state, metadata=None):
     path = os.fspath(path)
     if metadata is not None and not (isinstance(metadata, dict) and
                                      all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
-        raise ValueError(f"{path}: metadata must be a dict of str -> str, got {metadata!r:.100}")
+        raise ValueError(f"{path}: metadata must be a dict of str -> str, got {_brief(metadata)}")
     header, arrays, offset = {}, [], 0
     if metadata:
         header["__metadata__"] = dict(metadata)

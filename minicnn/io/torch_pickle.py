@@ -20,151 +20,37 @@ numel)`` and the bytes sit elsewhere, in one of two containers:
   Its persistent ids have a sixth field: ``None`` or a view ``(key, offset, numel)``.
 
 Why not ``pickle.load``: unpickling calls whatever functions the pickle names
-(``os.system`` included). ``_RestrictedUnpickler.find_class`` hands out
-minicnn's own small stand-ins for the few names a state_dict needs and refuses
+(``os.system`` included). ``RestrictedUnpickler.find_class`` (restricted_pickle.py)
+hands out minicnn's own small stand-ins for the few names a state_dict needs and refuses
 every other name, as torch's own weights-only loading does. The stand-ins only
 record what to build; the arrays are made afterwards from the storage bytes
 with ``np.lib.stride_tricks.as_strided`` and copied.
+
+A hostile file can still ask for a lot: a 600-byte pickle may declare a
+stride-0 tensor of 8 GiB, or a list nested so deeply that printing it never
+ends. So every stand-in checks the types and ranges of what it is given, the
+unpickled object's nesting is bounded (``MAX_NESTING``), and every tensor's
+shape, stride and offset are checked against the storage bytes actually in the
+file before anything is allocated: no tensor may be larger than the file, nor
+all of them together more than ``MAX_EXPANSION`` times the file.
 """
-import collections
 import io
 import os
-import pickle
 import struct
 import zipfile
-from dataclasses import dataclass
 
 import numpy as np
+
+from .restricted_pickle import (RestrictedUnpickler, TensorRef,
+                                UnsafeCheckpointError, brief, unpickle)
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
+MAX_EXPANSION = 4      # all tensors together: at most this many times the file's bytes
+                       # (tensors may share storage, as tied weights do)
 
-# torch.<Name>Storage -> NumPy dtype of its elements (bfloat16 travels as raw uint16).
-STORAGE_DTYPES = {
-    "HalfStorage": "float16", "FloatStorage": "float32", "DoubleStorage": "float64",
-    "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
-    "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8",
-    "BoolStorage": "bool", "UntypedStorage": "uint8",
-}
-
-
-class UnsafeCheckpointError(pickle.UnpicklingError, ValueError):
-    """The pickle names a global outside the allow-list; nothing was executed."""
-
-
-@dataclass(frozen=True)
-class StorageType:
-    """Stand-in for ``torch.FloatStorage`` & co: only the element dtype matters."""
-    name: str
-    dtype: str
-
-
-@dataclass(frozen=True)
-class StorageRef:
-    """A persistent id, resolved: ``numel`` elements starting ``offset`` elements into storage ``key``."""
-    key: str
-    dtype: str
-    offset: int
-    numel: int
-
-
-@dataclass(frozen=True)
-class TensorRef:
-    """What ``_rebuild_tensor_v2`` would have built, as a recipe: a strided view of a storage."""
-    storage: StorageRef
-    offset: int
-    shape: tuple
-    stride: tuple
-
-
-def _rebuild_tensor(storage, storage_offset, size, stride, *unused):
-    # unused: requires_grad, backward_hooks, optional metadata
-    if not isinstance(storage, StorageRef):
-        raise pickle.UnpicklingError(f"_rebuild_tensor_v2 got {type(storage).__name__}, expected a storage")
-    return TensorRef(storage, int(storage_offset), tuple(int(n) for n in size),
-                     tuple(int(s) for s in stride))
-
-
-def _rebuild_parameter(data, requires_grad, backward_hooks, state=None):
-    """A Parameter is a tensor with a flag; for weights only the tensor matters."""
-    return data
-
-
-def _latin1_encode(text, encoding="latin1"):
-    """How protocol-2 pickles spell ``bytes``; the only codec call allowed."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError("_codecs.encode is allowed only as encode(str, 'latin1')")
-    return text.encode("latin1")
-
-
-ALLOWED_GLOBALS = {
-    "collections.OrderedDict": collections.OrderedDict,
-    "torch._utils._rebuild_tensor_v2": _rebuild_tensor,
-    "torch._utils._rebuild_parameter": _rebuild_parameter,
-    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
-    "torch.Size": tuple,
-    "torch.device": str,
-    "_codecs.encode": _latin1_encode,
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only ALLOWED_GLOBALS and storage types.
-
-    ``storages`` collects, per storage key, ``(dtype, numel)`` from the
-    persistent ids met, so the legacy reader knows how many bytes follow.
-    """
-
-    def __init__(self, file, path):
-        super().__init__(file)
-        self.path = path
-        self.storages = {}
-
-    def find_class(self, module, name):
-        full = f"{module}.{name}"
-        if full in ALLOWED_GLOBALS:
-            return ALLOWED_GLOBALS[full]
-        if module in ("torch", "torch.storage") and name in STORAGE_DTYPES:
-            return StorageType(name, STORAGE_DTYPES[name])
-        raise UnsafeCheckpointError(
-            f"{self.path}: refusing to load the global '{full}' named in the pickle; only "
-            f"tensors and plain containers are read (allowed: {', '.join(sorted(ALLOWED_GLOBALS))}, "
-            f"torch.*Storage). If you trust this file, load it with torch and save its "
-            f"state_dict() alone.")
-
-    def persistent_load(self, pid):
-        kind = pid[0].decode("ascii") if isinstance(pid[0], bytes) else pid[0]
-        if kind == "module":
-            raise UnsafeCheckpointError(
-                f"{self.path}: this file holds a whole pickled nn.Module, not a state_dict; "
-                f"load it with torch and save model.state_dict() instead.")
-        if kind != "storage" or len(pid) not in (5, 6) or not isinstance(pid[1], StorageType):
-            raise UnsafeCheckpointError(f"{self.path}: unknown persistent id {pid!r}")
-        storage_type, key, _location, numel = pid[1:5]
-        key, numel = str(key), int(numel)
-        dtype = storage_type.dtype
-        if self.storages.setdefault(key, (dtype, numel))[0] != dtype:
-            raise ValueError(f"{self.path}: storage '{key}' is used both as "
-                             f"{self.storages[key][0]} and as {dtype}")
-        view = pid[5] if len(pid) == 6 else None
-        if view is not None:  # legacy storage view: (view_key, offset, numel) into `key`
-            return StorageRef(key, dtype, int(view[1]), int(view[2]))
-        return StorageRef(key, dtype, 0, numel)
-
-
-def _unpickle(unpickler, what):
-    """Run one restricted load; a malformed pickle becomes a ValueError naming the file."""
-    try:
-        return unpickler.load()
-    except UnsafeCheckpointError:
-        raise
-    except (pickle.UnpicklingError, EOFError, TypeError, IndexError, KeyError, AttributeError,
-            struct.error, ValueError, OverflowError) as err:
-        if isinstance(err, ValueError) and str(err).startswith(unpickler.path):
-            raise  # already one of ours
-        raise ValueError(f"{unpickler.path}: {what} is not a valid checkpoint pickle "
-                         f"(truncated or corrupt?): {type(err).__name__}: {err}") from None
+__all__ = ["load_torch", "UnsafeCheckpointError"]
 
 
 def _itemsize(dtype):
@@ -187,6 +73,11 @@ def _read_zip(path):
         folder = pickles[0][:-len("data.pkl")]
 
         def record(name):
+            info = archive.getinfo(name)
+            if info.file_size > 1100 * info.compress_size + 1024:  # deflate packs at most ~1032:1
+                raise ValueError(f"{path}: record '{name}' claims {info.file_size} bytes from "
+                                 f"{info.compress_size} compressed ones, more than any real "
+                                 f"compression gives (corrupt or hostile file)")
             try:
                 return archive.read(name)
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
@@ -194,11 +85,12 @@ def _read_zip(path):
 
         byteorder = "little"
         if folder + "byteorder" in names:
-            byteorder = record(folder + "byteorder").decode("ascii").strip()
+            byteorder = record(folder + "byteorder").decode("ascii", "replace").strip()
             if byteorder not in ("little", "big"):
-                raise ValueError(f"{path}: byteorder record says {byteorder!r}, expected little or big")
-        unpickler = _RestrictedUnpickler(io.BytesIO(record(pickles[0])), path)
-        obj = _unpickle(unpickler, f"record '{pickles[0]}'")
+                raise ValueError(f"{path}: byteorder record says {brief(byteorder)}, "
+                                 f"expected little or big")
+        unpickler = RestrictedUnpickler(io.BytesIO(record(pickles[0])), path)
+        obj = unpickle(unpickler, f"record '{pickles[0]}'")
         blobs = {}
         for key in unpickler.storages:
             name = f"{folder}data/{key}"
@@ -211,21 +103,23 @@ def _read_zip(path):
 def _read_legacy(path, f):
     """Legacy stream (file positioned at 0) -> (object, {storage key: bytes}, 'little')."""
     def plain(what):
-        return _unpickle(_RestrictedUnpickler(f, path), what)
+        return unpickle(RestrictedUnpickler(f, path), what)
 
     magic = plain("the header (legacy format, or not a torch file at all)")
     if magic != LEGACY_MAGIC_NUMBER:
-        raise ValueError(f"{path}: legacy checkpoint magic number is {magic!r}, expected "
+        raise ValueError(f"{path}: legacy checkpoint magic number is {brief(magic)}, expected "
                          f"{LEGACY_MAGIC_NUMBER:#x}; not a torch.save file")
     protocol = plain("the protocol version")
     if protocol != LEGACY_PROTOCOL_VERSION:
-        raise ValueError(f"{path}: legacy protocol version {protocol!r} is not {LEGACY_PROTOCOL_VERSION}")
+        raise ValueError(f"{path}: legacy protocol version {brief(protocol)} is not "
+                         f"{LEGACY_PROTOCOL_VERSION}")
     plain("sys_info")  # endianness and C type sizes of the saver; storages are little-endian anyway
-    unpickler = _RestrictedUnpickler(f, path)
-    obj = _unpickle(unpickler, "the main pickle")
+    unpickler = RestrictedUnpickler(f, path)
+    obj = unpickle(unpickler, "the main pickle")
     keys = plain("the list of storage keys")
-    if not isinstance(keys, list):
-        raise ValueError(f"{path}: expected the list of storage keys after the main pickle, got {keys!r:.60}")
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise ValueError(f"{path}: expected the list of storage keys (strings) after the main "
+                         f"pickle, got {brief(keys)}")
     blobs = {}
     for key in keys:
         if key not in unpickler.storages:
@@ -243,28 +137,48 @@ def _read_legacy(path, f):
     return obj, blobs, "little"
 
 
-def _to_array(name, t, blobs, byteorder, dtype, path):
-    """Copy the strided view ``t`` out of its storage bytes into a fresh C-contiguous array."""
+def _check_view(name, t, blobs, path, budget):
+    """Check tensor ``t`` against the bytes really present, before anything is allocated.
+
+    Its storage must be in the file and hold the ``numel`` elements its id declares; the
+    view must lie inside it; and the tensor may not be larger than ``budget`` bytes (what
+    is left of the file-size allowance). Returns the tensor's size in bytes.
+    """
     st = t.storage
+    where = f"{path}: tensor '{name}' (shape {t.shape}, stride {t.stride}, offset {t.offset})"
     if st.key not in blobs:
         raise ValueError(f"{path}: tensor '{name}' refers to storage '{st.key}', which the file lacks")
-    raw = blobs[st.key]
-    item = _itemsize(st.dtype)
+    raw, item = blobs[st.key], _itemsize(st.dtype)
+    available = min(st.numel, len(raw) // item - st.offset)
+    numel = int(np.prod(t.shape, dtype=object))            # Python ints: no overflow
+    if numel == 0:
+        return 0
+    size = os.path.getsize(path)
+    if numel * item > min(budget, size):
+        beyond = (f"more than the whole {size}-byte file" if numel * item > size else
+                  f"which would take all tensors together past {MAX_EXPANSION} times the "
+                  f"file's {size} bytes")
+        raise ValueError(f"{where} declares {numel * item} bytes of {st.dtype}, {beyond} "
+                         f"(corrupt or hostile file; refused before allocating anything)")
+    needed = t.offset + 1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride))
+    if needed > available:
+        raise ValueError(
+            f"{where} needs {needed} {st.dtype} elements of storage '{st.key}' but only "
+            f"{max(available, 0)} are there ({len(raw)} bytes): the file is truncated or corrupt")
+    return numel * item
+
+
+def _to_array(name, t, blobs, byteorder, dtype):
+    """Copy the strided view ``t`` (checked by ``_check_view``) out of its storage bytes
+    into a fresh C-contiguous array."""
+    st = t.storage
+    raw, item = blobs[st.key], _itemsize(st.dtype)
     stored = np.dtype("uint16" if st.dtype == "bfloat16" else st.dtype)
     stored = stored.newbyteorder("<" if byteorder == "little" else ">")
-    available = min(st.numel, len(raw) // item - st.offset)
-    if len(t.shape) != len(t.stride) or any(s < 0 for s in t.stride) or t.offset < 0:
-        raise ValueError(f"{path}: tensor '{name}' has shape {t.shape}, stride {t.stride}, "
-                         f"offset {t.offset}: not a valid strided view")
     if 0 in t.shape:
         out = np.empty(t.shape, dtype=stored.newbyteorder("="))
     else:
-        needed = t.offset + 1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride))
-        if needed > available:
-            raise ValueError(
-                f"{path}: tensor '{name}' (shape {t.shape}, stride {t.stride}, offset {t.offset}) "
-                f"needs {needed} {st.dtype} elements of storage '{st.key}' but only {max(available, 0)} "
-                f"are there ({len(raw)} bytes): the file is truncated or corrupt")
+        available = min(st.numel, len(raw) // item - st.offset)
         flat = np.frombuffer(raw, dtype=stored, count=available, offset=st.offset * item)
         view = np.lib.stride_tricks.as_strided(flat[t.offset:], shape=t.shape,
                                                strides=[s * item for s in t.stride], writeable=False)
@@ -309,8 +223,9 @@ def load_torch(path, *, dtype=np.float32, strip_prefix=None):
     ``"model_state_dict"`` or ``"model"`` (next to e.g. ``"optimizer"``,
     ``"epoch"``), is unwrapped.
 
-    Raises ValueError naming the file (and the tensor) for corrupt, truncated or
-    non-checkpoint files; UnsafeCheckpointError (a ValueError) for a pickle that
+    Raises ValueError naming the file (and the tensor) for corrupt, truncated,
+    hostile (a tensor larger than the file, absurd nesting) or non-checkpoint
+    files, and for keys that are not strings; UnsafeCheckpointError (a ValueError) for a pickle that
     names anything beyond tensors and plain containers.
     """
     path = os.fspath(path)
@@ -326,12 +241,18 @@ def load_torch(path, *, dtype=np.float32, strip_prefix=None):
         else:
             f.seek(0)
             obj, blobs, byteorder = _read_legacy(path, f)
-    state = {}
-    for name, t in _pick_state_dict(obj, path).items():
+    chosen = _pick_state_dict(obj, path)
+    budget = MAX_EXPANSION * os.path.getsize(path)
+    keys = {}
+    for name, t in chosen.items():
+        if not isinstance(name, str):
+            raise ValueError(f"{path}: the state_dict has the key {brief(name)} "
+                             f"({type(name).__name__}); tensor names are strings like 'features.0.weight'")
         key = name
-        if strip_prefix and isinstance(name, str) and name.startswith(strip_prefix):
+        if strip_prefix and name.startswith(strip_prefix):
             key = name[len(strip_prefix):]
-        if key in state:
+        if key in keys:
             raise ValueError(f"{path}: stripping {strip_prefix!r} from '{name}' gives the existing key '{key}'")
-        state[key] = _to_array(name, t, blobs, byteorder, dtype, path)
-    return state
+        keys[key] = name
+        budget -= _check_view(name, t, blobs, path, budget)
+    return {key: _to_array(name, chosen[name], blobs, byteorder, dtype) for key, name in keys.items()}

@@ -290,6 +290,18 @@ def _match_keys(state, model_keys):
     return state, missing_counters
 
 
+def _check_labels(path, labels, num_classes, arch):
+    """A manifest's labels are names, one per class of the model (checked before loading)."""
+    if labels is None:
+        return
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise ValueError(f"{path}: its manifest's labels must be a list of class names, "
+                         f"got {type(labels).__name__}")
+    if num_classes is not None and len(labels) != num_classes:
+        raise ValueError(f"{path}: its manifest lists {len(labels)} labels but {arch} has "
+                         f"{num_classes} classes; fix the manifest's labels")
+
+
 def load_pretrained(model, path, strict=True):
     """Load the weight file at ``path`` into ``model`` (in place) and return the model.
 
@@ -298,12 +310,15 @@ def load_pretrained(model, path, strict=True):
     ``labels`` and ``preprocessing`` are attached to the model when present).
     Keys must match the model's ``state_dict`` exactly (``strict``), apart from a
     ``module.`` prefix and missing ``num_batches_tracked`` counters; otherwise the
-    error names the file, the model and the keys that differ.
+    error names the file, the model and the keys that differ. A manifest whose
+    ``labels`` do not number the model's classes is refused. Nothing is changed
+    in ``model`` unless every weight fits (``load_state_dict`` is all or nothing).
     """
     state, meta = read_weights(path)
     arch = getattr(model, "arch", type(model).__name__)
     if meta.get("architecture") and meta["architecture"] != arch:
         raise ValueError(f"{path} holds weights for {meta['architecture']!r}, not {arch!r}")
+    _check_labels(path, meta.get("labels"), getattr(model, "num_classes", None), arch)
     own = model.state_dict()
     state, missing_counters = _match_keys(state, own)
     for key in missing_counters:

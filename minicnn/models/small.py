@@ -27,6 +27,7 @@ class SmallVGG(nn.Module):
 
     def __init__(self, in_channels, widths, spatial, hidden, num_classes, dropout, seed):
         super().__init__()
+        self.num_classes = num_classes
         layers, c = [], in_channels
         for block in widths:                       # e.g. ((32, 32), (64, 64))
             for w in block:

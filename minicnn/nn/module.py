@@ -71,6 +71,27 @@ def _move(array, backend=None, dtype=None):
     return array
 
 
+def _checked_value(name, value, current):
+    """``value`` as a new array of ``current``'s dtype and backend, or a ValueError naming
+    ``name``: wrong shape, a kind of number that does not fit, NaN or infinity."""
+    value = _host_array(value)
+    if tuple(value.shape) != tuple(current.shape):
+        raise ValueError(f"load_state_dict: {name!r} has shape {tuple(value.shape)} in the "
+                         f"state dict but {tuple(current.shape)} in the model")
+    want = np.dtype(current.dtype)
+    fits = (value.dtype.kind == "f" if want.kind == "f" else
+            value.dtype.kind in "iub" if want.kind in "iu" else value.dtype == want)
+    if not fits:
+        raise ValueError(f"load_state_dict: {name!r} holds {value.dtype} values but the model's "
+                         f"{name} is {want}; refusing to cast silently (convert it explicitly, "
+                         f"e.g. state[{name!r}] = state[{name!r}].astype('{want}'), if that is meant)")
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        bad = int(value.size - np.isfinite(value).sum())
+        raise ValueError(f"load_state_dict: {name!r} holds {bad} NaN or infinite value(s) "
+                         f"out of {value.size}; these weights are broken")
+    return _move(value.astype(current.dtype, copy=True), backend_name(current))
+
+
 class Module:
     """Base class of layers and models.
 
@@ -206,11 +227,21 @@ class Module:
     def load_state_dict(self, state, strict=True):
         """Copy arrays from ``state`` (NumPy or any backend) into parameters and buffers.
 
-        Values are converted to each parameter's backend and dtype. With ``strict``
-        missing or unexpected keys raise ``StateDictError`` listing them; a shape
-        mismatch always raises ValueError naming the key and both shapes.
+        All or nothing: every value is checked first, and only then assigned, so a
+        failed load leaves the model exactly as it was. With ``strict`` missing or
+        unexpected keys raise ``StateDictError`` listing them. ValueError, naming the
+        key, for: a shape that differs from the model's (both shapes given), a kind
+        of number that does not fit (integer or complex values for a floating-point
+        parameter: convert them explicitly if that is meant), and NaN or infinite
+        values. Floating-point values take each parameter's dtype and backend.
         Returns ``LoadResult(missing_keys, unexpected_keys)``.
         """
+        if not hasattr(state, "items"):
+            raise TypeError(f"load_state_dict expects a dict of name -> array, got {type(state).__name__}")
+        bad_keys = [k for k in state if not isinstance(k, str)]
+        if bad_keys:
+            raise StateDictError(f"load_state_dict into {type(self).__name__}: the key {bad_keys[0]!r:.80} "
+                                 f"is a {type(bad_keys[0]).__name__}; keys are strings like 'features.0.weight'")
         targets = OrderedDict((name, (module, key, kind))
                               for name, module, key, kind in self._all_tensors())
         missing = [k for k in targets if k not in state]
@@ -223,16 +254,13 @@ class Module:
                 lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
             lines.append("  (pass strict=False to load only the keys that match)")
             raise StateDictError("\n".join(lines))
-        for name, (module, key, kind) in targets.items():
-            if name not in state:
-                continue
-            current = getattr(module, key)
-            current = current.data if kind == "parameter" else current
-            value = _host_array(state[name])
-            if tuple(value.shape) != tuple(current.shape):
-                raise ValueError(f"load_state_dict: {name!r} has shape {tuple(value.shape)} in the "
-                                 f"state dict but {tuple(current.shape)} in the model")
-            value = _move(value.astype(current.dtype, copy=True), backend_name(current))
+        ready = []
+        for name, (module, key, kind) in targets.items():       # 1. check everything
+            if name in state:
+                current = getattr(module, key)
+                current = current.data if kind == "parameter" else current
+                ready.append((module, key, kind, _checked_value(name, state[name], current)))
+        for module, key, kind, value in ready:                   # 2. then assign
             if kind == "parameter":
                 getattr(module, key).data = value
             else:
