@@ -29,7 +29,7 @@ from ..nn import capture
 from ..techniques.common import as_input, check_layer, frozen
 from ..techniques.filters import filter_images, first_conv_layer
 from ..techniques.gradcam import bilinear_resize, grad_cam
-from ..techniques.gradients import backward_from_target, input_gradient, saliency
+from ..techniques.gradients import backward_from_target, input_gradient, saliency, smoothgrad
 from ..techniques.occlusion import occlusion
 from . import render
 
@@ -210,7 +210,8 @@ class Explorer:
             if method == "saliency":
                 m = saliency(self.model, inp.x, target)
             elif method == "smoothgrad":
-                m = smoothgrad(self.model, inp.x, target)
+                m = np.abs(smoothgrad(self.model, inp.x, target, n_samples=16,
+                                      kind="magnitude")).max(axis=-3)   # as saliency shows it
             elif method == "gradcam":
                 m = grad_cam(self.model, inp.x, target)
             else:
@@ -276,12 +277,3 @@ class Explorer:
             out.append({"name": n, "norm": float(np.linalg.norm(grads[n])),
                         "image": render.png_url(img), **geom})
         return {"class": target, "label": self.labels[target], "layers": out}
-
-
-def smoothgrad(model, x, target, n=16, sigma=0.15, seed=0):
-    """SmoothGrad (Smilkov et al. 2017): the mean saliency over ``n`` copies of x with Gaussian
-    noise of std ``sigma`` × (max x − min x). One batched backward pass."""
-    x = np.asarray(to_numpy(x), dtype=np.float32)
-    rng = np.random.default_rng(seed)
-    noise = rng.normal(0, sigma * float(x.max() - x.min()), (n,) + x.shape).astype(np.float32)
-    return saliency(model, x[None] + noise, target).mean(axis=0)
