@@ -12,7 +12,8 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["minicnn", "minicnn.*"]),
-    package_data={"minicnn": ["labels/*.txt", "assignment_tests/*.py", "explore/static/*"]},
+    package_data={"minicnn": ["data/labels/*.txt", "homework/assignment_tests/*.py",
+                               "explore/static/*"]},
     # the shipped weights and sample images: a non-editable install finds them under
     # <prefix>/share/minicnn/weights (minicnn.models.registry.INSTALLED_WEIGHTS)
     data_files=[("share/minicnn/weights", sorted(glob("weights/*.npz") + glob("weights/*.json"))),

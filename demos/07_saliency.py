@@ -8,7 +8,7 @@ import os
 import minicnn as mc
 from minicnn.plot.attribution import segmentation_figure
 from minicnn.plot.core import image_grid, normalize_map, save_figure
-from minicnn.samples import photo_samples
+from minicnn.data.samples import photo_samples
 from minicnn.techniques.grabcut import saliency_segmentation
 from minicnn.techniques.gradients import saliency
 

@@ -175,7 +175,7 @@ class Context:
                               f"`minicnn train {name}` and `minicnn weights import` the "
                               f"file it writes.")
         from .data import FASHION_MNIST_CLASSES
-        from .cifar import CIFAR10_CLASSES
+        from .data.cifar import CIFAR10_CLASSES
         labels = list(FASHION_MNIST_CLASSES if name == "fashion_net" else CIFAR10_CLASSES)
         return ModelInfo(name, model.to(self.backend).eval(), trained, note, labels, "small")
 
@@ -211,7 +211,7 @@ class Context:
     # ---- images
     def _read_user_images(self):
         """The --image files that Pillow can read: [(name, uint8 RGB)]; the others are noted."""
-        from .images import load_image
+        from .data.images import load_image
         good = []
         for p in self.image_paths:
             try:
@@ -227,8 +227,8 @@ class Context:
     def photos(self):
         """Photo inputs of the ImageNet model: [(name, x (1, 3, H, W), pixels (H, W, 3))]."""
         def load():
-            from .images import load_image
-            from .samples import photo_samples
+            from .data.images import load_image
+            from .data.samples import photo_samples
             info = self.photo
             pre = info.preprocess
             items = self.user_images() or [(Path(p).name, load_image(p, "RGB"))
@@ -262,7 +262,7 @@ class Context:
             elif info.name != "fashion_net":
                 raise Skip(f"{info.name} has no shipped sample images; give some with --image")
             else:
-                from .samples import fashion_samples
+                from .data.samples import fashion_samples
                 pairs = fashion_samples()
             pix = np.stack([p for p, _ in pairs])
             return pre.preprocess(pix), pix, [k for _, k in pairs], \
@@ -274,8 +274,8 @@ class Context:
     def _cifar_samples(self):
         """The first CIFAR-10 test image of each class, from the user's copy of the dataset
         (minicnn ships no CIFAR images): [(uint8 32×32×3, label)], or Skip saying how."""
-        from ._fetch import minicnn_home
-        from .cifar import load_cifar10
+        from .data._fetch import minicnn_home
+        from .data.cifar import load_cifar10
         try:
             x, y = load_cifar10("test", download=False)
         except (OSError, ValueError):
@@ -289,9 +289,9 @@ class Context:
         CIFAR-10 when installed, never downloaded); otherwise its sample images, with a note."""
         info = self.small
         if info.name in ("fashion_net", "cifar_net"):
-            from .cifar import load_cifar10
+            from .data.cifar import load_cifar10
             from .data import FASHION_MNIST_HOW_TO_GET, load_fashion_mnist
-            from ._fetch import minicnn_home
+            from .data._fetch import minicnn_home
             if info.name == "fashion_net":
                 load, what, how = load_fashion_mnist, "Fashion-MNIST", FASHION_MNIST_HOW_TO_GET
             else:
@@ -354,7 +354,7 @@ def _grey(img):
 def _fit(img, pre):
     """uint8 image -> the model's input size: resize (short side), centre crop, as when loading."""
     from PIL import Image
-    from .images import center_crop, resize_short_side
+    from .data.images import center_crop, resize_short_side
     img = np.clip(np.asarray(img), 0, 255).astype(np.uint8)
     if pre.input_size is None:
         return img

@@ -23,7 +23,8 @@ import time
 
 import numpy as np
 
-from . import ops, optim
+from . import ops
+from .nn import optim
 from .autograd import Tensor, no_grad
 from .backend import as_backend, to_numpy
 from .training import check_epochs, check_lr, prepare_output, run_epochs, save_result
@@ -162,7 +163,7 @@ def train_segmentation_recipe(name, out_dir=None, data_root=None, epochs=None, s
     a worse or diverged run never replaces a file)."""
     from . import io
     from .models import segmentation
-    from .segdata import SEG_CLASSES, SegmentationCanvases
+    from .data.segdata import SEG_CLASSES, SegmentationCanvases
     if name not in SEG_RECIPES:
         raise ValueError(f"train: no segmentation recipe for {name!r}; known: {sorted(SEG_RECIPES)}")
     recipe = dict(SEG_RECIPES[name])

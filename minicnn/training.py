@@ -32,11 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ops, optim
+from . import ops
+from .nn import optim
 from .autograd import Tensor, no_grad
 from .backend import as_backend, to_numpy
 from .data import iterate_minibatches
-from .images import random_crop_flip
+from .data.images import random_crop_flip
 
 __all__ = ["fit", "run_epochs", "evaluate", "predict", "RECIPES", "train_recipe",
            "TrainingDiverged", "TrainingInterrupted", "NotReplaced", "check_epochs", "check_lr",

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import minicnn as mc
-from minicnn import cli, opcheck, training
+from minicnn import cli, training
+from minicnn.bench import opcheck
 from minicnn.models import registry
 from minicnn.techniques.common import NonFiniteInputError
 

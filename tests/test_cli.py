@@ -5,7 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from minicnn import cli, opcheck
+from minicnn import cli
+from minicnn.bench import opcheck
 
 
 def test_every_builtin_op_passes_its_gradient_check():

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minicnn import cifar, data, images
+from minicnn.data import cifar, images
+from minicnn.data import datasets as data
 from tests.conftest import shared_data
 
 

@@ -299,7 +299,7 @@ def test_cifar_net_gallery_takes_one_test_image_per_class_from_the_users_cifar10
     """minicnn ships no CIFAR images: with --model cifar_net the gallery reads the first test
     image of each class from the user's copy of CIFAR-10; without one it skips and says where
     to put it."""
-    from minicnn.cifar import CIFAR10_CLASSES
+    from minicnn.data.cifar import CIFAR10_CLASSES
     from minicnn.gallery import Context, Skip
     monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "home"))
     ctx = Context(tmp_path / "g", True, "numpy", 0, "cifar_net", ())

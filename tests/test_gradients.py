@@ -255,7 +255,7 @@ def test_gradient_and_guided_backprop_match_pytorch_hooks_on_squeezenet():
     """The rule reaches every ReLU exactly like the usual PyTorch recipe: backward hooks on
     each nn.ReLU clamping its input gradient at 0 (squeezenet1_1, random weights, 64×64)."""
     torch = pytest.importorskip("torch")
-    from minicnn.reference_torch import torch_model
+    from minicnn.bench.reference_torch import torch_model
     model = mc.models.squeezenet1_1(rng=0).eval()
     net = torch_model("squeezenet1_1").eval()
     net.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})

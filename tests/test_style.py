@@ -141,7 +141,7 @@ def test_style_transfer_on_squeezenet_with_real_weights_and_photos():
 def test_the_benchmarked_style_iteration_computes_the_same_gradient_as_pytorch():
     """The benchmark's hand-built torch SqueezeNet and loss are the same function as ours."""
     pytest.importorskip("torch")
-    from minicnn import bench_optimization as bo
+    from minicnn.bench import optimization as bo
     from minicnn.techniques.inversion import code
     from minicnn.techniques.style import content_loss, style_loss, tv_loss
     model, features, torch = bo._models()

@@ -9,7 +9,7 @@ from ._common import section
 @section("segmentation", "17 · Segmentation")
 def segmentation_section(ctx):
     from ..plot.segmentation import class_heatmaps_figure, segmentation_figure
-    from ..segdata import SEG_CLASSES, SegmentationCanvases
+    from ..data.segdata import SEG_CLASSES, SegmentationCanvases
     from ..techniques.convolutionalize import convolutionalize, score_maps
     info = ctx.small
     if info.name != "fashion_net":

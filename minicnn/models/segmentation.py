@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import nn, ops
 from ..backend import as_backend, backend_name, to_numpy
-from ..images import Preprocess
+from ..data.images import Preprocess
 from ..ops._util import shape_of
 
 __all__ = ["Encoder", "UpBlock", "EncoderDecoder", "segnet", "segnet_transposed", "unet",

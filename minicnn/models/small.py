@@ -12,7 +12,7 @@ runs on them.
 Layer names follow torchvision's VGG: ``features.N`` and ``classifier.N``.
 """
 from .. import nn
-from ..images import Preprocess
+from ..data.images import Preprocess
 
 __all__ = ["SmallVGG", "fashion_net", "cifar_net", "FASHION_PREPROCESS", "CIFAR_PREPROCESS"]
 

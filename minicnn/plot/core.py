@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..backend import to_numpy  # noqa: E402
-from ..images import to_displayable  # noqa: E402
+from ..data.images import to_displayable  # noqa: E402
 
 __all__ = ["plt", "image_grid", "show_image", "overlay", "save_figure", "normalize_map"]
 

@@ -18,7 +18,8 @@ import sys
 
 import numpy as np
 
-from .. import ops, optim
+from .. import ops
+from ..nn import optim
 from ..autograd import Tensor
 from ..backend import as_backend, to_numpy
 from ..data import iterate_minibatches

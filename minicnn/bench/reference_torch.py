@@ -184,7 +184,7 @@ def torch_small_vgg(model):
     """A torch.nn twin of a minicnn ``SmallVGG`` (fashion_net / cifar_net), weights copied."""
     torch = importlib.import_module("torch")
     tnn = torch.nn
-    from .backend import to_numpy
+    from ..backend import to_numpy
 
     def twin(layer):
         kind = type(layer).__name__

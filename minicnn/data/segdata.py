@@ -28,7 +28,7 @@ from collections import namedtuple
 import numpy as np
 from PIL import Image
 
-from .data import FASHION_MNIST_CLASSES, load_fashion_mnist
+from .datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
 
 __all__ = ["SegmentationCanvases", "Placement", "SEG_CLASSES", "paste_items", "resize_item"]
 

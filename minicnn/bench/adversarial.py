@@ -9,8 +9,8 @@ the input only), model in eval mode. One row also times FGSM (one step).
 """
 import numpy as np
 
-from . import models
-from .bench import _torch, compare, section
+from .. import models
+from .core import _torch, compare, section
 from .reference_torch import torch_small_vgg
 
 BATCH, STEPS, EPS = 64, 10, 8 / 255
@@ -34,8 +34,8 @@ def _torch_pgd(torch, net, x0, y, s, lo, hi, steps, alpha, eps):
 
 @section("adversarial")
 def bench_adversarial(repeat):
-    from .techniques.adversarial import fgsm, pixel_scale, pgd
-    from .techniques.optimize import pixel_bounds
+    from ..techniques.adversarial import fgsm, pixel_scale, pgd
+    from ..techniques.optimize import pixel_bounds
     torch = _torch()
     model = models.cifar_net().eval()
     rng = np.random.default_rng(0)

@@ -2,8 +2,8 @@
 minicnn beside the same loop in PyTorch CPU (a hand-built torch SqueezeNet 1.1 holding
 the same weights). Registered as sections "style_transfer" and "deepdream".
 
-    from minicnn import bench, bench_optimization     # importing registers the sections
-    bench.run(["style_transfer", "deepdream"])
+    from minicnn import bench
+    bench.run(["style_transfer", "deepdream"])     # run() imports the section modules
 
 Both sides compute the same thing on a 256×256 image: for style transfer, the forward
 pass to the deepest layer used, content + Gram style + TV losses, and the backward pass
@@ -13,8 +13,8 @@ The weights are random (the timing does not depend on them) and copied to torch.
 """
 import numpy as np
 
-from .backend import to_numpy
-from .bench import _torch, compare, section
+from ..backend import to_numpy
+from .core import _torch, compare, section
 
 __all__ = ["bench_style_transfer", "bench_deepdream"]
 
@@ -70,9 +70,9 @@ def _torch_acts(features, x, names):
 
 @section("style_transfer")
 def bench_style_transfer(repeat):
-    from .techniques import optimize as opt
-    from .techniques.style import content_loss, style_loss, tv_loss, gram_targets
-    from .techniques.inversion import code
+    from ..techniques import optimize as opt
+    from ..techniques.style import content_loss, style_loss, tv_loss, gram_targets
+    from ..techniques.inversion import code
     model, features, torch = _models()
     rng = np.random.default_rng(0)
     content, style, x = (rng.normal(size=(1, 3, SIZE, SIZE)).astype(np.float32) for _ in range(3))
@@ -117,7 +117,7 @@ def _torch_style(torch, features, content, style, x, n):
 
 @section("deepdream")
 def bench_deepdream(repeat):
-    from .techniques import optimize as opt
+    from ..techniques import optimize as opt
     model, features, torch = _models()
     x = np.random.default_rng(0).normal(size=(1, 3, SIZE, SIZE)).astype(np.float32)
     lo, hi = (to_numpy(b) for b in opt.pixel_bounds(model))

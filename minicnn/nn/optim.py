@@ -18,7 +18,7 @@ Schedules set ``opt.lr``; call ``sched.step()`` once per epoch.
 """
 import math
 
-from .backend import as_backend, backend_name, get_array_module, to_numpy
+from ..backend import as_backend, backend_name, get_array_module, to_numpy
 
 __all__ = ["Optimizer", "SGD", "Adam", "StepLR", "CosineLR"]
 

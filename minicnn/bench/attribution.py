@@ -10,8 +10,8 @@ weights, the same image, parameters frozen (gradients to the input only).
 """
 import numpy as np
 
-from . import models
-from .bench import _torch, compare, section
+from .. import models
+from .core import _torch, compare, section
 from .reference_torch import torch_model
 
 SIZE, TARGET, PATCH, STRIDE, BATCH = 224, 281, 32, 8, 64
@@ -38,9 +38,9 @@ def _torch_occlusion(torch, net, x, target):
 
 @section("attribution")
 def bench_attribution(repeat):
-    from .techniques.gradcam import grad_cam
-    from .techniques.gradients import guided_backprop, saliency
-    from .techniques.occlusion import occlusion
+    from ..techniques.gradcam import grad_cam
+    from ..techniques.gradients import guided_backprop, saliency
+    from ..techniques.occlusion import occlusion
     torch = _torch()
     model = models.squeezenet1_1(rng=0).eval()
     x = np.random.default_rng(0).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)

@@ -7,7 +7,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from .io.download import cache_dir, download_to
+from ..io.download import cache_dir, download_to
 
 
 def minicnn_home():

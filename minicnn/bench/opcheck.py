@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 
-from . import ops
-from .gradcheck import check
+from .. import ops
+from ..gradcheck import check
 
 __all__ = ["CASES", "run_all", "format_table"]
 

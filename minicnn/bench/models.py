@@ -6,9 +6,9 @@ import itertools
 
 import numpy as np
 
-from . import models, ops
-from .autograd import Tensor
-from .bench import _torch, compare, section
+from .. import models, ops
+from ..autograd import Tensor
+from .core import _torch, compare, section
 from .reference_torch import torch_model, torch_small_vgg
 
 STEPS = 40            # distinct training batches the timed steps cycle through
@@ -25,8 +25,8 @@ def _fashion_batches(batch, steps, rng):
     soon memorizes. (The step time itself did not depend on it when measured: 75 ms per
     step with the loss at 0.002 on a memorized batch, 74 ms for a fresh net.)
     """
-    from .data import load_fashion_mnist
-    from .models.small import FASHION_PREPROCESS
+    from ..data import load_fashion_mnist
+    from ..models.small import FASHION_PREPROCESS
     n = batch * steps
     try:
         images, labels = load_fashion_mnist("train", download=False)
@@ -44,7 +44,7 @@ def bench_fashion_epoch(repeat):
     """One training epoch of fashion_net (60k images, batch 128, Adam), extrapolated from
     runs of CHUNK steps timed alternately with the same net in PyTorch; the steps cycle
     through STEPS distinct batches."""
-    from .optim import Adam
+    from ..nn.optim import Adam
     torch = _torch()
     rng = np.random.default_rng(0)
     batch = 128
@@ -100,7 +100,7 @@ def bench_imagenet_models(repeat):
         model.requires_grad_(False)          # gradients to the input only, as visualizations need
 
         def fwd():
-            from .autograd import no_grad
+            from ..autograd import no_grad
             with no_grad():
                 model(Tensor(x))
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 __all__ = ["SAMPLES_DIR", "write_fashion_samples", "fashion_samples", "photo_samples"]
 
-_REPO_SAMPLES = Path(__file__).resolve().parents[1] / "weights" / "samples"
+_REPO_SAMPLES = Path(__file__).resolve().parents[2] / "weights" / "samples"
 _INSTALLED_SAMPLES = Path(sys.prefix) / "share" / "minicnn" / "weights" / "samples"
 # the repository's copy, or the one a non-editable install put under <prefix>/share
 SAMPLES_DIR = _REPO_SAMPLES if _REPO_SAMPLES.is_dir() or not _INSTALLED_SAMPLES.is_dir() \
@@ -28,7 +28,7 @@ def _slug(name):
 
 def write_fashion_samples(out_dir=SAMPLES_DIR, root=None):
     """Save the first test image of each Fashion-MNIST class as a 28×28 PNG; returns the paths."""
-    from .data import FASHION_MNIST_CLASSES, load_fashion_mnist
+    from . import FASHION_MNIST_CLASSES, load_fashion_mnist
     images, labels = load_fashion_mnist("test", root=root)
     os.makedirs(out_dir, exist_ok=True)
     paths = []

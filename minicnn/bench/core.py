@@ -169,11 +169,12 @@ def _format(row, peak):
 
 
 def _load_section_modules():
-    """Import every ``minicnn/bench_*.py``: each registers its sections with @section."""
-    import minicnn
-    for info in pkgutil.iter_modules(minicnn.__path__):
-        if info.name.startswith("bench_"):
-            importlib.import_module(f"minicnn.{info.name}")
+    """Import every section module of ``minicnn/bench/``: each registers its sections with
+    @section (reference_torch and opcheck are not sections)."""
+    from minicnn import bench
+    for info in pkgutil.iter_modules(bench.__path__):
+        if info.name not in ("core", "reference_torch", "opcheck"):
+            importlib.import_module(f"minicnn.bench.{info.name}")
 
 
 def run(sections=None, repeat=5, file=sys.stdout):

@@ -1,7 +1,7 @@
 """t-SNE timing and quality beside scikit-learn's Barnes-Hut t-SNE, on the same data.
 
-    python -m minicnn.bench_embedding                 # 2,000 / 5,000 / 10,000 points
-    python -m minicnn.bench_embedding 2000 5000
+    python -m minicnn.bench.embedding                 # 2,000 / 5,000 / 10,000 points
+    python -m minicnn.bench.embedding 2000 5000
 
 Data: 64-D points from 20 Gaussian clusters in a 10-D latent space, mapped linearly
 to 64-D plus isotropic noise (a seed fixes everything). Both runs: 1,000 iterations,

@@ -10,7 +10,7 @@ docstring of ``conv2d_naive``, around the loops; around the body of ``Conv2d.for
 ``raise NotImplementedError("TODO: <part>: <first docstring line>")`` at the same
 indentation, so the package still imports; every other line is left as it is. ``PARTS``
 says which regions form a part (by the qualified name of the function around them) and
-which test file goes with it (``assignment_tests/test_<part>.py``: gradient checks and
+which test file goes with it (``homework/assignment_tests/test_<part>.py``: gradient checks and
 the properties that make the op or technique what it is, on hand-sized inputs).
 """
 import ast
@@ -28,8 +28,8 @@ __all__ = ["PARTS", "Part", "Region", "find_regions", "blank_regions", "verify_m
            "make", "check", "format_table"]
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
-PACKAGE = Path(__file__).resolve().parent
-TEMPLATES = PACKAGE / "assignment_tests"
+PACKAGE = Path(__file__).resolve().parents[1]           # the minicnn package folder
+TEMPLATES = Path(__file__).resolve().parent / "assignment_tests"
 MANIFEST = "assignment.json"
 
 
@@ -216,8 +216,8 @@ def verify_markers(package=PACKAGE):
                 claimed.add((rel, name))
                 if name not in found.get(rel, set()):
                     problems.append(f"part {part.name}: no solution region in {name!r} of {rel}")
-        if not (Path(package) / "assignment_tests" / part.test_file).is_file():
-            problems.append(f"part {part.name}: test template assignment_tests/{part.test_file} "
+        if not (TEMPLATES / part.test_file).is_file():
+            problems.append(f"part {part.name}: test template homework/assignment_tests/{part.test_file} "
                             "is missing")
     for rel, names in found.items():
         for name in sorted(names):
