@@ -17,7 +17,7 @@ import pytest
 import minicnn as mc
 from minicnn import cli, training
 from minicnn.bench import opcheck
-from minicnn.models import registry
+from minicnn.models import pretrained, registry
 from minicnn.techniques.common import NonFiniteInputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -282,7 +282,7 @@ def test_out_into_the_shipped_folder_needs_the_flag_and_a_worse_run_never_replac
     for suffix in (".npz", ".json"):
         source = shipped_src.with_suffix(suffix)
         (fake_repo / f"fashion_net{suffix}").write_bytes(source.read_bytes())
-    monkeypatch.setattr(registry, "REPO_WEIGHTS", fake_repo)
+    monkeypatch.setattr(pretrained, "REPO_WEIGHTS", fake_repo)
     before = _hashes(fake_repo)
     assert cli.main(["train", "fashion_net", "--epochs", "1", "--out", str(fake_repo)]) == 2
     _one_clear_line(capsys.readouterr().err, "--replace-shipped", str(fake_repo))

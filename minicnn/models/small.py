@@ -13,6 +13,7 @@ Layer names follow torchvision's VGG: ``features.N`` and ``classifier.N``.
 """
 from .. import nn
 from ..data.images import Preprocess
+from .pretrained import load_shipped
 
 __all__ = ["SmallVGG", "fashion_net", "cifar_net", "FASHION_PREPROCESS", "CIFAR_PREPROCESS"]
 
@@ -49,7 +50,6 @@ def _build(name, pretrained, **kwargs):
     model = SmallVGG(**kwargs)
     model.arch = name
     if pretrained:
-        from .registry import load_shipped
         load_shipped(model, name)
     return model
 
