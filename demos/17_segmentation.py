@@ -35,7 +35,7 @@ save_figure(class_heatmaps_figure(canvas, probs, fcn.stride, fcn.window, FASHION
 from minicnn.models import segmentation
 from minicnn.plot.segmentation import segmentation_figure
 from minicnn.data.segdata import SEG_CLASSES
-from minicnn.seg_training import predict_masks
+from minicnn.training.segmentation import predict_masks
 
 small = SegmentationCanvases("test", size=64, length=4, items=(1, 3), source=source)
 images, masks = small.arrays()                  # 64×64: the encoder pools three times

@@ -66,7 +66,8 @@ def _resume_command(args):
 
 def _train_outcome(args, run):
     """Run a training call; a stop by Ctrl-C or a kept better file becomes one clear line."""
-    from .training import NotReplaced, TrainingInterrupted
+    from .training.loop import TrainingInterrupted
+    from .training.recipes import NotReplaced
     try:
         return run()
     except TrainingInterrupted as stop:
@@ -84,8 +85,7 @@ def _where_pretrained_loads(name):
 
 
 def _cmd_train(args):
-    from .seg_training import SEG_RECIPES, train_segmentation_recipe
-    from .training import RECIPES, train_recipe
+    from .training.recipes import RECIPES, SEG_RECIPES, train_recipe, train_segmentation_recipe
     if args.name in SEG_RECIPES:
         if args.lr is not None or args.init:
             print(f"minicnn train: --lr and --init are for {', '.join(RECIPES)}, "

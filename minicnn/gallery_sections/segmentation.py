@@ -32,7 +32,7 @@ def segmentation_section(ctx):
     def trained():
         from ..models import segmentation as seg
         from ..models.registry import find_shipped
-        from ..seg_training import predict_masks
+        from ..training.segmentation import predict_masks
         preds, scores = {}, {}
         # the encoder pools three times: these canvases are 64×64 like the training ones
         small = SegmentationCanvases("test", 64, length=8, items=(1, 3), seed=ctx.seed,

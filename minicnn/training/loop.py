@@ -1,22 +1,18 @@
-"""Training loops and the recipes that made the shipped weights.
+"""The training loop: one for every model, the loss and the metric are parameters.
 
-    fit(model, (x, y), test=(xt, yt), epochs=12, ...)   # any classifier
-    train_recipe("fashion_net")              # what `minicnn train fashion_net` runs: writes
-                                             # cache_dir()/trained/fashion_net.npz + .json
+    fit(model, (x, y), test=(xt, yt), epochs=12, ...)        # any classifier
+    fit(model, canvases, loss=..., evaluate=..., ...)         # per-pixel: training/segmentation.py
 
-The loop is the textbook one: shuffle, mini-batch, forward, cross-entropy,
-backward, optimizer step; evaluation in ``no_grad`` + ``eval()`` mode. It is
+The loop is the textbook one: shuffle, mini-batch, forward, loss, backward,
+optimizer step; evaluation in ``no_grad`` + ``eval()`` mode. It is
 deterministic given ``seed`` and resumable: after every epoch, every few minutes
 inside an epoch and on Ctrl-C, a checkpoint (model, optimizer and RNG state, and
 the place in the epoch) is written atomically, and ``resume=True`` continues from
 it exactly. A loss that stops being finite ends the run (``TrainingDiverged``)
 before anything is written.
 
-Where ``train_recipe`` writes: ``--out`` (default ``cache_dir()/trained``, which
-``pretrained=True`` does not read). The shipped files in weights/ are replaced
-only with ``replace_shipped=True``, and no file is ever replaced by weights that
-are not finite or score lower than it (those are kept beside it as
-``<name>.candidate.npz``).
+It knows models only as ``nn.Module``s; how the shipped weights were made (which
+model, data and settings) is in ``recipes.py``.
 """
 import contextlib
 import json
@@ -32,16 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ops
-from .nn import optim
-from .autograd import Tensor, no_grad
-from .backend import as_backend, to_numpy
-from .data import iterate_minibatches
-from .data.images import random_crop_flip
+from .. import ops
+from ..autograd import Tensor, no_grad
+from ..backend import as_backend, to_numpy
+from ..data.images import random_crop_flip
+from ..nn import optim
 
-__all__ = ["fit", "run_epochs", "evaluate", "predict", "RECIPES", "train_recipe",
-           "TrainingDiverged", "TrainingInterrupted", "NotReplaced", "check_epochs", "check_lr",
-           "default_out_dir", "prepare_output", "save_result"]
+__all__ = ["fit", "run_epochs", "evaluate", "predict", "TrainingDiverged",
+           "TrainingInterrupted", "check_epochs", "check_lr", "get_batch", "batch_count", "test_accuracy"]
 
 
 class TrainingDiverged(ValueError):
@@ -54,15 +48,6 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, message, checkpoint):
         super().__init__(message)
         self.checkpoint = checkpoint
-
-
-class NotReplaced(RuntimeError):
-    """A finished run scored lower than the file it would replace: that file is kept and the
-    new weights are saved beside it (``candidate``)."""
-
-    def __init__(self, message, candidate):
-        super().__init__(message)
-        self.candidate = candidate
 
 
 def check_epochs(epochs, who="train"):
@@ -303,11 +288,37 @@ def run_epochs(model, opt, rng, n, forward, finish_epoch, *, epochs, batch_size,
     return history
 
 
+def get_batch(data, idx):
+    """(inputs, labels) of the examples ``idx`` from an (inputs, labels) pair of arrays or
+    a dataset with ``batch(indices)`` (e.g. ``data.segdata.SegmentationCanvases``)."""
+    if hasattr(data, "batch"):
+        return data.batch(idx)
+    return data[0][idx], np.asarray(data[1])[idx]
+
+
+def batch_count(data):
+    """How many examples ``data`` holds (a pair of arrays or a dataset with ``len``)."""
+    return len(data) if hasattr(data, "batch") else len(data[0])
+
+
+def test_accuracy(model, test):
+    """The classifiers' test score: {"test_acc": top-1 accuracy on test = (x, y)}."""
+    return {"test_acc": evaluate(model, *test)}
+
+
 def fit(model, train, test=None, *, epochs, batch_size=128, lr=1e-3, optimizer="adam",
         weight_decay=0.0, augment=None, seed=0, checkpoint=None, resume=False, progress=True,
-        stop_after=None, checkpoint_every=300.0):
-    """Train ``model`` on ``train = (x, y)`` (x preprocessed float32 NCHW, y int labels).
+        stop_after=None, checkpoint_every=300.0, loss=ops.cross_entropy, metric="acc",
+        evaluate=test_accuracy, preprocess=None, who="fit", print_records=True):
+    """Train ``model`` on ``train``: an (x, y) pair (x float32 NCHW, y int labels) or a
+    dataset with ``len`` and ``batch(indices)``.
 
+    loss(logits Tensor, labels) -> scalar Tensor: cross-entropy by default; with logits
+    (N, K, H, W) and labels (N, H, W) it is the per-pixel mean. The training metric counts
+    argmax(logits, axis 1) == labels over every label (an image or a pixel each) and is
+    recorded as ``train_<metric>``. evaluate(model, test) -> the record's test entries
+    (default ``{"test_acc": ...}``). preprocess: applied to each batch's inputs (e.g.
+    ``model.preprocess.preprocess`` for uint8 images), after ``augment``.
     optimizer: "adam" or "sgd" (momentum 0.9, nesterov); the learning rate follows a
     cosine schedule from ``lr`` to 0 over all steps. augment: None or
     ``{"pad": 4, "flip": True}`` (random crop + horizontal flip, per batch).
@@ -317,14 +328,17 @@ def fit(model, train, test=None, *, epochs, batch_size=128, lr=1e-3, optimizer="
     stop_after: end this call after that many epochs (resume later: the schedule and the
     random streams continue exactly as in one uninterrupted run).
     A non-finite loss raises ``TrainingDiverged`` (no checkpoint is written for it).
-    Returns the history: a list of per-epoch dicts (loss, train_acc, test_acc, seconds).
+    Returns the history: a list of per-epoch dicts (loss, train_<metric>, seconds (wall),
+    cpu_seconds (this process), and the test entries).
     """
-    epochs = check_epochs(epochs, "fit")
-    lr = check_lr(lr, "fit")
-    x, y = train
-    if len(x) == 0 or len(x) != len(y):
-        raise ValueError(f"fit: train needs as many labels as images and at least one image, "
-                         f"got {len(x)} images and {len(y)} labels")
+    epochs = check_epochs(epochs, who)
+    lr = check_lr(lr, who)
+    n = batch_count(train)
+    if not hasattr(train, "batch") and (n == 0 or n != len(train[1])):
+        raise ValueError(f"{who}: train needs as many labels as images and at least one image, "
+                         f"got {n} images and {len(train[1])} labels")
+    if n == 0:
+        raise ValueError(f"{who}: the training set is empty")
     rng = np.random.default_rng(seed)
     params = list(model.parameters())
     if optimizer == "adam":
@@ -332,196 +346,28 @@ def fit(model, train, test=None, *, epochs, batch_size=128, lr=1e-3, optimizer="
     elif optimizer == "sgd":
         opt = optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     else:
-        raise ValueError(f"fit: optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+        raise ValueError(f"{who}: optimizer must be 'adam' or 'sgd', got {optimizer!r}")
     backend = params[0].backend
 
     def forward(idx):
-        xb = x[idx]
+        xb, yb = get_batch(train, idx)
         if augment:
             xb = random_crop_flip(xb, pad=augment.get("pad", 4), rng=rng,
                                   flip=augment.get("flip", True))
+        if preprocess is not None:
+            xb = preprocess(xb)
         logits = model(Tensor(as_backend(np.ascontiguousarray(xb), backend)))
-        loss = ops.cross_entropy(logits, as_backend(y[idx], backend))
-        return loss, len(idx), int((to_numpy(logits.data).argmax(1) == y[idx]).sum())
+        value = loss(logits, as_backend(yb, backend))
+        return value, yb.size, int((to_numpy(logits.data).argmax(1) == yb).sum())
 
     def finish_epoch(epoch, t):
         record = {"epoch": epoch + 1, "loss": t["loss_sum"] / t["seen"],
-                  "train_acc": t["correct"] / t["seen"], "seconds": t["seconds"]}
+                  f"train_{metric}": t["correct"] / t["seen"], "seconds": t["seconds"],
+                  "cpu_seconds": t["cpu_seconds"]}
         if test is not None:
-            record["test_acc"] = evaluate(model, *test)
+            record.update(evaluate(model, test))
         return record
-    return run_epochs(model, opt, rng, len(x), forward, finish_epoch, epochs=epochs,
+    return run_epochs(model, opt, rng, n, forward, finish_epoch, epochs=epochs,
                       batch_size=batch_size, lr=lr, checkpoint=checkpoint, resume=resume,
-                      progress=progress, stop_after=stop_after, checkpoint_every=checkpoint_every)
-
-
-# ------------------------------------------------------------------- recipes
-
-RECIPES = {
-    "fashion_net": dict(dataset="fashion_mnist", epochs=15, batch_size=128, lr=2e-3,
-                        optimizer="adam", augment={"pad": 2, "flip": True}),
-    "cifar_net": dict(dataset="cifar10", epochs=20, batch_size=128, lr=2e-3,
-                      optimizer="adam", augment={"pad": 4, "flip": True}),
-}
-
-
-CHECK_SUBSET = 2000   # the manifest also records accuracy on this many test images (a quick check)
-
-
-def _dataset(name, root):
-    from . import data
-    if name == "fashion_mnist":
-        (xtr, ytr), (xte, yte) = (data.load_fashion_mnist(s, root=root) for s in ("train", "test"))
-        return xtr, ytr, xte, yte, data.FASHION_MNIST_CLASSES, "Fashion-MNIST test set"
-    (xtr, ytr), (xte, yte) = (data.load_cifar10(s, root=root) for s in ("train", "test"))
-    return xtr, ytr, xte, yte, data.CIFAR10_CLASSES, "CIFAR-10 test set"
-
-
-def _chain_seconds(started_from):
-    """Training seconds of every earlier cycle recorded in a ``started_from`` chain."""
-    total = 0.0
-    while started_from:
-        total += sum(h.get("seconds", 0) for h in started_from.get("history") or [])
-        started_from = started_from.get("started_from")
-    return total
-
-
-def default_out_dir():
-    """Where ``minicnn train`` writes unless told otherwise: ``cache_dir()/trained`` — a folder
-    ``pretrained=True`` does not read, so a training run never changes what the demo loads."""
-    from . import io
-    return os.path.join(io.cache_dir(), "trained")
-
-
-def _is_shipped_folder(folder):
-    from .models.registry import INSTALLED_WEIGHTS, REPO_WEIGHTS
-    here = Path(folder).resolve()
-    return any(here == Path(d).resolve() for d in (REPO_WEIGHTS, INSTALLED_WEIGHTS))
-
-
-def prepare_output(name, out_dir=None, replace_shipped=False, data_root=None):
-    """Check, before the first step, that the run can write its result: -> the path of
-    ``<out_dir>/<name>.npz``. Refuses (ValueError / FileNotFoundError naming the argument):
-    an ``out_dir`` that is a file or not writable; the shipped weights/ folder without
-    ``replace_shipped``; a ``data_root`` that does not exist."""
-    from .models.registry import REPO_WEIGHTS
-    if data_root is not None and not os.path.exists(os.path.expanduser(os.fspath(data_root))):
-        raise FileNotFoundError(f"train: --data {data_root}: no such file or folder (without "
-                                "--data the standard locations are searched)")
-    if replace_shipped:
-        if out_dir is not None and not _is_shipped_folder(out_dir):
-            raise ValueError(f"train: --replace-shipped writes into {REPO_WEIGHTS}; do not also "
-                             f"give --out {out_dir}")
-        out_dir = REPO_WEIGHTS
-    elif out_dir is None:
-        out_dir = default_out_dir()
-    elif _is_shipped_folder(out_dir):
-        raise ValueError(f"train: --out {out_dir} is the folder of the shipped weights; "
-                         f"replacing {name}.npz there needs --replace-shipped (the file is kept "
-                         "unless the new run scores at least as well)")
-    out_dir = os.fspath(out_dir)
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"train: --out {out_dir} is a file, not a folder (the result is saved "
-                         f"as <out>/{name}.npz + .json)")
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
-            pass
-    except OSError as err:
-        raise ValueError(f"train: --out {out_dir} is not a writable folder ({err})") from None
-    return os.path.join(out_dir, f"{name}.npz")
-
-
-def save_result(path, state, meta):
-    """Save ``state`` + ``meta`` at ``path`` unless that could lose a better file: a file
-    already there is replaced only if its manifest records a score (``accuracy.value``) and
-    the new one is at least as high. Otherwise it is kept, the new weights go to
-    ``<name>.candidate.npz`` beside it and ``NotReplaced`` says why. Non-finite weights are
-    never written (``TrainingDiverged``). Returns the path written."""
-    from . import io
-    bad = [k for k, v in state.items() if not np.isfinite(v).all()]
-    if bad:
-        raise TrainingDiverged(f"training diverged: {len(bad)} weight arrays hold NaN or inf "
-                               f"(first {bad[0]!r}); nothing was written (lower the learning rate)")
-    if os.path.exists(path):
-        new = (meta.get("accuracy") or {}).get("value")
-        try:
-            old = (io.load_npz(path)[1].get("accuracy") or {}).get("value")
-        except Exception:                # noqa: BLE001 — not a weights file we can read
-            old = None
-        if old is None or new is None or not new >= old:
-            why = ("it records no score to compare with (remove it to replace it)" if old is None
-                   else f"it scores {old:.4f}, this run {new:.4f}")
-            candidate = path[:-len(".npz")] + ".candidate.npz"
-            io.save_npz(candidate, state, meta)
-            raise NotReplaced(f"kept {path}: {why}; this run's weights are in {candidate}",
-                              candidate)
-    io.save_npz(path, state, meta)
-    return path
-
-
-def train_recipe(name, out_dir=None, data_root=None, epochs=None, seed=0, resume=False,
-                 checkpoint_dir=None, progress=True, command=None, lr=None, init=None,
-                 replace_shipped=False):
-    """Train a shipped model by its recipe and save ``<out_dir>/<name>.npz`` + manifest.
-
-    out_dir: default ``default_out_dir()``; the shipped weights/ folder only with
-    ``replace_shipped`` (see ``prepare_output`` and ``save_result``: checked before the
-    first step; a worse or diverged run never replaces a file).
-    epochs / lr override the recipe's. init: a minicnn weights file (.npz + manifest) of
-    the same architecture to start from instead of random weights — a warm restart:
-    a fresh optimizer and a new cosine cycle. The new manifest keeps the starting file's
-    sha256, command and history, so the whole chain that made the weights is recorded.
-    """
-    from . import io, models
-    if name not in RECIPES:
-        raise ValueError(f"train: no recipe for {name!r}; known: {sorted(RECIPES)}")
-    recipe = dict(RECIPES[name])
-    if epochs is not None:
-        recipe["epochs"] = check_epochs(epochs)
-    if lr is not None:
-        recipe["lr"] = check_lr(lr)
-    path = prepare_output(name, out_dir, replace_shipped, data_root)
-    model = getattr(models, name)(pretrained=False, seed=seed)
-    started_from = None
-    if init is not None:
-        state, init_meta = io.load_npz(init, expected_arch=name)
-        model.load_state_dict(state)
-        prov = init_meta.get("provenance") or {}
-        started_from = {"file": os.path.basename(os.fspath(init)), "sha256": init_meta["sha256"],
-                        "accuracy": (init_meta.get("accuracy") or {}).get("value"),
-                        "command": prov.get("command"), "recipe": prov.get("recipe"),
-                        "history": prov.get("history"), "note": prov.get("note"),
-                        "started_from": prov.get("started_from")}
-    xtr, ytr, xte, yte, labels, test_name = _dataset(recipe.pop("dataset"), data_root)
-    pre = model.preprocess
-    xtr, xte = pre.preprocess(xtr), pre.preprocess(xte)
-    ckpt_dir = checkpoint_dir or os.path.join(io.cache_dir(), "train")
-    tag = f"-from-{started_from['sha256'][:12]}" if started_from else ""
-    checkpoint = os.path.join(ckpt_dir, f"{name}-seed{seed}{tag}.ckpt.npz")
-    t0 = time.time()
-    history = fit(model, (xtr, ytr), (xte, yte), seed=seed, checkpoint=checkpoint,
-                  resume=resume, progress=progress, **recipe)
-    acc = history[-1]["test_acc"]
-    n_check = min(CHECK_SUBSET, len(yte))
-    meta = {
-        "architecture": name,
-        "preprocessing": pre.to_dict(),
-        "labels": list(labels),
-        "accuracy": {"value": acc, "on": f"{test_name}, {len(yte)} images",
-                     "subset_value": evaluate(model, xte[:n_check], yte[:n_check]),
-                     "subset": f"the first {n_check} images of the {test_name}"},
-        "provenance": {"command": command or f"minicnn train {name} --seed {seed}",
-                       "recipe": {**RECIPES[name], "epochs": recipe["epochs"], "lr": recipe["lr"],
-                                  "seed": seed},
-                       "train_seconds_this_run": round(time.time() - t0),
-                       "train_seconds_total": round(sum(h["seconds"] for h in history)),
-                       "history": history,
-                       "made_by": "minicnn.training.fit (NumPy backend)"},
-    }
-    if started_from:
-        meta["provenance"]["started_from"] = started_from
-        meta["provenance"]["train_seconds_all_cycles"] = round(
-            meta["provenance"]["train_seconds_total"] + _chain_seconds(started_from))
-    state = {k: to_numpy(v) for k, v in model.state_dict().items()}
-    return save_result(path, state, meta), history
+                      progress=progress, stop_after=stop_after, checkpoint_every=checkpoint_every,
+                      print_records=print_records)
