@@ -350,7 +350,7 @@ def test_without_the_datasets_captions_say_what_ran_and_tsne_fits_its_perplexity
 
 def test_tsne_perplexity_is_lowered_only_when_the_points_are_too_few():
     from minicnn.gallery import Skip
-    from minicnn.gallery_sections.representations import tsne_perplexity
+    from minicnn.gallery.sections.representations import tsne_perplexity
     assert tsne_perplexity(500) == (30, "")
     assert tsne_perplexity(91) == (30, "")
     value, text = tsne_perplexity(10)

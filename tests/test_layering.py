@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "minicnn"
 # Bottom to top; a module may import its own layer and the ones below.
 LAYERS = [("backend",), ("autograd",), ("gradcheck",), ("ops",), ("nn",), ("data", "io"),
           ("models",), ("training",), ("techniques",), ("homework",), ("bench",), ("plot",),
-          ("explore",), ("gallery", "gallery_html", "gallery_sections"),
+          ("explore",), ("gallery",),
           ("cli", "__main__", "__init__")]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 
@@ -104,8 +104,8 @@ def test_the_graph_sees_function_level_imports():
 
 def test_no_import_circles():
     found = circles(import_graph())
-    # The gallery and its sections still share Figure/Skip through gallery's own module.
-    known = [c for c in found if all(layer(m) in ("gallery", "gallery_sections") for m in c)]
+    # Still to mend: gallery/core.py builds the sections, which take Figure/Skip from it.
+    known = [c for c in found if all(layer(m) == "gallery" for m in c)]
     assert [c for c in found if c not in known] == []
     assert len(known) <= 1
 
@@ -128,5 +128,4 @@ def test_only_the_recipes_name_shipped_models():
 def test_the_package_root_keeps_only_the_engine_core():
     root = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert root == ["__init__.py", "__main__.py", "autograd.py", "backend.py", "cli.py",
-                    "gallery.py", "gallery_html.py", "gradcheck.py"] or root == [
-        "__init__.py", "__main__.py", "autograd.py", "backend.py", "cli.py", "gradcheck.py"]
+                    "gradcheck.py"]

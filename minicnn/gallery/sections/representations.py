@@ -1,15 +1,15 @@
 """Sections 1–5: filters, activations, top images, neighbours, PCA/t-SNE."""
 import numpy as np
 
-from ..gallery import Figure, Skip
+from ..core import Figure, Skip
 from ._common import _models, _photo_layers, _try, section
 
 
 # ============================================================ representations
 @section("filters", "1 · Filters")
 def filters(ctx):
-    from ..plot.representations import plot_filters
-    from ..techniques.filters import first_conv_layer
+    from ...plot.representations import plot_filters
+    from ...techniques.filters import first_conv_layer
     what = "first-layer filters"
     formula = "show(W_f) = (W_f − min W_f) / (max W_f − min W_f), each filter on its own"
     paper = "Krizhevsky, Sutskever & Hinton 2012, Fig. 3"
@@ -36,8 +36,8 @@ def filters(ctx):
 
 @section("activations", "2 · Activations")
 def activations(ctx):
-    from ..plot.representations import plot_activation_grid
-    from ..techniques.filters import activation_grids
+    from ...plot.representations import plot_activation_grid
+    from ...techniques.filters import activation_grids
     figs = []
     for info in _models(ctx):
         layers = _photo_layers(info)[:2] if info.kind == "photo" else ("features.1", "features.8")
@@ -58,12 +58,12 @@ def activations(ctx):
 
 @section("top_images", "3 · Top images and receptive fields")
 def top_images(ctx):
-    from ..plot.attribution import erf_figure
-    from ..plot.core import image_grid
-    from ..plot.representations import plot_top_patches
-    from ..techniques.deconvnet import deconvnet_projection
-    from ..techniques.receptive_field import effective_receptive_field
-    from ..techniques.top_activations import top_activations, top_patches
+    from ...plot.attribution import erf_figure
+    from ...plot.core import image_grid
+    from ...plot.representations import plot_top_patches
+    from ...techniques.deconvnet import deconvnet_projection
+    from ...techniques.receptive_field import effective_receptive_field
+    from ...techniques.top_activations import top_activations, top_patches
     info = ctx.small
     n, k, layer, shown = ctx.pick(1000, 10000), 8, info.model.default_cam_layer, ctx.pick(4, 8)
     cache = {}
@@ -114,8 +114,8 @@ def top_images(ctx):
 
 @section("neighbors", "4 · Nearest neighbours")
 def neighbors(ctx):
-    from ..plot.representations import plot_neighbors
-    from ..techniques.neighbors import extract_features, label_agreement, nearest_neighbors
+    from ...plot.representations import plot_neighbors
+    from ...techniques.neighbors import extract_features, label_agreement, nearest_neighbors
     info = ctx.small
     n, q, k = ctx.pick(1000, 10000), ctx.pick(4, 6), 7
     n, source, installed = ctx.dataset_info(n)
@@ -142,7 +142,7 @@ def neighbors(ctx):
 
 
 def _np(a):
-    from ..backend import to_numpy
+    from ...backend import to_numpy
     return to_numpy(a)
 
 
@@ -153,10 +153,10 @@ def _pct(v):
 
 @section("embedding", "5 · PCA and t-SNE")
 def embedding(ctx):
-    from ..plot.representations import plot_embedding, plot_grid_mosaic, plot_thumbnails
-    from ..techniques.embedding import grid_assignment, pca
-    from ..techniques.neighbors import extract_features
-    from ..techniques.tsne import tsne
+    from ...plot.representations import plot_embedding, plot_grid_mosaic, plot_thumbnails
+    from ...techniques.embedding import grid_assignment, pca
+    from ...techniques.neighbors import extract_features
+    from ...techniques.tsne import tsne
     info = ctx.small
     n, iters = ctx.pick(500, 2000), ctx.pick(250, 1000)
     n, source, _ = ctx.dataset_info(n)

@@ -1,7 +1,7 @@
 """Sections 6–10: occlusion, saliency, deconvnet, guided backprop, Grad-CAM."""
 import numpy as np
 
-from ..gallery import Figure
+from ..core import Figure
 from ._common import (_gray, _grid, _heat, _img, _models, _name, _per_image, _photo_layers,
                       _signed, _try, section)
 
@@ -9,8 +9,8 @@ from ._common import (_gray, _grid, _heat, _img, _models, _name, _per_image, _ph
 # ============================================================ attribution
 @section("occlusion", "6 · Occlusion")
 def occlusion_section(ctx):
-    from ..plot.attribution import occlusion_figure
-    from ..techniques.occlusion import occlusion
+    from ...plot.attribution import occlusion_figure
+    from ...techniques.occlusion import occlusion
     formula = "p(c | x with a grey patch at (r, s)) for every patch position"
     paper = "Zeiler & Fergus 2014, Fig. 7"
     figs = []
@@ -42,7 +42,7 @@ def occlusion_section(ctx):
 
 @section("saliency", "7 · Saliency maps")
 def saliency_section(ctx):
-    from ..techniques.gradients import input_gradient, saliency
+    from ...techniques.gradients import input_gradient, saliency
 
     def cells(info, x, pix, t):
         w = input_gradient(info.model, x, t)              # saliency(...) is np.abs(w).max(0)
@@ -53,8 +53,8 @@ def saliency_section(ctx):
     photo = _try(lambda: ctx.photo)
     if photo is not None:
         def segment():
-            from ..plot.attribution import segmentation_figure
-            from ..techniques.grabcut import saliency_segmentation
+            from ...plot.attribution import segmentation_figure
+            from ...techniques.grabcut import saliency_segmentation
             _, x, pix = ctx.photos()[0]
             s = saliency(photo.model, x[0], ctx.target(photo, x))
             step = ctx.pick(2, 1)                   # --quick: the graph cut at half resolution
@@ -70,8 +70,8 @@ def saliency_section(ctx):
 
 @section("deconvnet", "8 · Deconvnet")
 def deconvnet_section(ctx):
-    from ..plot.attribution import deconvnet_panel
-    from ..techniques.deconvnet import deconvnet
+    from ...plot.attribution import deconvnet_panel
+    from ...techniques.deconvnet import deconvnet
     formula = "ReLU backward R_in = R_out·(R_out > 0); max-unpool by the switches; Wᵀ convs"
     paper = "Zeiler & Fergus 2014"
     figs = []
@@ -82,7 +82,7 @@ def deconvnet_section(ctx):
         n_channels = ctx.pick(2, 4)
 
         def panel():
-            from ..techniques.top_activations import top_activations
+            from ...techniques.top_activations import top_activations
             x, _, _ = ctx.dataset(ctx.pick(1000, 5000))
             best = top_activations(small.model, x, layer, k=9, batch_size=500)
             rows = np.argsort(-best.scores[:, 0], kind="stable")[:n_channels]
@@ -100,7 +100,7 @@ def deconvnet_section(ctx):
 
 @section("guided_backprop", "9 · Guided backpropagation")
 def guided_section(ctx):
-    from ..techniques.gradients import guided_backprop
+    from ...techniques.gradients import guided_backprop
     formula = "at every ReLU: R_in = R_out · (x > 0) · (R_out > 0)"
     paper = "Springenberg et al. 2015, Striving for simplicity"
 
@@ -117,8 +117,8 @@ def guided_section(ctx):
 
 @section("grad_cam", "10 · Grad-CAM")
 def grad_cam_section(ctx):
-    from ..plot.attribution import attribution_panel
-    from ..techniques.gradcam import grad_cam
+    from ...plot.attribution import attribution_panel
+    from ...techniques.gradcam import grad_cam
     formula = "α_k = mean_ij ∂y_c/∂A^k_ij;  L = ReLU(Σ_k α_k A^k), upsampled"
     paper = "Selvaraju et al. 2017"
     figs = []
@@ -136,8 +136,8 @@ def grad_cam_section(ctx):
     photo = _try(lambda: ctx.photo)
     if photo is not None:
         def two_classes():
-            from ..techniques.gradients import guided_backprop
-            from ..training import predict
+            from ...techniques.gradients import guided_backprop
+            from ...training import predict
             rows = []
             for name, x, pix in ctx.photos():
                 top = [int(t) for t in np.argsort(-predict(photo.model, x)[0])[:2]]

@@ -1,16 +1,16 @@
 """Section 17: convolutionalization and encoder–decoder segmentation."""
 import numpy as np
 
-from ..gallery import Figure, Skip
+from ..core import Figure, Skip
 from ._common import section
 
 
 # ============================================================ segmentation
 @section("segmentation", "17 · Segmentation")
 def segmentation_section(ctx):
-    from ..plot.segmentation import class_heatmaps_figure, segmentation_figure
-    from ..data.segdata import SEG_CLASSES, SegmentationCanvases
-    from ..techniques.convolutionalize import convolutionalize, score_maps
+    from ...plot.segmentation import class_heatmaps_figure, segmentation_figure
+    from ...data.segdata import SEG_CLASSES, SegmentationCanvases
+    from ...techniques.convolutionalize import convolutionalize, score_maps
     info = ctx.small
     if info.name != "fashion_net":
         raise Skip(f"the segmentation demo is built on fashion_net, not {info.name}")
@@ -30,9 +30,9 @@ def segmentation_section(ctx):
                    "Long, Shelhamer & Darrell 2015", {"canvas": "84×84", "window": "28×28"}, info)]
 
     def trained():
-        from ..models import segmentation as seg
-        from ..models.registry import find_shipped
-        from ..training.segmentation import predict_masks
+        from ...models import segmentation as seg
+        from ...models.registry import find_shipped
+        from ...training.segmentation import predict_masks
         preds, scores = {}, {}
         # the encoder pools three times: these canvases are 64×64 like the training ones
         small = SegmentationCanvases("test", 64, length=8, items=(1, 3), seed=ctx.seed,

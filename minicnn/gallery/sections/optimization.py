@@ -1,15 +1,15 @@
 """Sections 11–14: class visualization, inversion, DeepDream, style transfer."""
 import numpy as np
 
-from ..gallery import Figure
+from ..core import Figure
 from ._common import _models, _name, _photo_layers, _resized, _try, section
 
 
 # ============================================================ image optimization
 @section("class_visualization", "11 · Class visualization")
 def class_vis_section(ctx):
-    from ..plot.optimization import class_visualization_grid
-    from ..techniques.class_vis import class_visualization
+    from ...plot.optimization import class_visualization_grid
+    from ...techniques.class_vis import class_visualization
     formula = "I* = argmax_I S_c(I) − λ‖I‖²  (+ jitter, blur: Yosinski et al.)"
     paper = "Simonyan, Vedaldi & Zisserman 2014; Yosinski et al. 2015"
     figs = []
@@ -20,8 +20,8 @@ def class_vis_section(ctx):
                     seed=seeds)
 
         def grid():
-            from ..plot.core import image_grid
-            from ..plot.optimization import to_pixels
+            from ...plot.core import image_grid
+            from ...plot.optimization import to_pixels
             ims, titles = [], []
             for k, name in enumerate(small.labels):
                 batch = class_visualization(small.model, k, steps, **opts)[0]
@@ -54,8 +54,8 @@ def class_vis_section(ctx):
 
 @section("inversion", "12 · Feature inversion")
 def inversion_section(ctx):
-    from ..plot.optimization import inversion_figure
-    from ..techniques.inversion import invert_layers
+    from ...plot.optimization import inversion_figure
+    from ...techniques.inversion import invert_layers
     formula = "x* = argmin_x ‖φ_l(x) − φ_l(x0)‖² / ‖φ_l(x0)‖² + α TV(x)/n + β ‖x‖²/n"
     paper = "Mahendran & Vedaldi 2015, Understanding deep image representations by inverting them"
     figs = []
@@ -85,8 +85,8 @@ def inversion_section(ctx):
 
 @section("deepdream", "13 · DeepDream")
 def deepdream_section(ctx):
-    from ..plot.optimization import deepdream_octaves
-    from ..techniques.deepdream import deepdream
+    from ...plot.optimization import deepdream_octaves
+    from ...techniques.deepdream import deepdream
     figs = []
     for info in _models(ctx):
         layer = _photo_layers(info)[1] if info.kind == "photo" else "features.6"
@@ -110,8 +110,8 @@ def deepdream_section(ctx):
 
 @section("style_transfer", "14 · Style transfer and texture synthesis")
 def style_section(ctx):
-    from ..plot.optimization import style_transfer_panel
-    from ..techniques.style import style_transfer, texture_synthesis
+    from ...plot.optimization import style_transfer_panel
+    from ...techniques.style import style_transfer, texture_synthesis
     formula = "L = α·mean(F_c(I) − F_c(C))² + β Σ_l w_l ‖G_l(I) − G_l(S)‖²,  G = F Fᵀ / (C·H·W)"
     paper = "Gatys, Ecker & Bethge 2016 (style), 2015 (texture)"
     figs = []
@@ -148,7 +148,7 @@ def style_section(ctx):
             return style_transfer_panel(c, s, out, hist, info.preprocess)
 
         def texture(info=info, sl=style_layers, steps=steps, images=images):
-            from ..plot.optimization import inversion_figure
+            from ...plot.optimization import inversion_figure
             _, s = images()
             out, _ = texture_synthesis(info.model, s, sl, steps, seed=ctx.seed)
             fig = inversion_figure(s, {"synthesized texture": out}, info.preprocess)

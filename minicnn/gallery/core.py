@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .gallery_html import write_page
+from .html import write_page
 
 __all__ = ["build_gallery", "SECTION_NAMES", "Figure", "Skip", "GalleryError", "GalleryResult"]
 
@@ -152,11 +152,11 @@ class Context:
         return self._once("photo", self._load_photo)
 
     def _load_small(self, name=None):
-        from .models import get_model
+        from ..models import get_model
         name = name or (self.model_name if self.model_name in SMALL_MODELS else "fashion_net")
         if self.model_name and self.model_name not in SMALL_MODELS and name == "fashion_net":
             raise Skip(f"the small net is not used with --model {self.model_name}")
-        from .models.registry import find_shipped
+        from ..models.registry import find_shipped
         trained = find_shipped(name) is not None
         try:
             model = get_model(name, pretrained=trained)
@@ -174,8 +174,8 @@ class Context:
                               f"figures use untrained (random) weights. Train them with "
                               f"`minicnn train {name}` and `minicnn weights import` the "
                               f"file it writes.")
-        from .data import FASHION_MNIST_CLASSES
-        from .data.cifar import CIFAR10_CLASSES
+        from ..data import FASHION_MNIST_CLASSES
+        from ..data.cifar import CIFAR10_CLASSES
         labels = list(FASHION_MNIST_CLASSES if name == "fashion_net" else CIFAR10_CLASSES)
         return ModelInfo(name, model.to(self.backend).eval(), trained, note, labels, "small")
 
@@ -184,8 +184,8 @@ class Context:
         return self._once("cifar", lambda: self._load_small("cifar_net"))
 
     def _load_photo(self):
-        from .models import get_model
-        from .models.registry import WEIGHTS, find_weights
+        from ..models import get_model
+        from ..models.registry import WEIGHTS, find_weights
         if self.model_name in SMALL_MODELS:
             raise Skip(f"the ImageNet model is not used with --model {self.model_name}")
         names = [self.model_name] if self.model_name else list(PHOTO_DEFAULTS)
@@ -211,7 +211,7 @@ class Context:
     # ---- images
     def _read_user_images(self):
         """The --image files that Pillow can read: [(name, uint8 RGB)]; the others are noted."""
-        from .data.images import load_image
+        from ..data.images import load_image
         good = []
         for p in self.image_paths:
             try:
@@ -227,8 +227,8 @@ class Context:
     def photos(self):
         """Photo inputs of the ImageNet model: [(name, x (1, 3, H, W), pixels (H, W, 3))]."""
         def load():
-            from .data.images import load_image
-            from .data.samples import photo_samples
+            from ..data.images import load_image
+            from ..data.samples import photo_samples
             info = self.photo
             pre = info.preprocess
             items = self.user_images() or [(Path(p).name, load_image(p, "RGB"))
@@ -262,7 +262,7 @@ class Context:
             elif info.name != "fashion_net":
                 raise Skip(f"{info.name} has no shipped sample images; give some with --image")
             else:
-                from .data.samples import fashion_samples
+                from ..data.samples import fashion_samples
                 pairs = fashion_samples()
             pix = np.stack([p for p, _ in pairs])
             return pre.preprocess(pix), pix, [k for _, k in pairs], \
@@ -274,8 +274,8 @@ class Context:
     def _cifar_samples(self):
         """The first CIFAR-10 test image of each class, from the user's copy of the dataset
         (minicnn ships no CIFAR images): [(uint8 32×32×3, label)], or Skip saying how."""
-        from .data._fetch import minicnn_home
-        from .data.cifar import load_cifar10
+        from ..data._fetch import minicnn_home
+        from ..data.cifar import load_cifar10
         try:
             x, y = load_cifar10("test", download=False)
         except (OSError, ValueError):
@@ -289,9 +289,9 @@ class Context:
         CIFAR-10 when installed, never downloaded); otherwise its sample images, with a note."""
         info = self.small
         if info.name in ("fashion_net", "cifar_net"):
-            from .data.cifar import load_cifar10
-            from .data import FASHION_MNIST_HOW_TO_GET, load_fashion_mnist
-            from .data._fetch import minicnn_home
+            from ..data.cifar import load_cifar10
+            from ..data import FASHION_MNIST_HOW_TO_GET, load_fashion_mnist
+            from ..data._fetch import minicnn_home
             if info.name == "fashion_net":
                 load, what, how = load_fashion_mnist, "Fashion-MNIST", FASHION_MNIST_HOW_TO_GET
             else:
@@ -334,7 +334,7 @@ class Context:
         model's prediction."""
         if label is not None and info.trained:
             return int(label)
-        from .training import predict
+        from ..training import predict
         return int(predict(info.model, x).argmax(axis=1)[0])
 
 
@@ -354,7 +354,7 @@ def _grey(img):
 def _fit(img, pre):
     """uint8 image -> the model's input size: resize (short side), centre crop, as when loading."""
     from PIL import Image
-    from .data.images import center_crop, resize_short_side
+    from ..data.images import center_crop, resize_short_side
     img = np.clip(np.asarray(img), 0, 255).astype(np.uint8)
     if pre.input_size is None:
         return img
@@ -394,11 +394,11 @@ def check_arguments(only=None, model=None, backend="numpy"):
         raise GalleryError(f"unknown section(s) {', '.join(map(repr, unknown))}; valid sections: "
                            f"{', '.join(SECTION_NAMES)}")
     if model is not None:
-        from .models import MODELS
+        from ..models import MODELS
         if model not in MODELS:
             raise GalleryError(f"unknown model {model!r}; known models: "
                                f"{', '.join(sorted(MODELS))}")
-    from .backend import as_backend
+    from ..backend import as_backend
     try:
         as_backend(np.zeros(0), backend)
     except (ValueError, RuntimeError, ImportError) as err:
@@ -414,7 +414,7 @@ def _caption_parts(fig, seconds, extra):
 
 
 def _run_figure(ctx, section, fig, log):
-    from .plot.core import plt, save_figure
+    from ..plot.core import plt, save_figure
     path = ctx.out / f"{section}-{fig.key}.png"
     t0 = time.perf_counter()
     try:
@@ -445,7 +445,7 @@ def build_gallery(out="minicnn-gallery", only=None, model=None, images=(), quick
     Bad options raise ``GalleryError`` before anything is written. Returns a GalleryResult.
     """
     from tqdm.auto import tqdm
-    from . import gallery_sections
+    from . import sections as gallery_sections
     names = check_arguments(only, model, backend)
     out = _check_out(out)
     ctx = Context(out, quick, backend, seed, model, images)

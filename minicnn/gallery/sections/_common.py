@@ -1,7 +1,7 @@
 """What every gallery section shares: the registry, model lookup and small plotting helpers."""
 import numpy as np
 
-from ..gallery import Figure, Skip
+from ..core import Figure, Skip
 
 SECTIONS = {}       # name -> (title, function), filled in lecture order by the part modules
 
@@ -57,7 +57,7 @@ def _resized(info, pix, side):
 
 def _grid(rows, titles=None, cell=1.7):
     """A figure from rows of cells; a cell is a function drawing on its axes (or None)."""
-    from ..plot.core import plt
+    from ...plot.core import plt
     ncols = max(len(r) for r in rows)
     fig, axes = plt.subplots(len(rows), ncols, figsize=(cell * ncols, cell * len(rows) + 0.2),
                              squeeze=False)
@@ -74,23 +74,23 @@ def _grid(rows, titles=None, cell=1.7):
 
 
 def _img(pix, title=None, **kw):
-    from ..plot.core import show_image
+    from ...plot.core import show_image
     return lambda ax: show_image(ax, pix, title, **kw)
 
 
 def _gray(m, title=None):
-    from ..plot.core import normalize_map, show_image
+    from ...plot.core import normalize_map, show_image
     return lambda ax: show_image(ax, normalize_map(m), title, cmap="gray", value_range=(0, 1))
 
 
 def _signed(g, title=None):
-    from ..plot.attribution import gradient_image
-    from ..plot.core import show_image
+    from ...plot.attribution import gradient_image
+    from ...plot.core import show_image
     return lambda ax: show_image(ax, gradient_image(g), title, value_range=(0, 1))
 
 
 def _heat(pix, m, title=None):
-    from ..plot.attribution import heatmap_overlay
+    from ...plot.attribution import heatmap_overlay
     return lambda ax: heatmap_overlay(ax, pix, m, title=title)
 
 

@@ -1,16 +1,16 @@
 """Sections 15–16: adversarial examples and robustness."""
 import numpy as np
 
-from ..gallery import Figure
+from ..core import Figure
 from ._common import _models, _name, section
 
 
 # ============================================================ adversarial, robustness
 @section("adversarial", "15 · Adversarial examples")
 def adversarial_section(ctx):
-    from ..plot.adversarial import adversarial_panel, one_pixel_panel, required_eps_plot
-    from ..techniques.adversarial import fgsm, linear_example, pgd, required_eps
-    from ..training import predict
+    from ...plot.adversarial import adversarial_panel, one_pixel_panel, required_eps_plot
+    from ...techniques.adversarial import fgsm, linear_example, pgd, required_eps
+    from ...training import predict
     figs = [Figure("linear", lambda: required_eps_plot(required_eps(np.logspace(1, 5.2, 12)
                                                                     .astype(int)),
                                                        linear_example()),
@@ -49,7 +49,7 @@ def adversarial_section(ctx):
                                "Madry et al. 2018", {"eps": round(eps, 4), "steps": steps}, info))
         if info.kind == "small":
             def one_pixel(info=info):
-                from ..techniques.one_pixel import one_pixel_attack
+                from ...techniques.one_pixel import one_pixel_attack
                 x, _, labels, _ = ctx.samples(ctx.pick(1, 3))
                 res = [one_pixel_attack(info.model, xi, ctx.target(info, xi[None], lab),
                                         pixels=ctx.pick(3, 1), maxiter=ctx.pick(6, 40),
@@ -70,10 +70,10 @@ def _softmax(z):
 
 @section("robustness", "16 · Robustness")
 def robustness_section(ctx):
-    from ..plot.adversarial import corruption_curves, corruption_examples
-    from ..techniques.corruptions import corruption_accuracy
+    from ...plot.adversarial import corruption_curves, corruption_examples
+    from ...techniques.corruptions import corruption_accuracy
     info = ctx.small
-    from ..techniques.corruptions import CORRUPTIONS
+    from ...techniques.corruptions import CORRUPTIONS
     n = ctx.pick(150, 400)
     names = ctx.pick(("gaussian_noise", "motion_blur", "contrast", "jpeg_compression"),
                      CORRUPTIONS)
@@ -88,8 +88,8 @@ def robustness_section(ctx):
                                  title=f"{info.name}: accuracy vs corruption severity")
 
     def robust():
-        from ..plot.core import plt
-        from ..techniques.adv_training import robustness
+        from ...plot.core import plt
+        from ...techniques.adv_training import robustness
         x, _, y = ctx.dataset(ctx.pick(100, 200))
         eps = ctx.pick((0.02, 0.1), (0.02, 0.05, 0.1))
         r = robustness(info.model, x, y, eps_list=eps, steps=ctx.pick(5, 10), seed=ctx.seed)
