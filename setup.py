@@ -12,9 +12,10 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["minicnn", "minicnn.*"]),
-    package_data={"minicnn": ["labels/*.txt", "assignment_tests/*.py", "explore/static/*"]},
+    package_data={"minicnn": ["data/labels/*.txt", "homework/assignment_tests/*.py",
+                               "explore/static/*"]},
     # the shipped weights and sample images: a non-editable install finds them under
-    # <prefix>/share/minicnn/weights (minicnn.models.registry.INSTALLED_WEIGHTS)
+    # <prefix>/share/minicnn/weights (minicnn.models.pretrained.INSTALLED_WEIGHTS)
     data_files=[("share/minicnn/weights", sorted(glob("weights/*.npz") + glob("weights/*.json"))),
                 ("share/minicnn/weights/samples", sorted(glob("weights/samples/*.png")))],
     install_requires=["numpy>=1.24", "scipy>=1.10", "pillow>=9", "matplotlib>=3.6", "tqdm>=4.60"],

@@ -6,7 +6,7 @@ import os
 import minicnn as mc
 from minicnn.plot.core import save_figure
 from minicnn.plot.representations import plot_activation_grid
-from minicnn.samples import fashion_samples
+from minicnn.data.samples import fashion_samples
 from minicnn.techniques.filters import activation_grids
 
 model = mc.models.fashion_net(pretrained=True)

@@ -7,7 +7,7 @@ import minicnn as mc
 from minicnn.plot.attribution import occlusion_figure
 from minicnn.plot.core import save_figure
 from minicnn.data import FASHION_MNIST_CLASSES
-from minicnn.samples import fashion_samples
+from minicnn.data.samples import fashion_samples
 from minicnn.techniques.occlusion import occlusion
 
 model = mc.models.fashion_net(pretrained=True)

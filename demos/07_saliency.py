@@ -15,7 +15,7 @@ import numpy as np
 import minicnn as mc
 from minicnn.plot.attribution import segmentation_figure
 from minicnn.plot.core import image_grid, normalize_map, save_figure
-from minicnn.samples import photo_samples
+from minicnn.data.samples import photo_samples
 from minicnn.techniques.grabcut import saliency_segmentation
 from minicnn.techniques.gradients import integrated_gradients, saliency, smoothgrad
 

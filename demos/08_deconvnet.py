@@ -13,7 +13,7 @@ import minicnn as mc
 from minicnn.data import load_fashion_mnist
 from minicnn.plot.attribution import deconvnet_panel, gradient_image
 from minicnn.plot.core import image_grid, save_figure
-from minicnn.samples import fashion_samples
+from minicnn.data.samples import fashion_samples
 from minicnn.techniques.deconvnet import deconvnet, deconvnet_projection, edge_correlation
 
 model = mc.models.fashion_net(pretrained=True)

@@ -10,7 +10,7 @@ import os
 import minicnn as mc
 from minicnn.plot.attribution import gradient_image
 from minicnn.plot.core import image_grid, save_figure
-from minicnn.samples import photo_samples
+from minicnn.data.samples import photo_samples
 from minicnn.techniques.gradients import guided_backprop, input_gradient
 
 model = mc.models.efficientnet_lite0(pretrained=True)

@@ -11,7 +11,7 @@ import numpy as np
 import minicnn as mc
 from minicnn.plot.attribution import attribution_panel, gradient_image, heatmap_overlay
 from minicnn.plot.core import plt, save_figure, show_image
-from minicnn.samples import fashion_samples, photo_samples
+from minicnn.data.samples import fashion_samples, photo_samples
 from minicnn.techniques.gradcam import guided_grad_cam, most_different_classes
 
 model = mc.models.efficientnet_lite0(pretrained=True)

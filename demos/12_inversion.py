@@ -9,7 +9,7 @@ import os
 import minicnn as mc
 from minicnn.plot.core import save_figure
 from minicnn.plot.optimization import inversion_figure
-from minicnn.samples import fashion_samples
+from minicnn.data.samples import fashion_samples
 from minicnn.techniques.inversion import invert_layers
 
 model = mc.models.fashion_net(pretrained=True)

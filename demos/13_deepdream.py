@@ -5,10 +5,10 @@
 # %% An ImageNet model and a photo (a smaller size keeps it fast on a CPU)
 import os
 import minicnn as mc
-from minicnn.images import load_image
+from minicnn.data.images import load_image
 from minicnn.plot.core import save_figure
 from minicnn.plot.optimization import deepdream_octaves
-from minicnn.samples import photo_samples
+from minicnn.data.samples import photo_samples
 from minicnn.techniques.deepdream import deepdream
 
 model = mc.models.efficientnet_lite0(pretrained=True)

@@ -8,10 +8,10 @@ import os
 import numpy as np
 
 import minicnn as mc
-from minicnn.images import load_image
+from minicnn.data.images import load_image
 from minicnn.plot.core import save_figure
 from minicnn.plot.optimization import inversion_figure, style_transfer_panel
-from minicnn.samples import photo_samples
+from minicnn.data.samples import photo_samples
 from minicnn.techniques.style import style_transfer, texture_synthesis
 
 model = mc.models.efficientnet_lite0(pretrained=True)

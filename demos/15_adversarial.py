@@ -12,7 +12,7 @@ import minicnn as mc
 from minicnn.data import FASHION_MNIST_CLASSES as NAMES
 from minicnn.plot.adversarial import adversarial_panel, one_pixel_panel, required_eps_plot
 from minicnn.plot.core import save_figure
-from minicnn.samples import fashion_samples
+from minicnn.data.samples import fashion_samples
 from minicnn.techniques.adversarial import fgsm, linear_example, pgd, required_eps, smallest_eps
 from minicnn.techniques.one_pixel import one_pixel_attack
 from minicnn.training import predict

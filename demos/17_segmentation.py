@@ -14,8 +14,8 @@ import minicnn as mc
 from minicnn.data import FASHION_MNIST_CLASSES
 from minicnn.plot.core import save_figure
 from minicnn.plot.segmentation import class_heatmaps_figure
-from minicnn.samples import fashion_samples
-from minicnn.segdata import SegmentationCanvases
+from minicnn.data.samples import fashion_samples
+from minicnn.data.segdata import SegmentationCanvases
 from minicnn.techniques.convolutionalize import convolutionalize, score_maps
 
 samples = fashion_samples()
@@ -34,8 +34,8 @@ save_figure(class_heatmaps_figure(canvas, probs, fcn.stride, fcn.window, FASHION
 # %% Per-pixel labels from the shipped encoder–decoders (minicnn train segnet|unet ...)
 from minicnn.models import segmentation
 from minicnn.plot.segmentation import segmentation_figure
-from minicnn.segdata import SEG_CLASSES
-from minicnn.seg_training import predict_masks
+from minicnn.data.segdata import SEG_CLASSES
+from minicnn.training.segmentation import predict_masks
 
 small = SegmentationCanvases("test", size=64, length=4, items=(1, 3), source=source)
 images, masks = small.arrays()                  # 64×64: the encoder pools three times

@@ -12,8 +12,8 @@ from . import ops
 
 __version__ = "0.1.0"
 
-_LAZY = {"nn", "optim", "gradcheck", "io", "data", "images", "cifar", "models", "techniques",
-         "plot", "training"}
+_LAZY = {"nn", "gradcheck", "io", "data", "models", "techniques", "plot", "training"}
+_MOVED = {"optim": "nn.optim", "images": "data.images", "cifar": "data.cifar"}   # mc.optim, ...
 
 
 def __getattr__(name):
@@ -21,6 +21,9 @@ def __getattr__(name):
     if name in _LAZY:
         import importlib
         return importlib.import_module(f".{name}", __name__)
+    if name in _MOVED:
+        import importlib
+        return importlib.import_module(f".{_MOVED[name]}", __name__)
     if name == "capture":
         from .nn import capture
         return capture

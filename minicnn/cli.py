@@ -20,7 +20,7 @@ __all__ = ["main"]
 
 
 def _cmd_gradcheck(args):
-    from .opcheck import run_all, format_table
+    from .bench.opcheck import run_all, format_table
     rows = run_all(seed=args.seed, names=args.only.split(",") if args.only else None)
     print(format_table(rows))
     return 0 if all(r[3] for r in rows) else 1
@@ -66,7 +66,8 @@ def _resume_command(args):
 
 def _train_outcome(args, run):
     """Run a training call; a stop by Ctrl-C or a kept better file becomes one clear line."""
-    from .training import NotReplaced, TrainingInterrupted
+    from .training.loop import TrainingInterrupted
+    from .training.recipes import NotReplaced
     try:
         return run()
     except TrainingInterrupted as stop:
@@ -84,8 +85,7 @@ def _where_pretrained_loads(name):
 
 
 def _cmd_train(args):
-    from .seg_training import SEG_RECIPES, train_segmentation_recipe
-    from .training import RECIPES, train_recipe
+    from .training.recipes import RECIPES, SEG_RECIPES, train_recipe, train_segmentation_recipe
     if args.name in SEG_RECIPES:
         if args.lr is not None or args.init:
             print(f"minicnn train: --lr and --init are for {', '.join(RECIPES)}, "
@@ -125,7 +125,7 @@ def _cmd_train(args):
 
 
 def _cmd_assignment(args):
-    from . import assignment
+    from .homework import assignment
     if args.action == "make":
         out = assignment.make(args.out, args.parts, force=args.force, solution=args.solution)
         print(f"wrote the assignment {out}: students start with {out / 'README.md'}")
@@ -256,7 +256,7 @@ def build_parser():
                         "(saved as <name>_scratch.npz, for the comparison)")
     t.set_defaults(fn=_cmd_train)
 
-    from .assignment import PARTS
+    from .homework.assignment import PARTS
     hw = sub.add_parser("assignment", help="homework: write a folder of bodies to fill in, score it")
     hw_sub = hw.add_subparsers(dest="action", required=True)
     hm = hw_sub.add_parser("make", help="write a homework folder (package, tests, README)")

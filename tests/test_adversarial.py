@@ -7,7 +7,7 @@ import pytest
 import minicnn as mc
 from minicnn import nn
 from minicnn.backend import as_backend
-from minicnn.images import Preprocess
+from minicnn.data.images import Preprocess
 from minicnn.techniques import adversarial as adv
 from minicnn.techniques.optimize import pixel_bounds
 from minicnn.training import predict
@@ -161,7 +161,7 @@ def test_fooling_images_succeed_for_10_random_pairs_and_report_the_measured_dist
     """The shipped cifar_net (its architecture with He-scaled random weights where the
     weights are absent): every (source image, target) pair ends top-1 = target, p >= 0.9."""
     from tests.conftest import shared_data
-    from minicnn.cifar import load_cifar10
+    from minicnn.data.cifar import load_cifar10
     from minicnn.models.registry import find_shipped
     model = (mc.models.cifar_net(pretrained=True) if find_shipped("cifar_net")
              else he_init(mc.models.cifar_net()))
@@ -259,8 +259,8 @@ def test_the_benchmarked_torch_pgd_computes_the_same_attack():
     rounding, so after 3 steps only the few pixels whose gradient is near 0 (sign decided
     by rounding) may differ."""
     torch = pytest.importorskip("torch")
-    from minicnn.bench_adversarial import _torch_pgd
-    from minicnn.reference_torch import torch_small_vgg
+    from minicnn.bench.adversarial import _torch_pgd
+    from minicnn.bench.reference_torch import torch_small_vgg
     model = he_init(mc.models.cifar_net())
     rng = np.random.default_rng(0)
     x = model.preprocess.preprocess(rng.integers(0, 256, (2, 32, 32, 3)).astype(np.uint8))
@@ -318,7 +318,7 @@ def test_smallest_eps_flips_the_label_and_half_of_it_does_not(attack, options, i
     """On the shipped Fashion-MNIST samples (one per class). Measured FGSM ε × 255 per class
     0..9: 5, 34, 6.75, 92, 3, 7, 6.75, 11.5, 12.5, 6.25 — the gallery's images (classes 0, 2,
     4, 7, 9) all under 12/255, where the old fixed ε = 0.1 was 25.5/255."""
-    from minicnn.samples import fashion_samples
+    from minicnn.data.samples import fashion_samples
     model = fashion_net_trained()
     pairs = [fashion_samples()[i] for i in images]
     x = model.preprocess.preprocess(np.stack([p for p, _ in pairs]))

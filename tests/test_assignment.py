@@ -9,8 +9,9 @@ import shutil
 
 import pytest
 
-from minicnn import assignment, cli
-from minicnn.assignment import PACKAGE, PARTS, blank_regions, find_regions, make, verify_markers
+from minicnn.homework import assignment
+from minicnn import cli
+from minicnn.homework.assignment import PACKAGE, PARTS, blank_regions, find_regions, make, verify_markers
 
 B, E = assignment.BEGIN, assignment.END
 
@@ -113,7 +114,7 @@ def test_fresh_assignment_fails_and_the_reference_bodies_pass(tmp_path, capsys):
     # everything but the blanked files is the package as shipped
     for path in PACKAGE.rglob("*.py"):
         rel = path.relative_to(PACKAGE).as_posix()
-        if "__pycache__" in rel or rel.startswith("assignment_tests/"):
+        if "__pycache__" in rel or rel.startswith("homework/assignment_tests/"):
             continue
         copy = (out / "minicnn" / rel).read_text(encoding="utf-8")
         if rel in blanked:

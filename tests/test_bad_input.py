@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 import minicnn as mc
-from minicnn import cli, opcheck, training
-from minicnn.models import registry
+from minicnn import cli, training
+from minicnn.training import loop, recipes
+from minicnn.bench import opcheck
+from minicnn.models import pretrained, registry
 from minicnn.techniques.common import NonFiniteInputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,7 +204,7 @@ def tiny_training(monkeypatch, home):
         x = rng.integers(0, 256, (48, 28, 28), dtype=np.uint8)
         y = rng.integers(0, 10, 48)
         return x[:32], y[:32], x[32:], y[32:], [str(i) for i in range(10)], "a tiny test set"
-    monkeypatch.setattr(training, "_dataset", tiny_dataset)
+    monkeypatch.setattr(recipes, "_dataset", tiny_dataset)
     monkeypatch.setitem(training.RECIPES, "fashion_net",
                         dict(dataset="fashion_mnist", epochs=2, batch_size=16, lr=1e-3,
                              optimizer="adam", augment={"pad": 2, "flip": True}))
@@ -240,7 +242,7 @@ def test_diverging_training_stops_and_writes_nothing(tiny_training, tmp_path, ca
     _one_clear_line(capsys.readouterr().err, "records no score", "fashion_net.candidate.npz")
     assert _hashes(out)["fashion_net.npz"] == before["fashion_net.npz"]   # a file we cannot score
     with pytest.raises(training.TrainingDiverged, match="weight arrays hold NaN"):
-        training.save_result(str(out / "x.npz"), {"w": np.array([1.0, np.nan])}, {})
+        recipes.save_result(str(out / "x.npz"), {"w": np.array([1.0, np.nan])}, {})
     assert not (out / "x.npz").exists()
 
 
@@ -281,7 +283,7 @@ def test_out_into_the_shipped_folder_needs_the_flag_and_a_worse_run_never_replac
     for suffix in (".npz", ".json"):
         source = shipped_src.with_suffix(suffix)
         (fake_repo / f"fashion_net{suffix}").write_bytes(source.read_bytes())
-    monkeypatch.setattr(registry, "REPO_WEIGHTS", fake_repo)
+    monkeypatch.setattr(pretrained, "REPO_WEIGHTS", fake_repo)
     before = _hashes(fake_repo)
     assert cli.main(["train", "fashion_net", "--epochs", "1", "--out", str(fake_repo)]) == 2
     _one_clear_line(capsys.readouterr().err, "--replace-shipped", str(fake_repo))
@@ -296,12 +298,12 @@ def test_out_into_the_shipped_folder_needs_the_flag_and_a_worse_run_never_replac
 
 def test_a_better_run_replaces_the_file_it_was_asked_to(tiny_training, tmp_path):
     out = tmp_path / "o"
-    path, _ = training.train_recipe("fashion_net", out_dir=out, epochs=1, progress=False)
+    path, _ = recipes.train_recipe("fashion_net", out_dir=out, epochs=1, progress=False)
     state, meta = mc.io.load_npz(path)
     meta["accuracy"]["value"] = -1.0           # any run scores at least that
     mc.io.save_npz(path, state, {k: v for k, v in meta.items() if k != "sha256"})
     old = _hashes(out)["fashion_net.npz"]
-    training.train_recipe("fashion_net", out_dir=out, epochs=1, seed=1, progress=False)
+    recipes.train_recipe("fashion_net", out_dir=out, epochs=1, seed=1, progress=False)
     assert _hashes(out)["fashion_net.npz"] != old
 
 
@@ -316,7 +318,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_ends_where_one_run_would(
     assert cli.main(["train", "fashion_net", "--out", str(straight)]) == 0
     capsys.readouterr()
 
-    real, calls = training.as_backend, {"n": 0}
+    real, calls = loop.as_backend, {"n": 0}
 
     def interrupt(a, backend):    # calls: epoch 1 = 2 steps × (x, y) + 1 evaluation batch
         calls["n"] += 1
@@ -325,14 +327,14 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_ends_where_one_run_would(
         if how == "signal" and calls["n"] == 6:          # x of epoch 2's 1st step
             os.kill(os.getpid(), signal.SIGINT)
         return real(a, backend)
-    monkeypatch.setattr(training, "as_backend", interrupt)
+    monkeypatch.setattr(loop, "as_backend", interrupt)
     cut = tmp_path / "cut"
     assert cli.main(["train", "fashion_net", "--out", str(cut)]) == 130
     err = capsys.readouterr().err
     _one_clear_line(err, "interrupted in epoch 2/2 after step 1/2", "saved the checkpoint",
                     "--resume")
     assert not (cut / "fashion_net.npz").exists()
-    monkeypatch.setattr(training, "as_backend", real)
+    monkeypatch.setattr(loop, "as_backend", real)
     assert cli.main(["train", "fashion_net", "--out", str(cut), "--resume"]) == 0
     a, ma = mc.io.load_npz(straight / "fashion_net.npz")
     b, mb = mc.io.load_npz(cut / "fashion_net.npz")
@@ -344,12 +346,12 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_ends_where_one_run_would(
 
 def test_a_checkpoint_is_written_inside_long_epochs(tiny_training, tmp_path, monkeypatch):
     saved = []
-    real = training._save_checkpoint
+    real = loop._save_checkpoint
 
     def spy(path, model, optimizer, epoch, rng, history, partial=None):
         saved.append(None if partial is None else partial["step"])
         return real(path, model, optimizer, epoch, rng, history, partial)
-    monkeypatch.setattr(training, "_save_checkpoint", spy)
+    monkeypatch.setattr(loop, "_save_checkpoint", spy)
     model = mc.models.fashion_net(pretrained=False)
     x = np.random.default_rng(0).normal(size=(48, 1, 28, 28)).astype(np.float32)
     y = np.arange(48) % 10
@@ -428,7 +430,7 @@ def test_import_with_a_missing_file_or_unknown_arch_is_one_line(home, tmp_path, 
 
 def test_ctrl_c_in_segmentation_training_resumes_inside_the_epoch(tmp_path):
     from minicnn.models.segmentation import segnet
-    from minicnn.seg_training import fit_segmentation
+    from minicnn.training.segmentation import fit_segmentation
     from tests.test_segmentation import TINY, dataset
     data = dataset(size=16, length=8, scale=(0.5, 0.5))
 

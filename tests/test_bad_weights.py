@@ -287,8 +287,8 @@ def test_weights_that_cannot_load_are_an_error_not_random_weights(tmp_path, monk
     """Item 6, the second half: a shipped-style pair whose .npz was replaced behind its
     manifest is refused by load_npz, by the model constructor and by the gallery, which
     used to fall back to untrained weights and let the demo exit 0."""
-    from minicnn import gallery
-    from minicnn.models import registry
+    from minicnn.gallery import core as gallery
+    from minicnn.models import pretrained
     folder = tmp_path / "weights"
     folder.mkdir()
     model = mc.models.fashion_net()
@@ -297,8 +297,8 @@ def test_weights_that_cannot_load_are_an_error_not_random_weights(tmp_path, monk
     stale = {"format": "minicnn-weights", "version": 1, "architecture": "fashion_net",
              "file": path.name, "sha256": "0" * 64, "labels": [str(i) for i in range(10)]}
     (folder / "fashion_net.json").write_text(json.dumps(stale))
-    monkeypatch.setattr(registry, "REPO_WEIGHTS", folder)
-    monkeypatch.setattr(registry, "INSTALLED_WEIGHTS", tmp_path / "none")
+    monkeypatch.setattr(pretrained, "REPO_WEIGHTS", folder)
+    monkeypatch.setattr(pretrained, "INSTALLED_WEIGHTS", tmp_path / "none")
     monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "home"))
     before = _hashes(folder)
     message = r"fashion_net\.npz: sha256 is [0-9a-f]{64} but its manifest .*fashion_net\.json expects 0{64}"

@@ -103,7 +103,7 @@ def class_probabilities(model, image, k):
 @pytest.mark.parametrize("target", [1, 5, 8, 9])      # trouser, sandal, bag, ankle boot
 def test_the_gallery_class_visualization_is_classified_as_its_class_with_p_above_0_9(target):
     """The quick gallery's settings (100 steps); measured p: 1.00, 1.00, 1.00, 0.99."""
-    from minicnn.gallery_sections.optimization import SMALL_CLASS_VIS, SMALL_CLASS_VIS_STEPS
+    from minicnn.gallery.sections.optimization import SMALL_CLASS_VIS, SMALL_CLASS_VIS_STEPS
     model = fashion_net_trained()
     image, _ = class_visualization(model, target, SMALL_CLASS_VIS_STEPS[0], seed=0,
                                    **SMALL_CLASS_VIS)
@@ -117,7 +117,7 @@ def test_the_gallery_class_visualization_is_classified_as_its_class_with_p_above
 def test_every_class_visualization_of_the_full_gallery_has_p_above_0_75():
     """Full gallery settings (300 steps); measured p per class 0..9: 1.00 1.00 0.99 1.00
     0.98 1.00 0.83 (shirt) 0.90 (sneaker) 1.00 0.99."""
-    from minicnn.gallery_sections.optimization import SMALL_CLASS_VIS, SMALL_CLASS_VIS_STEPS
+    from minicnn.gallery.sections.optimization import SMALL_CLASS_VIS, SMALL_CLASS_VIS_STEPS
     model = fashion_net_trained()
     for k in range(10):
         image, _ = class_visualization(model, k, SMALL_CLASS_VIS_STEPS[1], seed=0,
@@ -204,8 +204,8 @@ def test_inversion_at_the_first_conv_block_reaches_a_small_relative_code_error(a
 def test_the_gallery_inversion_from_features_8_reaches_a_code_error_below_5_percent():
     """The gallery's image (the T-shirt sample) and quick steps (300 L-BFGS): measured
     3.7% (500 steps: 1.7%; 100 steps, the old setting: 38%)."""
-    from minicnn.gallery_sections.optimization import SMALL_INVERSION_STEPS
-    from minicnn.samples import fashion_samples
+    from minicnn.gallery.sections.optimization import SMALL_INVERSION_STEPS
+    from minicnn.data.samples import fashion_samples
     model = fashion_net_trained()
     pix, label = fashion_samples()[0]
     assert label == 0

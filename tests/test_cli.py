@@ -5,7 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from minicnn import cli, opcheck
+from minicnn import cli
+from minicnn.bench import opcheck
 
 
 def test_every_builtin_op_passes_its_gradient_check():
@@ -40,7 +41,7 @@ def test_train_segmentation_model_from_the_command_line(tmp_path, monkeypatch, c
     """`minicnn train segnet` runs the segmentation recipe; the manifest records the command
     without the machine's folders; --scratch saves beside it under another name."""
     import json
-    from minicnn import seg_training
+    from minicnn.training import recipes as seg_training
     from tests.conftest import fashion_mnist_or_skip
     fashion_mnist_or_skip("test")
     monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "home"))
@@ -73,7 +74,8 @@ def test_train_init_starts_a_new_cycle_from_trained_weights(tmp_path, monkeypatc
     rate leaves them nearly unchanged) and the manifest keeps the chain: FILE's sha256,
     command and history, and the seconds of both cycles."""
     import json
-    from minicnn import io, training
+    from minicnn import io
+    from minicnn.training import recipes as training
     rng = np.random.default_rng(0)
 
     def tiny_dataset(name, root):

@@ -145,7 +145,7 @@ def test_accuracy_table_and_figures_on_a_tiny_model():
     """A model that reads the mean brightness: dark vs bright images. Brightness at high
     severity turns dark images bright, so its accuracy must fall; the figures build."""
     from minicnn import nn
-    from minicnn.images import Preprocess
+    from minicnn.data.images import Preprocess
     from minicnn.plot import adversarial as pa
     net = nn.Sequential(nn.Flatten(), nn.Linear(36, 2)).double()
     net[1].weight.data = np.stack([-np.ones(36), np.ones(36)]) / 36

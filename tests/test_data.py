@@ -1,4 +1,4 @@
-"""Datasets, images and preprocessing (minicnn.data, minicnn.cifar, minicnn.images).
+"""Datasets, images and preprocessing (minicnn.data, minicnn.data.cifar, minicnn.data.images).
 
 Everything is checked first on small files the tests write themselves; the
 real datasets are read where present and skipped with a reason otherwise.
@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minicnn import cifar, data, images
+from minicnn.data import cifar, images
+from minicnn.data import datasets as data
 from tests.conftest import shared_data
 
 

@@ -130,7 +130,7 @@ def test_projections_follow_the_image_edges_on_trained_fashion_net():
     """On the shipped fashion_net and its samples, the class deconvnet's |projection| tracks
     the image's own edges more than another image's (measured mean r 0.18 vs −0.01), the
     projections of different images differ, and so do those of different units."""
-    from minicnn.samples import fashion_samples
+    from minicnn.data.samples import fashion_samples
     model = mc.models.fashion_net(pretrained=True)
     samples = fashion_samples()
     own, other, maps = [], [], []

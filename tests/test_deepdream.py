@@ -95,9 +95,9 @@ def test_the_gallery_dream_on_fashion_net_changes_the_image_visibly():
     old setting, features.6 with 1.5-pixel steps, moved the pixels by ~6 grey levels)."""
     from PIL import Image
 
-    from minicnn.gallery_sections.optimization import (SMALL_DREAM, SMALL_DREAM_SIDE,
+    from minicnn.gallery.sections.optimization import (SMALL_DREAM, SMALL_DREAM_SIDE,
                                                        SMALL_DREAM_STEPS)
-    from minicnn.samples import fashion_samples
+    from minicnn.data.samples import fashion_samples
     try:
         model = mc.models.fashion_net(pretrained=True)
     except FileNotFoundError as err:

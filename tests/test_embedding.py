@@ -14,9 +14,8 @@ import pytest
 from minicnn.backend import as_backend, to_numpy
 from minicnn.techniques.embedding import grid_assignment, pca, trustworthiness
 from minicnn.techniques.tsne import (calibrate_perplexity, exact_gradient, joint_probabilities,
-                                     knn_graph, tsne)
-from minicnn.techniques.tsne_fft import (attraction_pairs, fft_gradient, repulsion_fft,
-                                         sparse_joint_probabilities)
+                                     knn_graph, sparse_joint_probabilities, tsne)
+from minicnn.techniques.tsne_fft import attraction_pairs, fft_gradient, repulsion_fft
 from tests.conftest import fashion_mnist_or_skip
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from minicnn.explore import build, create_app
 from minicnn.explore import compute, render
-from minicnn.samples import fashion_samples
+from minicnn.data.samples import fashion_samples
 from minicnn.techniques.gradients import input_gradient, saliency, smoothgrad
 from minicnn.techniques.top_activations import top_activations
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minicnn.samples import fashion_samples
+from minicnn.data.samples import fashion_samples
 
 pytestmark = pytest.mark.browser
 

@@ -62,7 +62,7 @@ def assert_same_state(a, b):
 
 def torch_twin(name):
     """A torch.nn module with minicnn's module tree, for loading the .pth with strict=True."""
-    from minicnn.reference_torch import torch_model, torch_small_vgg
+    from minicnn.bench.reference_torch import torch_model, torch_small_vgg
     if name in SMALL:               # a twin of a differently seeded net: the .pth must overwrite it
         return torch_small_vgg(getattr(mc.models, name)(seed=7)).eval()
     return torch_model(name)

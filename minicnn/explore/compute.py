@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .. import nn
 from ..autograd import no_grad
 from ..backend import to_numpy
-from ..images import _to_mode, center_crop, resize_short_side
+from ..data.images import _to_mode, center_crop, resize_short_side
 from ..nn import capture
 from ..techniques.common import as_input, check_layer, frozen
 from ..techniques.filters import filter_images, first_conv_layer

@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 
 from ..io import cache_dir
 from ..plot.optimization import to_pixels
-from ..images import to_displayable
-from ..samples import fashion_samples, photo_samples
+from ..data.images import to_displayable
+from ..data.samples import fashion_samples, photo_samples
 from ..techniques.class_vis import class_visualization
 from ..techniques.rf_geometry import receptive_field, rf_box
 from ..autograd import no_grad
@@ -85,7 +85,7 @@ def gather_dataset(explorer, images_dir=None, installed=True):
 
 def _installed_test_set(explorer, sources):
     """The Fashion-MNIST (28×28 grey) or CIFAR-10 (32×32 RGB) test set, if installed."""
-    from ..cifar import load_cifar10
+    from ..data.cifar import load_cifar10
     from ..data import load_fashion_mnist
     load, name = ((load_fashion_mnist, "Fashion-MNIST") if explorer.mode == "L"
                   else (load_cifar10, "CIFAR-10"))

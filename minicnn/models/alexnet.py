@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import nn, ops
 from ..data import IMAGENET_TORCHVISION
+from .pretrained import finish_model
 
 __all__ = ["AlexNet", "alexnet"]
 
@@ -51,6 +52,5 @@ class AlexNet(nn.Module):
 
 
 def alexnet(num_classes=1000, pretrained=False, rng=None):
-    """AlexNet; ``pretrained=True`` loads torchvision's ImageNet weights (see models.registry)."""
-    from .registry import finish_model
+    """AlexNet; ``pretrained=True`` loads torchvision's ImageNet weights (see models.pretrained)."""
     return finish_model(AlexNet(num_classes, rng=rng), "alexnet", pretrained)

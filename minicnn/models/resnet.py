@@ -30,6 +30,7 @@ import numpy as np
 from .. import nn, ops
 from ..data import IMAGENET_TORCHVISION
 from ..backend import as_backend, backend_name, to_numpy
+from .pretrained import finish_model
 
 __all__ = ["BasicBlock", "ResNet", "resnet18", "fold_batchnorm"]
 
@@ -101,7 +102,6 @@ class ResNet(nn.Module):
 
 def resnet18(num_classes=1000, pretrained=False, rng=None):
     """ResNet-18; ``pretrained=True`` loads torchvision's ImageNet weights."""
-    from .registry import finish_model
     return finish_model(ResNet((2, 2, 2, 2), num_classes, rng=rng), "resnet18", pretrained)
 
 

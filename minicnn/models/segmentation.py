@@ -31,8 +31,9 @@ import numpy as np
 
 from .. import nn, ops
 from ..backend import like, to_numpy
-from ..images import Preprocess
+from ..data.images import Preprocess
 from ..ops._util import shape_of
+from .pretrained import load_shipped
 
 __all__ = ["Encoder", "UpBlock", "EncoderDecoder", "segnet", "segnet_transposed", "unet",
            "init_encoder_from", "SEG_PREPROCESS", "SEG_WIDTHS"]
@@ -216,7 +217,6 @@ def _build(arch, decoder, skips, pretrained, pretrained_encoder, **kwargs):
     if pretrained_encoder:
         model.transferred = init_encoder_from(model, pretrained_encoder)
     if pretrained:
-        from .registry import load_shipped
         load_shipped(model, arch)
     return model
 

@@ -12,7 +12,8 @@ runs on them.
 Layer names follow torchvision's VGG: ``features.N`` and ``classifier.N``.
 """
 from .. import nn
-from ..images import Preprocess
+from ..data.images import Preprocess
+from .pretrained import load_shipped
 
 __all__ = ["SmallVGG", "fashion_net", "cifar_net", "FASHION_PREPROCESS", "CIFAR_PREPROCESS"]
 
@@ -50,7 +51,6 @@ def _build(name, pretrained, **kwargs):
     model = SmallVGG(**kwargs)
     model.arch = name
     if pretrained:
-        from .registry import load_shipped
         load_shipped(model, name)
     return model
 

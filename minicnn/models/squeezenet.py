@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import nn, ops
 from ..data import IMAGENET_TORCHVISION
+from .pretrained import finish_model
 
 __all__ = ["Fire", "SqueezeNet", "squeezenet1_1"]
 
@@ -78,5 +79,4 @@ class SqueezeNet(nn.Module):
 
 def squeezenet1_1(num_classes=1000, pretrained=False, rng=None):
     """SqueezeNet 1.1; ``pretrained=True`` loads torchvision's ImageNet weights."""
-    from .registry import finish_model
     return finish_model(SqueezeNet(num_classes, rng=rng), "squeezenet1_1", pretrained)

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import nn, ops
 from ..data import IMAGENET_TORCHVISION
+from .pretrained import finish_model
 
 __all__ = ["VGG", "CONFIGS", "vgg11", "vgg16"]
 
@@ -64,11 +65,9 @@ class VGG(nn.Module):
 
 def vgg11(num_classes=1000, pretrained=False, rng=None):
     """VGG-11 (config "A", 8 convs); ``pretrained=True`` loads torchvision's ImageNet weights."""
-    from .registry import finish_model
     return finish_model(VGG(CONFIGS["vgg11"], num_classes, rng=rng), "vgg11", pretrained)
 
 
 def vgg16(num_classes=1000, pretrained=False, rng=None):
     """VGG-16 (config "D", 13 convs); ``pretrained=True`` loads torchvision's ImageNet weights."""
-    from .registry import finish_model
     return finish_model(VGG(CONFIGS["vgg16"], num_classes, rng=rng), "vgg16", pretrained)

@@ -1,6 +1,6 @@
 """Building blocks for every figure: grids of images, heatmap overlays, saving atomically.
 
-Display normalization (``minicnn.images.to_displayable``) is kept separate from
+Display normalization (``minicnn.data.images.to_displayable``) is kept separate from
 clipping: a map is scaled for *looking at* here, never changed in place.
 """
 import os
@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..backend import to_numpy  # noqa: E402
-from ..images import to_displayable  # noqa: E402
+from ..data.images import to_displayable  # noqa: E402
 
 __all__ = ["plt", "image_grid", "show_image", "overlay", "save_figure", "normalize_map"]
 

@@ -18,11 +18,12 @@ import sys
 
 import numpy as np
 
-from .. import ops, optim
+from .. import ops
+from ..nn import optim
 from ..autograd import Tensor
 from ..backend import as_backend, to_numpy
 from ..data import iterate_minibatches
-from ..training import evaluate
+from ..training.loop import evaluate
 from .adversarial import _check_eps, fgsm, pgd
 
 __all__ = ["adversarial_fit", "robust_accuracy", "robustness"]
@@ -98,7 +99,7 @@ def robust_accuracy(model, x, y, eps, *, steps=10, alpha=None, norm="inf", rando
 
 
 def _predict(model, x):
-    from ..training import predict
+    from ..training.loop import predict
     return predict(model, x).argmax(axis=1)
 
 

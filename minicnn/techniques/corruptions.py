@@ -203,7 +203,7 @@ def corruption_accuracy(model, images, labels, names=CORRUPTIONS, severities=(1,
     """Top-1 accuracy of ``model`` on uint8 ``images`` (preprocessed with model.preprocess)
     under each corruption and severity. Returns {"clean": acc, name: [acc per severity]}."""
     from tqdm.auto import tqdm
-    from ..training import predict
+    from ..training.loop import predict
     labels = np.asarray(labels)
     if getattr(model, "preprocess", None) is None:
         raise ValueError("corruption_accuracy corrupts pixels and needs model.preprocess to turn "

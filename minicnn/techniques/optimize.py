@@ -35,7 +35,7 @@ from .. import ops
 from ..autograd import Tensor
 from ..backend import as_backend, backend_name, get_array_module, like, to_numpy
 from ..nn.capture import Activations, capture
-from ..optim import Adam
+from ..nn.optim import Adam
 from .common import frozen as _frozen
 from .common import (as_input, check_layer, check_target, model_backend, model_dtype,
                      unit_score)

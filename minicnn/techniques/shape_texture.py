@@ -21,7 +21,7 @@ probability, as Geirhos' 16 ImageNet categories do.
 """
 import numpy as np
 
-from ..training import predict
+from ..training.loop import predict
 from .common import as_input
 
 __all__ = ["cue_conflict_images", "shape_bias", "decision_fractions", "category_scores"]

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from ..backend import as_backend, backend_name, get_array_module, like, to_numpy
 from .embedding import pca
 from .neighbors import nearest_neighbors
-from .tsne_fft import attraction_pairs, fft_gradient, sparse_joint_probabilities
+from .tsne_fft import attraction_pairs, fft_gradient
 
 __all__ = ["tsne", "calibrate_perplexity", "joint_probabilities", "exact_gradient", "knn_graph",
            "sparse_joint_probabilities", "fft_gradient", "EXACT_MAX_POINTS"]
@@ -128,6 +128,28 @@ def joint_probabilities(X, perplexity=30.0, tol=1e-5):
     P = xp.zeros((n, n))
     P[off] = cond.ravel()
     return (P + P.T) / (2 * n)
+
+
+def sparse_joint_probabilities(neighbors, d2, perplexity, tol=1e-5):
+    """P on the k-nearest-neighbour graph: (rows, cols, values) of the symmetric (N, N) P.
+
+    neighbors (N, k) indices and d2 (N, k) squared distances (self excluded). Each row's
+    p_j|i is calibrated over its k neighbours only, then p_ij = (p_j|i + p_i|j) / 2N.
+    Built with scipy.sparse on the host; returned arrays are on the inputs' backend.
+    """
+    from scipy import sparse
+
+    if perplexity >= neighbors.shape[1]:
+        raise ValueError(f"perplexity {perplexity} needs more than {neighbors.shape[1]} neighbours "
+                         f"per point (use k ≈ 3·perplexity)")
+    cond, _, _ = calibrate_perplexity(d2, perplexity, tol)
+    n, k = neighbors.shape
+    idx, val = to_numpy(neighbors).ravel(), to_numpy(cond).ravel()
+    P = sparse.csr_matrix((val, (np.repeat(np.arange(n), k), idx)), shape=(n, n))
+    P = ((P + P.T) / (2 * n)).tocoo()
+    name = backend_name(neighbors)
+    return (as_backend(P.row.astype(np.int64), name), as_backend(P.col.astype(np.int64), name),
+            as_backend(P.data, name))
 
 
 def exact_gradient(P, Y, exaggeration=1.0, compute_kl=False, block=256):

@@ -29,35 +29,12 @@ import numpy as np
 
 from ..backend import as_backend, backend_name, get_array_module, to_numpy
 
-__all__ = ["sparse_joint_probabilities", "attraction_pairs", "fft_gradient", "repulsion_fft",
+__all__ = ["attraction_pairs", "fft_gradient", "repulsion_fft",
            "Pairs"]
 
 Pairs = namedtuple("Pairs", "i j p n plogp starts")
 Pairs.__doc__ = """Unordered pairs i < j with p_ij > 0 (Σ over pairs of p = 1/2), sorted by i; N;
 Σ_ij p log p over ordered pairs; starts (N + 1,): pairs of row r are starts[r]:starts[r+1]."""
-
-
-def sparse_joint_probabilities(neighbors, d2, perplexity, tol=1e-5):
-    """P on the k-nearest-neighbour graph: (rows, cols, values) of the symmetric (N, N) P.
-
-    neighbors (N, k) indices and d2 (N, k) squared distances (self excluded). Each row's
-    p_j|i is calibrated over its k neighbours only, then p_ij = (p_j|i + p_i|j) / 2N.
-    Built with scipy.sparse on the host; returned arrays are on the inputs' backend.
-    """
-    from scipy import sparse
-
-    from .tsne import calibrate_perplexity
-    if perplexity >= neighbors.shape[1]:
-        raise ValueError(f"perplexity {perplexity} needs more than {neighbors.shape[1]} neighbours "
-                         f"per point (use k ≈ 3·perplexity)")
-    cond, _, _ = calibrate_perplexity(d2, perplexity, tol)
-    n, k = neighbors.shape
-    idx, val = to_numpy(neighbors).ravel(), to_numpy(cond).ravel()
-    P = sparse.csr_matrix((val, (np.repeat(np.arange(n), k), idx)), shape=(n, n))
-    P = ((P + P.T) / (2 * n)).tocoo()
-    name = backend_name(neighbors)
-    return (as_backend(P.row.astype(np.int64), name), as_backend(P.col.astype(np.int64), name),
-            as_backend(P.data, name))
 
 
 def attraction_pairs(rows, cols, values, n=None):

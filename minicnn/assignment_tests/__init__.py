@@ -1,1 +1,0 @@
-"""Test templates of the homework parts (``minicnn.assignment``); copied into OUT/tests/."""

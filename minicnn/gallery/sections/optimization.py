@@ -1,0 +1,214 @@
+"""Sections 11–14: class visualization, inversion, DeepDream, style transfer."""
+import numpy as np
+
+from ..core import Figure, Skip
+from ._common import _models, _name, _photo_layers, _resized, _try, section
+
+# The settings of the small net's figures, (quick, full) where they differ; the tests of
+# the techniques measure what these figures show (p of each class, code error, ...).
+# Fashion-MNIST garments are light on black: the class visualization's L2 term pulls toward
+# black (not the mean grey), TV joins neighbouring pixels into shapes, plain SGD steps.
+SMALL_CLASS_VIS = dict(lr=0.02, optimizer="sgd", l2=0.3, tv=1.0, background="black",
+                       jitter=2, init="random")
+SMALL_CLASS_VIS_STEPS = (100, 300)
+# features.8 needs 300 L-BFGS steps: at 100 its code error is still ~38%
+SMALL_INVERSION_STEPS = (300, 500)
+# the last conv layer and 4-pixel steps: at features.6 with 1.5-pixel steps the dream moved
+# the pixels by ~6 grey levels on average, too little to see
+SMALL_DREAM = dict(layer="features.8", step_size=4.0, octaves=4, jitter=4)
+SMALL_DREAM_STEPS, SMALL_DREAM_SIDE = (10, 20), 84
+# style transfer on the ImageNet model: (side, L-BFGS steps) quick and full, and the texture
+PHOTO_STYLE = ((128, 15), (160, 40))
+PHOTO_TEXTURE = dict(steps=20, octaves=3, tv_weight=1e-2)
+
+
+# ============================================================ image optimization
+@section("class_visualization", "11 · Class visualization")
+def class_vis_section(ctx):
+    from ...techniques.class_vis import class_visualization
+    formula = "I* = argmax_I S_c(I) − λ‖I‖²  (+ jitter, blur: Yosinski et al.)"
+    paper = "Simonyan, Vedaldi & Zisserman 2014; Yosinski et al. 2015"
+    figs = []
+    small = _try(lambda: ctx.small)
+    if small is not None:
+        steps = ctx.pick(*SMALL_CLASS_VIS_STEPS)
+        opts = dict(SMALL_CLASS_VIS, seed=ctx.seed)
+
+        def grid(steps=steps, opts=opts):       # bound now: the photo branch reuses the names
+            from ...plot.optimization import class_visualization_panel
+            from ...training import predict
+            images, probs = [], []
+            for k in range(len(small.labels)):
+                image = class_visualization(small.model, k, steps, **opts)[0]
+                images.append(image)
+                probs.append(_softmax(predict(small.model, image))[0, k])
+            return class_visualization_panel(
+                images, small.labels, probs, small.preprocess,
+                suptitle="argmax_I S_c(I) − λ‖I − black‖² − μ TV(I), one per class; "
+                         "p = the net's softmax for that class on the image")
+        figs.append(Figure(f"{small.name}-classes", grid, "class visualization by gradient ascent",
+                           "I* = argmax_I S_c(I) − λ‖I − black‖² − μ TV(I)  (+ jitter)", paper,
+                           {"steps": steps, **opts}, small))
+    photo = _try(lambda: ctx.photo)
+    if photo is not None and ctx.quick:
+        ctx.full_only("class visualization")
+    elif photo is not None:
+        # 25 steps per octave is what a CPU affords: the class's colours and textures, with
+        # p 0.99 and 1.00 (with lr 0.05 and a blur every 2 steps the flamingo had p = 0.001)
+        side, steps, octaves, classes = 128, 25, 2, [130, 340]      # flamingo, zebra
+        opts = dict(lr=0.07, l2=1e-3, decay=0.01, jitter=8, blur_sigma=1.0, blur_every=4,
+                    octaves=octaves, init="random", relu_rule="redirected", seed=ctx.seed)
+
+        def photo_grid(steps=steps, opts=opts):
+            from ...plot.optimization import class_visualization_panel
+            from ...training import predict
+            ims = [class_visualization(photo.model, k, steps, shape=(3, side, side), **opts)[0]
+                   for k in classes]
+            probs = [_softmax(predict(photo.model, im))[0, k] for im, k in zip(ims, classes)]
+            return class_visualization_panel(
+                ims, [_name(photo, k) for k in classes], probs, photo.preprocess,
+                ncols=len(classes), cell=3.2, suptitle="argmax_I S_c(I) − λ‖I‖² with jitter, "
+                "blur, decay; p = the net's softmax on the image")
+        figs.append(Figure(f"{photo.name}-classes", photo_grid, "class visualization by gradient "
+                           "ascent", formula, paper, {"size": side, "steps/octave": steps,
+                                                      "classes": classes, **opts}, photo))
+    if not figs:
+        _models(ctx)                                   # raises Skip with the reasons
+    return figs
+
+
+@section("inversion", "12 · Feature inversion")
+def inversion_section(ctx):
+    from ...plot.optimization import inversion_figure
+    from ...techniques.inversion import invert_layers
+    formula = "x* = argmin_x ‖φ_l(x) − φ_l(x0)‖² / ‖φ_l(x0)‖² + α TV(x)/n + β ‖x‖²/n"
+    paper = "Mahendran & Vedaldi 2015, Understanding deep image representations by inverting them"
+    figs = []
+    for info in _models(ctx):
+        if info.kind == "photo" and ctx.quick:
+            ctx.full_only("inversion")
+            continue
+        if info.kind == "small":
+            layers = ctx.pick(["features.1", "features.8", "classifier.1"],
+                              ["features.1", "features.4", "features.8", "classifier.1"])
+            steps = ctx.pick(*SMALL_INVERSION_STEPS)
+        else:
+            layers, steps = list(_photo_layers(info)[:2]), 40
+
+        def build(info=info, layers=layers, steps=steps):
+            if info.kind == "small":
+                x = ctx.samples(1)[0]
+            else:
+                x = _resized(info, ctx.photos()[0][2], 112)
+            recons, errors = invert_layers(info.model, x, layers, steps, seed=ctx.seed)
+            return inversion_figure(x, recons, info.preprocess, errors)
+        figs.append(Figure(f"{info.name}-layers", build, "reconstructions from deeper and deeper "
+                           "codes", formula, paper, {"layers": layers, "L-BFGS steps": steps,
+                                                     "alpha": 0.1, "beta": 1e-3}, info))
+    return figs
+
+
+@section("deepdream", "13 · DeepDream")
+def deepdream_section(ctx):
+    from ...plot.optimization import deepdream_octaves
+    from ...techniques.deepdream import deepdream
+    figs = []
+    for info in _models(ctx):
+        if info.kind == "small":
+            layer, step, octaves, jitter = (SMALL_DREAM[k] for k in ("layer", "step_size",
+                                                                     "octaves", "jitter"))
+            side, steps = SMALL_DREAM_SIDE, ctx.pick(*SMALL_DREAM_STEPS)
+        else:
+            layer, side = _photo_layers(info)[1], ctx.pick(96, 224)
+            steps, octaves, step, jitter = ctx.pick(4, 10), ctx.pick(2, 4), 1.5, 16
+
+        def build(info=info, layer=layer, side=side, steps=steps, octaves=octaves, step=step,
+                  jitter=jitter):
+            pix = ctx.samples(1)[1][0] if info.kind == "small" else ctx.photos()[0][2]
+            x = _resized(info, pix, side)
+            dream, hist = deepdream(info.model, x, layer, steps, step, octaves=octaves,
+                                    jitter=jitter, seed=ctx.seed)
+            return deepdream_octaves(x, hist, info.preprocess)
+        figs.append(Figure(f"{info.name}-dream", build, "DeepDream with octaves",
+                           "I ← I + η · ∇_I ½‖a_l(I)‖² / mean|∇|, coarse to fine",
+                           "Mordvintsev, Olah & Tyka 2015, Inceptionism",
+                           {"layer": layer, "size": side, "steps/octave": steps,
+                            "octaves": octaves, "step (pixels)": step}, info))
+    return figs
+
+
+@section("style_transfer", "14 · Style transfer and texture synthesis")
+def style_section(ctx):
+    """Only on the ImageNet model: Gram-matrix style needs many texture features (colours,
+    edges and stripes at several scales). fashion_net's 16 and 32 filters, learnt on grey
+    28×28 garments, have none: its "transfer" was the content image, blockier, without a
+    trace of the style."""
+    from ...plot.optimization import style_transfer_panel
+    from ...techniques.style import style_transfer, texture_synthesis
+    formula = "L = α·mean(F_c(I) − F_c(C))² + β Σ_l w_l ‖G_l(I) − G_l(S)‖²,  G = F Fᵀ / (C·H·W)"
+    paper = "Gatys, Ecker & Bethge 2016 (style), 2015 (texture)"
+    info = _try(lambda: ctx.photo)
+    if info is None:
+        raise Skip("style transfer is shown with the ImageNet model only (the small nets have "
+                   "too few texture features for a visible style), and none is available")
+    side, steps = ctx.pick(*PHOTO_STYLE)
+    content_layer, style_layers, beta = style_setup(info)
+
+    def images():
+        return _resized(info, ctx.photos()[0][2], side), _resized(info, _stripes(side), side)
+
+    def transfer():
+        c, s = images()
+        out, hist = style_transfer(info.model, c, s, content_layer, style_layers, steps,
+                                   style_weight=beta, tv_weight=1e-3, seed=ctx.seed)
+        fig = style_transfer_panel(c, s, out, hist, info.preprocess)
+        fig.suptitle(f"style loss ÷{hist['style'][0] / hist['style'][-1]:.1f} in {steps} "
+                     "L-BFGS steps (style: wavy colour stripes drawn by code)", fontsize=9)
+        fig.tight_layout()
+        return fig
+
+    def texture():
+        from ...plot.optimization import inversion_figure
+        from ...techniques.style import style_distance
+        _, s = images()
+        out, _ = texture_synthesis(info.model, s, style_layers, seed=ctx.seed, **PHOTO_TEXTURE)
+        noise = info.preprocess.preprocess(
+            np.random.default_rng(ctx.seed).uniform(0, 255, (side, side, 3)))
+        ratio = style_distance(info.model, noise, s, style_layers) / \
+            style_distance(info.model, out, s, style_layers)
+        return inversion_figure(
+            s, {"synthesized texture": out}, info.preprocess, cell=2.6, first="style",
+            suptitle=f"texture synthesis: the Gram statistics of the style, not its layout\n"
+                     f"(style loss ÷{ratio:.0f} from white noise; {PHOTO_TEXTURE['octaves']} "
+                     f"octaves × {PHOTO_TEXTURE['steps']} L-BFGS steps)")
+    params = {"size": side, "L-BFGS steps": steps, "content": content_layer,
+              "style": style_layers, "beta": beta,
+              "why this model": "fashion_net's grey 28×28 filters carry no texture to transfer"}
+    return [Figure(f"{info.name}-transfer", transfer, "neural style transfer", formula, paper,
+                   params, info),
+            Figure(f"{info.name}-texture", texture, "texture synthesis (style term only, from "
+                   "noise)", "min_I Σ_l w_l ‖G_l(I) − G_l(S)‖²", paper, params, info)]
+
+
+def style_setup(info):
+    """(content layer, style layers, β) of the photo model's style transfer."""
+    early, mid, _ = _photo_layers(info)
+    style_layers = [early, mid]
+    if "_stem_relu" in info.model.layer_names():
+        style_layers.insert(0, "_stem_relu")
+    # β/α depends on the activation scale: 30 suits EfficientNet-Lite0, 1e-2 SqueezeNet
+    return mid, style_layers, 30.0 if info.name == "efficientnet_lite0" else 1e-2
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _stripes(side, grey=False):
+    """A synthetic style image: coloured wavy stripes (made here, no file needed)."""
+    i, j = np.mgrid[0:side, 0:side] / side
+    phase = 6 * np.pi * (i + 0.15 * np.sin(6 * np.pi * j))
+    rgb = np.stack([np.sin(phase), np.sin(phase + 2.1), np.sin(phase + 4.2)], -1)
+    img = (127.5 + 127.5 * rgb).astype(np.uint8)
+    return img[..., 0] if grey else img

@@ -1,0 +1,227 @@
+"""Sections 1–5: filters, activations, top images, neighbours, PCA/t-SNE."""
+import numpy as np
+
+from ..core import Figure, Skip
+from ._common import _models, _photo_layers, _try, section
+
+
+# ============================================================ representations
+@section("filters", "1 · Filters")
+def filters(ctx):
+    from ...plot.representations import plot_filters
+    from ...techniques.filters import first_conv_layer
+    what = "first-layer filters"
+    formula = "show(W_f) = (W_f − min W_f) / (max W_f − min W_f), each filter on its own"
+    paper = "Krizhevsky, Sutskever & Hinton 2012, Fig. 3"
+    figs = []
+    for info in _models(ctx):
+        layer = first_conv_layer(info.model)
+        figs.append(Figure(f"{info.name}-first", lambda m=info.model, l=layer: plot_filters(m, l),
+                           what, formula, paper, {"layer": layer}, info))
+    small = _try(lambda: ctx.small)
+    if small is not None and small.name == "fashion_net":
+        deep = "features.5"
+        figs.append(Figure(f"{small.name}-deep", lambda: plot_filters(small.model, deep, True),
+                           "deeper filters (one grey map per input channel: they see feature "
+                           "maps, not pixels)", formula, paper, {"layer": deep}, small))
+        cifar = _try(ctx.cifar)
+        if cifar is not None and not ctx.model_name:
+            how = ("colour filters learned on CIFAR-10" if cifar.trained else
+                   "untrained: random weights show no structure, for contrast")
+            figs.append(Figure("cifar_net-first", lambda: plot_filters(cifar.model),
+                               f"{what} — {how}", formula, paper,
+                               {"layer": first_conv_layer(cifar.model)}, cifar))
+    return figs
+
+
+@section("activations", "2 · Activations")
+def activations(ctx):
+    from ...plot.representations import plot_activation_grid
+    from ...techniques.filters import activation_grids
+    figs = []
+    for info in _models(ctx):
+        layers = _photo_layers(info)[:2] if info.kind == "photo" else ("features.1", "features.8")
+
+        def build(info=info, layer=None):
+            x = ctx.samples(1)[0] if info.kind == "small" else ctx.photos()[0][1]
+            act = activation_grids(info.model, x, [layer])[layer]
+            return plot_activation_grid(act[:64], f"{layer} (first 64 channels)"
+                                        if len(act) > 64 else layer)
+        for layer in layers:
+            figs.append(Figure(f"{info.name}-{layer}", lambda b=build, l=layer, i=info: b(i, l),
+                               "activation grid: every channel of one layer for one input",
+                               "a_l(x)[c] for each channel c, scaled 0..max over the layer",
+                               "Yosinski et al. 2015, Understanding neural networks through "
+                               "deep visualization", {"layer": layer}, info))
+    return figs
+
+
+@section("top_images", "3 · Top images and receptive fields")
+def top_images(ctx):
+    from ...plot.attribution import erf_figure
+    from ...plot.core import image_grid
+    from ...plot.representations import plot_top_patches
+    from ...techniques.deconvnet import deconvnet_projection
+    from ...techniques.receptive_field import effective_receptive_field
+    from ...techniques.top_activations import top_activations, top_patches
+    info = ctx.small
+    n, k, layer, shown = ctx.pick(1000, 10000), 8, info.model.default_cam_layer, ctx.pick(4, 8)
+    cache = {}
+
+    def top():
+        if "top" not in cache:               # one pass over the data serves every figure
+            x, pix, _ = ctx.dataset(n)
+            t = top_activations(info.model, x, layer, k=k, batch_size=500)
+            cache["top"] = x, pix, t, np.argsort(-t.scores[:, 0], kind="stable")[:shown]
+        return cache["top"]
+
+    def grid():
+        x, pix, t, rows = top()
+        ims = [pix[i] for row in t.indices[rows] for i in row]
+        return image_grid(ims, ncols=k, cell=0.8, suptitle=f"{layer}: one row per channel "
+                          f"({', '.join(map(str, t.units[rows]))}: the {shown} strongest)")
+
+    def patches(rank):
+        x, _, t, rows = top()
+        unit = int(t.units[rows[rank]])
+
+        def project(xi, u):
+            return deconvnet_projection(info.model, xi, layer, u)
+        # the unit's top-k over the whole set are its top-k among those k images
+        res = top_patches(info.model, x[t.indices[rows[rank]]], layer, unit, k, project=project)
+        return plot_top_patches(res, title=f"{layer} channel {unit}: receptive-field patches and "
+                                           "their deconvnet projections")
+
+    relus = list(_photo_layers(info)) if info.name != "fashion_net" else \
+        ["features.1", "features.3", "features.6", "features.8"]
+    formula = "s_c(x) = max_ij a_c(x)[i, j]; keep the k images with the largest s_c"
+    paper = "Zeiler & Fergus 2014; Girshick et al. 2014"
+    n, source, _ = ctx.dataset_info(n)
+    k = min(k, n)
+    params = {"layer": layer, "k": k, "images": f"{n} from {source}"}
+    return [Figure(f"{info.name}-grid", grid, "top-k images per channel", formula, paper,
+                   params, info)] + \
+        [Figure(f"{info.name}-patches-{r}", lambda r=r: patches(r),
+                "top patches (receptive field crops) with deconvnet projections", formula, paper,
+                {**params, "channel": f"the {r + 1}. strongest"}, info)
+         for r in range(ctx.pick(1, 3))] + \
+        [Figure(f"{info.name}-erf", lambda: erf_figure(effective_receptive_field(
+            info.model, relus, n_samples=ctx.pick(8, 32), seed=ctx.seed)),
+            "effective receptive field per layer", "ERF_l = E_x |∂ a_l[centre] / ∂x|",
+            "Luo et al. 2016, Understanding the effective receptive field", {"layers": relus},
+            info)]
+
+
+@section("neighbors", "4 · Nearest neighbours")
+def neighbors(ctx):
+    from ...plot.representations import plot_neighbors
+    from ...techniques.neighbors import extract_features, label_agreement, nearest_neighbors
+    info = ctx.small
+    n, q, k = ctx.pick(1000, 10000), ctx.pick(4, 6), 7
+    n, source, installed = ctx.dataset_info(n)
+    if not installed:
+        raise Skip(f"needs {ctx.dataset_how_to_get or 'a labelled test set'}; only {n} images "
+                   f"from {source} are here, too few for neighbours that share a label")
+
+    def build():
+        x, pix, y = ctx.dataset(n)
+        feats = extract_features(info.model, x)
+        i_f, _ = nearest_neighbors(feats[:q], feats, k, exclude_self=True)
+        i_p, _ = nearest_neighbors(x[:q].reshape(q, -1), x.reshape(len(x), -1), k,
+                                   exclude_self=True)
+        i_f, i_p = (np.asarray(_np(i)) for i in (i_f, i_p))
+        agree = [label_agreement(i, y, y[:q]) for i in (i_f, i_p)]
+        fig = plot_neighbors(pix[:q], pix, {"features": i_f, "pixels": i_p}, labels=(y, y[:q]))
+        return fig, (f"same label as the query: {_pct(agree[0])} (features) vs "
+                     f"{_pct(agree[1])} (pixels); red frame = other label")
+    return [Figure(f"{info.name}-neighbours", build, "nearest neighbours: features vs pixels",
+                   "‖φ(q) − φ(x)‖₂ in the penultimate layer vs ‖q − x‖₂ on pixels",
+                   "Krizhevsky, Sutskever & Hinton 2012, Fig. 4",
+                   {"layer": "penultimate", "k": k, "database": f"{n} images from {source}"},
+                   info)]
+
+
+def _np(a):
+    from ...backend import to_numpy
+    return to_numpy(a)
+
+
+def _pct(v):
+    v = float(np.mean(v)) if np.ndim(v) else float(v)
+    return f"{100 * v:.0f}%"
+
+
+@section("embedding", "5 · PCA and t-SNE")
+def embedding(ctx):
+    from ...plot.representations import plot_embedding, plot_grid_mosaic, plot_thumbnails
+    from ...techniques.embedding import grid_assignment, pca
+    from ...techniques.neighbors import extract_features
+    from ...techniques.tsne import tsne
+    info = ctx.small
+    n, iters = ctx.pick(500, 2000), ctx.pick(250, 1000)
+    n, source, _ = ctx.dataset_info(n)
+    perplexity, clipped = tsne_perplexity(n)
+    cache = {}
+
+    def feats():
+        if "f" not in cache:
+            x, pix, y = ctx.dataset(n)
+            cache["f"] = (_np(extract_features(info.model, x)), pix, y)
+        return cache["f"]
+
+    def embed():
+        if "y" not in cache:
+            f, _, _ = feats()
+            cache["y"] = _np(tsne(f, perplexity=perplexity, n_iter=iters, seed=ctx.seed, progress=False))
+        return cache["y"]
+
+    def pca_fig():
+        f, _, y = feats()
+        r = pca(f, 2)
+        ratio = _np(r.explained_variance_ratio)
+        return plot_embedding(_np(r.scores), y, info.labels, title=f"PCA of {info.name} features "
+                              f"(PC1 {100 * ratio[0]:.0f}%, PC2 {100 * ratio[1]:.0f}% of variance)")
+
+    def tsne_fig():
+        f, _, y = feats()
+        return plot_embedding(embed(), y, info.labels, title=f"t-SNE of {info.name} features")
+
+    def thumbs():
+        _, pix, _ = feats()
+        return plot_thumbnails(embed(), pix, canvas=ctx.pick(700, 1400), size=8.0,
+                               title="t-SNE with the images at their positions")
+
+    def mosaic():
+        _, pix, _ = feats()
+        side = int(np.sqrt(min(len(pix), 400)))
+        rows, cols = grid_assignment(embed()[:side * side], side)
+        return plot_grid_mosaic(pix[:side * side], rows, cols, side, size=7.0,
+                                title="t-SNE snapped to a grid (linear assignment)")
+    tsne_formula = "∂KL/∂y_i = 4 Σ_j (p_ij − q_ij)(1 + ‖y_i − y_j‖²)⁻¹ (y_i − y_j)"
+    tsne_paper = "van der Maaten & Hinton 2008"
+    p = {"points": f"{n} from {source}", "layer": "penultimate"}
+    figs = [Figure(f"{info.name}-pca", pca_fig, "PCA", "X − mean = U S Vᵀ; scores U S",
+                   "Pearson 1901; Hotelling 1933", p, info),
+            Figure(f"{info.name}-tsne", tsne_fig, "t-SNE", tsne_formula, tsne_paper,
+                   {**p, "perplexity": clipped or perplexity, "iterations": iters}, info),
+            Figure(f"{info.name}-tsne-images", thumbs, "t-SNE of CNN codes as images",
+                   tsne_formula, "Karpathy, t-SNE visualization of CNN codes",
+                   {**p, "perplexity": clipped or perplexity}, info)]
+    if not ctx.quick:
+        figs.append(Figure(f"{info.name}-tsne-grid", mosaic, "t-SNE on a grid",
+                           "min Σ_i ‖y_i − cell(i)‖² over one-to-one assignments",
+                           "Karpathy, t-SNE visualization of CNN codes", p, info))
+    return figs
+
+
+def tsne_perplexity(n, wanted=30):
+    """(perplexity for t-SNE on ``n`` points, caption text when ``wanted`` had to be lowered).
+
+    t-SNE needs perplexity < n − 1 (each point's Gaussian must spread over more neighbours
+    than it has); on few points the gallery uses (n − 1) / 3 and says so."""
+    if n < 3:
+        raise Skip(f"t-SNE needs at least 3 points, the data has {n}")
+    if wanted <= (n - 1) / 3:
+        return wanted, ""
+    value = round((n - 1) / 3, 2)
+    return value, f"{value:g} (lowered from {wanted}: t-SNE needs perplexity < points − 1 = {n - 1})"

@@ -1,0 +1,1 @@
+"""Test templates of the homework parts (``minicnn.homework.assignment``); copied into OUT/tests/."""
