@@ -82,8 +82,13 @@ class Page:
     def src(self, selector):
         return self.page.eval_on_selector(selector, "e => e.getAttribute('src') || ''")
 
-    def loaded(self, selector):
-        return self.page.eval_on_selector(selector, "e => e.complete && e.naturalWidth > 0")
+    def loaded(self, selector, timeout=30_000):
+        """True once the image has arrived and decoded (a new src takes a moment to load,
+        longer while the server computes its top-9 tables); a timeout fails the test."""
+        self.page.wait_for_function(
+            "s => { const e = document.querySelector(s); return e && e.complete && "
+            "e.naturalWidth > 0; }", arg=selector, timeout=timeout)
+        return True
 
     def click_unit(self, layer, unit):
         """Click the tile of channel ``unit`` in ``layer``'s mosaic; wait for its projection."""
@@ -108,7 +113,10 @@ def test_sample_unit_projection_rule_and_upload(server, browser, tmp_path):
     assert p.loaded("#unit-projection") and p.loaded("#unit-activation")
     b = p.click_unit("features.3", 5)
     assert p.loaded("#unit-projection") and a != b
-    p.page.wait_for_function("document.querySelectorAll('#unit-top img').length === 9")
+    # the top-9 tables are computed once per model in the background: over the 10,000 test
+    # images where Fashion-MNIST is installed that takes about 40 s on two cores
+    p.page.wait_for_function("document.querySelectorAll('#unit-top img').length === 9",
+                             timeout=300_000)
     before = p.src("#unit-projection")
     p.page.select_option("#rule", "guided")
     p.page.wait_for_function(
