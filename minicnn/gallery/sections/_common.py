@@ -1,7 +1,7 @@
 """What every gallery section shares: the registry, model lookup and small plotting helpers."""
 import numpy as np
 
-from ..core import Figure, Skip
+from ..figure import Figure, Skip
 
 SECTIONS = {}       # name -> (title, function), filled in lecture order by the part modules
 

@@ -1,7 +1,7 @@
 """Sections 15–16: adversarial examples and robustness."""
 import numpy as np
 
-from ..core import Figure
+from ..figure import Figure
 from ._common import _models, _name, section
 
 

@@ -1,7 +1,7 @@
 """Sections 6–10: occlusion, saliency, deconvnet, guided backprop, Grad-CAM."""
 import numpy as np
 
-from ..core import Figure
+from ..figure import Figure
 from ._common import (_grid, _img, _models, _name, _per_image, _photo_layers, _signed, _try,
                       section)
 

@@ -1,7 +1,7 @@
 """Sections 11–14: class visualization, inversion, DeepDream, style transfer."""
 import numpy as np
 
-from ..core import Figure, Skip
+from ..figure import Figure, Skip
 from ._common import _models, _name, _photo_layers, _resized, _try, section
 
 # The settings of the small net's figures, (quick, full) where they differ; the tests of

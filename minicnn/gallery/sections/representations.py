@@ -1,7 +1,7 @@
 """Sections 1–5: filters, activations, top images, neighbours, PCA/t-SNE."""
 import numpy as np
 
-from ..core import Figure, Skip
+from ..figure import Figure, Skip
 from ._common import _models, _photo_layers, _try, section
 
 
