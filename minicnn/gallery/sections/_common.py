@@ -98,7 +98,8 @@ def _name(info, k):
     return str(info.labels[k]).split(",")[0] if info.labels else str(k)
 
 
-def _per_image(ctx, infos, n_small, technique, formula, paper, key, cells, params=None, cols=None):
+def _per_image(ctx, infos, *, n_small, technique, formula, paper, key, cells, params=None,
+               cols=None):
     """One figure per model: rows = images, columns = ``cells(info, x, pix, target)``."""
     figs = []
     for info in infos:

@@ -175,9 +175,10 @@ def deconvnet_section(ctx):
         return cells
     for info in _models(ctx):
         if info.kind == "small" or has_switches(info.model):
-            figs += _per_image(ctx, [info], ctx.pick(2, 4), "deconvnet (ReLU rule) for a class: "
-                               "|projection| correlates with the image's own edges, not with "
-                               "another image's", formula, paper, "class", by_class)
+            figs += _per_image(ctx, [info], n_small=ctx.pick(2, 4),
+                               technique="deconvnet (ReLU rule) for a class: |projection| "
+                               "correlates with the image's own edges, not with another image's",
+                               formula=formula, paper=paper, key="class", cells=by_class)
         else:
             figs.append(Figure(f"{info.name}-class", lambda info=info: no_switches(ctx, info),
                                f"why the deconvnet is not shown for {info.name}", formula, paper,
@@ -220,8 +221,9 @@ def guided_section(ctx):
             cells.append(_signed(guided_backprop(info.model, x, layer=unit_layer, unit=0),
                                  f"{unit_layer} ch 0"))
         return cells
-    return _per_image(ctx, _models(ctx), ctx.pick(3, 5), "guided backpropagation (class, and "
-                      "one channel of a hidden layer)", formula, paper, "guided", cells)
+    return _per_image(ctx, _models(ctx), n_small=ctx.pick(3, 5),
+                      technique="guided backpropagation (class, and one channel of a hidden "
+                      "layer)", formula=formula, paper=paper, key="guided", cells=cells)
 
 
 def _cam(pix, m, title):
