@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .figure import Figure, ModelInfo, Skip
+from .figure import Figure, ModelInfo, Photo, Samples, Skip
 from .html import write_page
 from .sections import SECTIONS
 
@@ -189,7 +189,7 @@ class Context:
         return self._once("user_images", self._read_user_images)
 
     def photos(self):
-        """Photo inputs of the ImageNet model: [(name, x (1, 3, H, W), pixels (H, W, 3))]."""
+        """Photo inputs of the ImageNet model: [Photo(name, x (1, 3, H, W), pixels (H, W, 3))]."""
         def load():
             from ..data.images import load_image
             from ..data.samples import photo_samples
@@ -203,12 +203,13 @@ class Context:
             out = []
             for name, img in items:
                 pix = _fit(img, pre)
-                out.append((name, pre.preprocess(pix), pix))
+                out.append(Photo(name, pre.preprocess(pix), pix))
             return out
         return self._once("photos", load)
 
     def samples(self, n=None):
-        """Inputs of the small net: (x (N, C, H, W), pixels, labels (None = unknown), names).
+        """Inputs of the small net: Samples(x (N, C, H, W), pixels, labels (None = unknown),
+        names).
 
         fashion_net: the shipped Fashion-MNIST samples (one per class). With --model set to a
         small net, the --image files instead, resized to its input (labels unknown)."""
@@ -233,7 +234,8 @@ class Context:
                 [info.labels[k] for _, k in pairs]
         x, pix, labels, names = self._once("samples", load)
         order = _spread(len(x), n)
-        return x[order], pix[order], [labels[i] for i in order], [names[i] for i in order]
+        return Samples(x[order], pix[order], [labels[i] for i in order],
+                       [names[i] for i in order])
 
     def _cifar_samples(self):
         """The first CIFAR-10 test image of each class, from the user's copy of the dataset

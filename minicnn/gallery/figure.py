@@ -1,6 +1,8 @@
 """What a gallery section hands back and what stops it, shared by core.py (which runs the
-sections) and sections/ (which build the figures): ``Figure``, ``ModelInfo``, ``Skip``."""
+sections) and sections/ (which build the figures): ``Figure``, ``ModelInfo``, ``Skip``, and
+the inputs the context hands out, ``Photo`` and ``Samples``."""
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class Skip(Exception):
@@ -36,3 +38,18 @@ class ModelInfo:
 
     def caption(self):
         return f"{self.name} ({self.note})"
+
+
+class Photo(NamedTuple):
+    """A photo input of the ImageNet model."""
+    name: str
+    x: object                              # (1, 3, H, W) preprocessed
+    pixels: object                         # (H, W, 3) uint8, at the model's input size
+
+
+class Samples(NamedTuple):
+    """Inputs of the small net."""
+    x: object                              # (N, C, H, W) preprocessed
+    pixels: object                         # (N, H, W[, 3]) uint8
+    labels: list                           # true classes, None where unknown
+    names: list                            # class names, or the --image file names

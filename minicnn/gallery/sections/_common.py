@@ -108,7 +108,7 @@ def _per_image(ctx, infos, *, n_small, technique, formula, paper, key, cells, pa
                 xs, pixs, labels, _ = ctx.samples(n_small)
             else:
                 ph = ctx.photos()
-                xs, pixs, labels = [p[1][0] for p in ph], [p[2] for p in ph], [None] * len(ph)
+                xs, pixs, labels = [p.x[0] for p in ph], [p.pixels for p in ph], [None] * len(ph)
             rows = []
             for x, pix, lab in zip(xs, pixs, labels):
                 t = ctx.target(info, x[None], lab)

@@ -97,7 +97,7 @@ def saliency_section(ctx):
                 xs, pixs, labels, _ = ctx.samples(ctx.pick(3, 5))
             else:
                 ph = ctx.photos()
-                xs, pixs, labels = [p[1][0] for p in ph], [p[2] for p in ph], [None] * len(ph)
+                xs, pixs, labels = [p.x[0] for p in ph], [p.pixels for p in ph], [None] * len(ph)
             return _grid([row(info, x, pix, ctx.target(info, x[None], lab))
                           for x, pix, lab in zip(xs, pixs, labels)], cell=2.6)
         return Figure(f"{info.name}-saliency", build,
@@ -167,7 +167,7 @@ def deconvnet_section(ctx):
             noise = np.random.default_rng(ctx.seed).uniform(0, 255, pix.shape)
             return [_signed(d, f"deconvnet\nr(|d|, edges) = {edge_correlation(d, pix):.2f}"),
                     _img(noise, f"noise: r(|d|, its edges)\n= {edge_correlation(d, noise):.2f}")]
-        others = [o for o in ctx.samples(ctx.pick(2, 4))[1] if not np.array_equal(o, pix)]
+        others = [o for o in ctx.samples(ctx.pick(2, 4)).pixels if not np.array_equal(o, pix)]
         cells = [_signed(d, f"deconvnet\nr(|d|, edges) = {edge_correlation(d, pix):.2f}")]
         if others:
             cells.append(_img(others[0], "another image: r(|d|, its\nedges) = "
