@@ -23,7 +23,7 @@ def _cmd_gradcheck(args):
     from .bench.opcheck import run_all, format_table
     rows = run_all(seed=args.seed, names=args.only.split(",") if args.only else None)
     print(format_table(rows))
-    return 0 if all(r[3] for r in rows) else 1
+    return 0 if all(r.ok for r in rows) else 1
 
 
 def _cmd_bench(args):

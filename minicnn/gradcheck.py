@@ -96,7 +96,7 @@ def numerical_gradient(fn, inputs, dout, index, h=1e-5):
     return grad.reshape(x.shape)
 
 
-def check(fn, inputs, dout=None, h=1e-5, tol=1e-6, seed=0, max_elements=4096,
+def check(fn, inputs, dout=None, *, h=1e-5, tol=1e-6, seed=0, max_elements=4096,
           directions=3, wrt=None):
     """Compare backward() of ``fn`` with centred differences; returns a GradcheckReport.
 

@@ -270,8 +270,8 @@ def test_the_benchmarked_torch_pgd_computes_the_same_attack():
     net.requires_grad_(False)
     lo, hi = (torch.from_numpy(np.asarray(b)) for b in pixel_bounds(model))
     s = torch.from_numpy(adv.pixel_scale(model).astype(np.float32))
-    theirs = _torch_pgd(torch, net, torch.from_numpy(x), torch.from_numpy(y), s, lo, hi, 3,
-                        2 / 255, 8 / 255)().numpy()
+    theirs = _torch_pgd(torch, net, torch.from_numpy(x), torch.from_numpy(y), s, lo, hi, steps=3,
+                        alpha=2 / 255, eps=8 / 255)().numpy()
     assert np.mean(np.abs(ours - theirs) > 1e-4) < 1e-2
 
 

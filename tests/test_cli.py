@@ -11,7 +11,7 @@ from minicnn.bench import opcheck
 
 def test_every_builtin_op_passes_its_gradient_check():
     rows = opcheck.run_all()
-    failed = [(name, err) for name, _, err, ok, _ in rows if not ok]
+    failed = [(r.name, r.max_error) for r in rows if not r.ok]
     assert len(rows) == len(opcheck.CASES) and not failed, failed
 
 

@@ -14,7 +14,8 @@ import minicnn as mc
 from minicnn import nn
 from minicnn.backend import as_backend, to_numpy
 from minicnn.techniques.filters import activation_grids, filter_images, first_conv_layer
-from minicnn.techniques.rf_geometry import crop_receptive_field, receptive_field, rf_box
+from minicnn.techniques.receptive_field import (crop_receptive_field, effective_receptive_field,
+                                                receptive_field, rf_box)
 from minicnn.techniques.top_activations import top_activations, top_patches
 
 
@@ -85,10 +86,9 @@ def test_receptive_field_of_the_small_nets_by_hand():
 
 
 def test_receptive_field_agrees_with_the_effective_receptive_field_code():
-    erf = pytest.importorskip("minicnn.techniques.receptive_field")
     model = mc.models.fashion_net()
     layers = ["features.2", "features.7"]
-    maps = erf.effective_receptive_field(model, layers, (1, 28, 28), n_samples=8)
+    maps = effective_receptive_field(model, layers, (1, 28, 28), n_samples=8)
     for layer in layers:
         with mc.capture(model, layer, stop=True) as acts:
             model(mc.tensor(np.zeros((1, 1, 28, 28), np.float32)))

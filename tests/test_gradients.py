@@ -382,3 +382,39 @@ def test_smoothgrad_and_ig_bad_inputs():
         smoothgrad(net, np.zeros((2, 2, 8, 8)), 0)
     with pytest.raises(ValueError, match="baseline"):
         integrated_gradients(net, x, 0, baseline=np.zeros((2, 4, 4)))
+
+
+def _flags(model):
+    return ([p.requires_grad for p in model.parameters()], [m.training for m in model.modules()])
+
+
+@pytest.mark.parametrize("eval_mode", [True, False])
+def test_frozen_freezes_parameters_and_sets_eval_mode_only_when_asked(eval_mode):
+    from minicnn.techniques.common import frozen
+    model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.Linear(4, 2)).train()
+    model[2].weight.requires_grad = False           # a caller's own mix of flags comes back
+    before = _flags(model)
+    with frozen(model, eval_mode=eval_mode):
+        assert not any(p.requires_grad for p in model.parameters())
+        assert [m.training for m in model.modules()] == \
+            ([False] * len(before[1]) if eval_mode else before[1])
+        x = mc.tensor(np.ones((5, 3)), requires_grad=True)
+        model(x).sum().backward()
+        assert all(p.grad is None for p in model.parameters())   # dL/dx only
+        assert x.grad is not None and np.any(x.grad != 0)
+    assert _flags(model) == before
+    with pytest.raises(RuntimeError, match="inside"):
+        with frozen(model, eval_mode=eval_mode):
+            raise RuntimeError("inside")
+    assert _flags(model) == before                  # restored on error too
+
+
+def test_frozen_must_be_told_whether_to_switch_to_eval_mode():
+    from minicnn.techniques.common import frozen
+    model = nn.Sequential(nn.Linear(3, 2))
+    with pytest.raises(TypeError, match="eval_mode"):
+        with frozen(model):
+            pass
+    with pytest.raises(TypeError, match="eval_mode must be True or False, got 'yes'"):
+        with frozen(model, eval_mode="yes"):
+            pass

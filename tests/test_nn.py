@@ -456,3 +456,27 @@ def test_capture_unknown_name_lists_the_valid_names():
     with pytest.raises(KeyError, match=r"no layer 'features\.99'.*features\.0.*classifier\.1"):
         with nn.capture(TinyNet(), ["features.99"]):
             pass
+
+
+def test_layers_and_ops_of_the_same_name_say_which_is_which():
+    """mc.nn.Conv2d (a Module) and mc.ops.conv.Conv2d (its Function) share a name: the first
+    line of each docstring says which one it is and names the other, which must exist."""
+    import importlib
+    import inspect
+    import pkgutil
+    import minicnn.ops
+    from minicnn.autograd import Function
+    from minicnn.nn import Module
+    layers = {n: c for n, c in vars(mc.nn).items() if inspect.isclass(c) and issubclass(c, Module)}
+    pairs = []
+    for info in pkgutil.iter_modules(minicnn.ops.__path__):
+        mod = importlib.import_module(f"minicnn.ops.{info.name}")
+        for name, op in vars(mod).items():
+            if inspect.isclass(op) and issubclass(op, Function) and op.__module__ == mod.__name__ \
+                    and name in layers:
+                pairs.append(name)
+                assert op.__doc__.splitlines()[0] == \
+                    f"The Function (forward + backward); the layer is ``minicnn.nn.{name}``."
+                first = layers[name].__doc__.splitlines()[0]
+                assert first == f"The layer (a Module); its op is ``{mod.__name__}.{name}``."
+    assert {"Conv2d", "Linear", "ReLU", "MaxPool2d", "Dropout"} <= set(pairs)

@@ -1,11 +1,12 @@
-"""Effective receptive field: its support is the theoretical field, (2k+1)² after k 3×3 convs."""
+"""Effective receptive field: its support is the theoretical (geometric) field, (2k+1)² after
+k 3×3 convs; the geometric field itself is tested in test_filters_top.py."""
 import numpy as np
 import pytest
 
 import minicnn as mc
 from minicnn import nn
 from minicnn.nn import UnknownLayerError
-from minicnn.techniques.receptive_field import effective_receptive_field
+from minicnn.techniques.receptive_field import effective_receptive_field, receptive_field
 
 
 def conv_stack(k, relu, seed=0):
@@ -55,8 +56,7 @@ def test_the_erf_grows_with_depth_on_fashion_net():
     sizes = [np.count_nonzero(maps[n].any(axis=0)) for n in layers]
     assert sizes == [3, 5, 10, 14]          # 3, 5, then ×2 by the pool: 10, 14 pixels wide
     # the support is the theoretical receptive field of the centre unit (no border here)
-    rf_geometry = pytest.importorskip("minicnn.techniques.rf_geometry")
-    assert sizes == [rf_geometry.receptive_field(model, n).size[1] for n in layers]
+    assert sizes == [receptive_field(model, n).size[1] for n in layers]
 
 
 def test_bad_inputs():

@@ -6,6 +6,7 @@ import minicnn as mc
 from minicnn import gradcheck
 from minicnn.backend import as_backend
 from minicnn.techniques import optimize as opt
+from minicnn.techniques.common import frozen
 from minicnn.techniques.style import gram_targets, style_transfer, texture_synthesis
 
 STYLE_LAYERS = ["features.1", "features.4", "features.6"]
@@ -150,7 +151,7 @@ def test_the_benchmarked_style_iteration_computes_the_same_gradient_as_pytorch()
     objective = -(1e-2 * style_loss(gram_targets(model, style, bo.STYLE_LAYERS), [0.25] * 4)
                   + content_loss(bo.CONTENT_LAYER, code(model, content, bo.CONTENT_LAYER))
                   + 1e-2 * tv_loss(x.size))
-    with opt.frozen(model):
+    with frozen(model, eval_mode=True):
         _, ours, _, _ = opt._value_and_grad(model, objective, x, (), None, None)
     theirs = bo._torch_style(torch, features, content, style, x, x.size)().numpy()
     np.testing.assert_allclose(-ours, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())

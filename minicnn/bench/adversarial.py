@@ -16,7 +16,7 @@ from .reference_torch import torch_small_vgg
 BATCH, STEPS, EPS = 64, 10, 8 / 255
 
 
-def _torch_pgd(torch, net, x0, y, s, lo, hi, steps, alpha, eps):
+def _torch_pgd(torch, net, x0, y, s, lo, hi, *, steps, alpha, eps):
     F = torch.nn.functional
 
     def run():
@@ -56,8 +56,8 @@ def bench_adversarial(repeat):
         lo, hi = (torch.from_numpy(np.asarray(b)) for b in pixel_bounds(model))
         s = torch.from_numpy(pixel_scale(model).astype(np.float32))
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-        theirs_pgd = _torch_pgd(torch, net, tx, ty, s, lo, hi, STEPS, alpha, EPS)
-        theirs_fgsm = _torch_pgd(torch, net, tx, ty, s, lo, hi, 1, EPS, EPS)
+        theirs_pgd = _torch_pgd(torch, net, tx, ty, s, lo, hi, steps=STEPS, alpha=alpha, eps=EPS)
+        theirs_fgsm = _torch_pgd(torch, net, tx, ty, s, lo, hi, steps=1, alpha=EPS, eps=EPS)
     return [compare(f"PGD-{STEPS} L∞ cifar_net {BATCH}x3x32x32", ours_pgd, theirs_pgd,
                     repeat=repeat),
             compare(f"FGSM cifar_net {BATCH}x3x32x32", ours_fgsm, theirs_fgsm, repeat=repeat)]

@@ -7,13 +7,14 @@ a tie. The table shows the op, the input shapes, the max relative error of
 ``minicnn.gradcheck.check`` and pass/fail.
 """
 import time
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import ops
 from ..gradcheck import check
 
-__all__ = ["CASES", "run_all", "format_table"]
+__all__ = ["CASES", "OpCheck", "run_all", "format_table"]
 
 
 def _away_from_zero(rng, shape):
@@ -99,9 +100,18 @@ def _unpool_case(rng):
     return (lambda y: ops.max_unpool2d(y, idx, (6, 6))), [_away_from_zero(rng, (2, 2, 3, 3))]
 
 
+class OpCheck(NamedTuple):
+    """One row of ``run_all``: the op, its input shapes, the check's result and its time."""
+    name: str
+    shapes: str
+    max_error: float
+    ok: bool
+    seconds: float
+
+
 def run_all(seed=0, names=None):
-    """Run every case (or only ``names``); returns rows (name, shapes, max relative error,
-    ok, seconds). An unknown name is a ValueError listing the valid ones."""
+    """Run every case (or only ``names``); returns OpCheck rows (name, shapes, max relative
+    error, ok, seconds). An unknown name is a ValueError listing the valid ones."""
     if names is not None:
         names = [n.strip() for n in names]
         unknown = [n for n in names if n not in CASES]
@@ -120,8 +130,8 @@ def run_all(seed=0, names=None):
             inputs = _inputs(rng, shapes)
         t0 = time.perf_counter()
         report = check(fn, inputs)
-        rows.append((name, " ".join(str(tuple(a.shape)) for a in inputs), report.max_error,
-                     report.ok, time.perf_counter() - t0))
+        rows.append(OpCheck(name, " ".join(str(tuple(a.shape)) for a in inputs),
+                            report.max_error, report.ok, time.perf_counter() - t0))
     return rows
 
 
@@ -130,6 +140,6 @@ def format_table(rows):
     lines = [head, "-" * len(head)]
     for name, shapes, err, ok, _ in rows:
         lines.append(f"{name:<22} {shapes:<40} {err:>14.2e}  {'pass' if ok else 'FAIL'}")
-    n_ok = sum(r[3] for r in rows)
+    n_ok = sum(r.ok for r in rows)
     lines.append(f"{n_ok} passed, {len(rows) - n_ok} failed")
     return "\n".join(lines)

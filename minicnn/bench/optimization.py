@@ -71,6 +71,7 @@ def _torch_acts(features, x, names):
 @section("style_transfer")
 def bench_style_transfer(repeat):
     from ..techniques import optimize as opt
+    from ..techniques.common import frozen
     from ..techniques.style import content_loss, style_loss, tv_loss, gram_targets
     from ..techniques.inversion import code
     model, features, torch = _models()
@@ -83,7 +84,7 @@ def bench_style_transfer(repeat):
                   + 1e-2 * tv_loss(n))
 
     def ours():
-        with opt.frozen(model):
+        with frozen(model, eval_mode=True):
             opt._value_and_grad(model, objective, x, (), None, None)
 
     theirs = None if torch is None else _torch_style(torch, features, content, style, x, n)
@@ -124,7 +125,8 @@ def bench_deepdream(repeat):
     step = 1.5 * (hi - lo) / 255
 
     def ours():
-        opt.ascend(model, opt.energy(DREAM_LAYER), x, 1, step, "normalized", [opt.jitter(16)])
+        opt.ascend(model, opt.energy(DREAM_LAYER), x, 1, step, optimizer="normalized",
+                   transforms=[opt.jitter(16)])
 
     theirs = None if torch is None else _torch_dream(torch, features, x, lo, hi, step)
     label = f"DeepDream step {DREAM_LAYER} {SIZE}x{SIZE}"

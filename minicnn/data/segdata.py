@@ -85,7 +85,7 @@ class SegmentationCanvases:
 
     classes = SEG_CLASSES
 
-    def __init__(self, split="train", size=64, length=None, items=(1, 4), scale=(0.7, 1.3),
+    def __init__(self, split="train", size=64, length=None, *, items=(1, 4), scale=(0.7, 1.3),
                  threshold=20, max_overlap=0.25, tries=10, seed=0, source=None, data_root=None):
         if split not in _SPLITS:
             raise ValueError(f"SegmentationCanvases: split must be 'train' or 'test', got {split!r}")

@@ -265,7 +265,7 @@ class Explorer:
         """∂y_target/∂(each display layer's output) for this input, one backward pass; each
         layer's gradient as a signed mosaic (grey = 0) with its norm."""
         target = self.check_target(target)
-        with self.lock, frozen(self.model), capture(self.model, self.layers) as acts:
+        with self.lock, frozen(self.model, eval_mode=False), capture(self.model, self.layers) as acts:
             xt = as_input(self.model, inp.x[None], requires_grad=True)
             backward_from_target(self.model(xt), target)
             grads = {n: to_numpy(acts[n].grad[0]) for n in self.layers if acts[n].grad is not None}

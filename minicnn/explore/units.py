@@ -29,7 +29,7 @@ from ..plot.optimization import to_pixels
 from ..data.images import to_displayable
 from ..data.samples import fashion_samples, photo_samples
 from ..techniques.class_vis import class_visualization
-from ..techniques.rf_geometry import receptive_field, rf_box
+from ..techniques.receptive_field import receptive_field, rf_box
 from ..autograd import no_grad
 from ..backend import get_array_module, to_numpy
 from ..nn import capture

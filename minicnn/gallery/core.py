@@ -5,8 +5,8 @@
     build_gallery("out", only=["saliency", "grad_cam"], model="efficientnet_lite0")
 
 Sections run in the order of the lectures (``SECTION_NAMES``); each one is a small
-function in ``gallery_sections`` returning the figures it wants (``Figure``: a
-builder plus its caption — technique, formula, paper, parameters). Here they are
+function in ``sections/`` returning the figures it wants (``Figure``, from ``figure.py``:
+a builder plus its caption — technique, formula, paper, parameters). Here they are
 run one at a time under a progress bar, timed, saved atomically as
 ``<out>/<section>-<key>.png``, and listed in ``<out>/index.html`` (rewritten
 atomically after every section, so the page is always whole). A section whose
@@ -25,12 +25,14 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .figure import Figure, ModelInfo, Photo, Samples, Skip
 from .html import write_page
+from .sections import SECTIONS
 
 __all__ = ["build_gallery", "SECTION_NAMES", "Figure", "Skip", "GalleryError", "GalleryResult"]
 
@@ -43,43 +45,8 @@ SMALL_MODELS = ("fashion_net", "cifar_net")
 PHOTO_DEFAULTS = ("efficientnet_lite0", "squeezenet1_1")
 
 
-class Skip(Exception):
-    """A section or figure that cannot run here (no model, no data): the reason is shown."""
-
-
 class GalleryError(ValueError):
     """Bad arguments (unknown section or model, unusable --out or backend): nothing is written."""
-
-
-@dataclass
-class Figure:
-    """One figure a section asks for: ``build()`` returns a matplotlib figure, or
-    (figure, extra caption text) when the caption needs a number the build computed."""
-    key: str
-    build: object
-    technique: str
-    formula: str = ""
-    paper: str = ""
-    params: dict = field(default_factory=dict)
-    model: object = None                   # a ModelInfo, for the caption
-
-
-@dataclass
-class ModelInfo:
-    """A model ready for the gallery, with what the captions say about it."""
-    name: str
-    model: object
-    trained: bool
-    note: str                              # "trained weights, test accuracy 0.91" / "untrained ..."
-    labels: list
-    kind: str                              # "small" or "photo"
-
-    @property
-    def preprocess(self):
-        return self.model.preprocess
-
-    def caption(self):
-        return f"{self.name} ({self.note})"
 
 
 @dataclass
@@ -222,7 +189,7 @@ class Context:
         return self._once("user_images", self._read_user_images)
 
     def photos(self):
-        """Photo inputs of the ImageNet model: [(name, x (1, 3, H, W), pixels (H, W, 3))]."""
+        """Photo inputs of the ImageNet model: [Photo(name, x (1, 3, H, W), pixels (H, W, 3))]."""
         def load():
             from ..data.images import load_image
             from ..data.samples import photo_samples
@@ -236,12 +203,13 @@ class Context:
             out = []
             for name, img in items:
                 pix = _fit(img, pre)
-                out.append((name, pre.preprocess(pix), pix))
+                out.append(Photo(name, pre.preprocess(pix), pix))
             return out
         return self._once("photos", load)
 
     def samples(self, n=None):
-        """Inputs of the small net: (x (N, C, H, W), pixels, labels (None = unknown), names).
+        """Inputs of the small net: Samples(x (N, C, H, W), pixels, labels (None = unknown),
+        names).
 
         fashion_net: the shipped Fashion-MNIST samples (one per class). With --model set to a
         small net, the --image files instead, resized to its input (labels unknown)."""
@@ -266,7 +234,8 @@ class Context:
                 [info.labels[k] for _, k in pairs]
         x, pix, labels, names = self._once("samples", load)
         order = _spread(len(x), n)
-        return x[order], pix[order], [labels[i] for i in order], [names[i] for i in order]
+        return Samples(x[order], pix[order], [labels[i] for i in order],
+                       [names[i] for i in order])
 
     def _cifar_samples(self):
         """The first CIFAR-10 test image of each class, from the user's copy of the dataset
@@ -442,7 +411,6 @@ def build_gallery(out="minicnn-gallery", only=None, model=None, images=(), quick
     Bad options raise ``GalleryError`` before anything is written. Returns a GalleryResult.
     """
     from tqdm.auto import tqdm
-    from . import sections as gallery_sections
     names = check_arguments(only, model, backend)
     out = _check_out(out)
     ctx = Context(out, quick, backend, seed, model, images)
@@ -451,7 +419,7 @@ def build_gallery(out="minicnn-gallery", only=None, model=None, images=(), quick
     if images:
         ctx.user_images()                          # unreadable files are noted up front
     for name in names:
-        title, fn = gallery_sections.SECTIONS[name]
+        title, fn = SECTIONS[name]
         entry = dict(name=name, title=title, status="ok", reason="", figures=[], seconds=0.0)
         t0 = time.perf_counter()
         try:

@@ -92,7 +92,9 @@ class Identity(Module):
 
 
 class Conv2d(Module):
-    """2-D convolution. weight: (out, in / groups, kh, kw), bias: (out,)."""
+    """The layer (a Module); its op is ``minicnn.ops.conv.Conv2d``.
+
+    2-D convolution. weight: (out, in / groups, kh, kw), bias: (out,)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1,
                  bias=True, rng=None):
@@ -131,7 +133,9 @@ class Conv2d(Module):
 
 
 class ConvTranspose2d(Module):
-    """Transposed convolution (the adjoint of Conv2d). weight: (in, out / groups, kh, kw)."""
+    """The layer (a Module); its op is ``minicnn.ops.conv.ConvTranspose2d``.
+
+    Transposed convolution (the adjoint of Conv2d). weight: (in, out / groups, kh, kw)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, groups=1, bias=True, rng=None):
@@ -175,7 +179,9 @@ class ConvTranspose2d(Module):
 
 
 class Linear(Module):
-    """y = x wᵀ + b. weight: (out_features, in_features), bias: (out_features,)."""
+    """The layer (a Module); its op is ``minicnn.ops.basic.Linear``.
+
+    y = x wᵀ + b. weight: (out_features, in_features), bias: (out_features,)."""
 
     def __init__(self, in_features, out_features, bias=True, rng=None):
         super().__init__()
@@ -199,7 +205,9 @@ class Linear(Module):
 
 
 class ReLU(Module):
-    """max(x, 0); its backward follows the ReLU rule of the backward pass (guided, ...)."""
+    """The layer (a Module); its op is ``minicnn.ops.activation.ReLU``.
+
+    max(x, 0); its backward follows the ReLU rule of the backward pass (guided, ...)."""
 
     def forward(self, x):
         return ops.relu(x)
@@ -213,7 +221,9 @@ class ReLU6(Module):
 
 
 class MaxPool2d(Module):
-    """Max-pooling; with return_indices=True returns (output, flat argmax indices)."""
+    """The layer (a Module); its op is ``minicnn.ops.pool.MaxPool2d``.
+
+    Max-pooling; with return_indices=True returns (output, flat argmax indices)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, return_indices=False):
         super().__init__()
@@ -231,7 +241,9 @@ class MaxPool2d(Module):
 
 
 class MaxUnpool2d(Module):
-    """Scatter pooled values back to the positions in ``indices`` (zeros elsewhere).
+    """The layer (a Module); its op is ``minicnn.ops.pool.MaxUnpool2d``.
+
+    Scatter pooled values back to the positions in ``indices`` (zeros elsewhere).
 
     ``forward(y, indices, output_size=None)``; without output_size it is inferred from
     kernel_size, stride, padding like PyTorch (ambiguous for odd sizes: prefer passing it).
@@ -252,6 +264,11 @@ class MaxUnpool2d(Module):
 
 
 class AvgPool2d(Module):
+    """The layer (a Module); its op is ``minicnn.ops.pool.AvgPool2d``.
+
+    Mean of each kernel_size window (stride defaults to kernel_size); with
+    count_include_pad=False the padded zeros are left out of the divisor."""
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
         super().__init__()
         self.kernel_size = kernel_size
@@ -267,7 +284,9 @@ class AvgPool2d(Module):
 
 
 class AdaptiveAvgPool2d(Module):
-    """Average-pool to a fixed output_size (H, W) whatever the input size; 1 = global."""
+    """The layer (a Module); its op is ``minicnn.ops.pool.AdaptiveAvgPool2d``.
+
+    Average-pool to a fixed output_size (H, W) whatever the input size; 1 = global."""
 
     def __init__(self, output_size):
         super().__init__()
@@ -295,7 +314,9 @@ class Flatten(Module):
 
 
 class Dropout(Module):
-    """Zero each value with probability p in training (scaling the rest by 1/(1−p)); identity in eval.
+    """The layer (a Module); its op is ``minicnn.ops.norm.Dropout``.
+
+    Zero each value with probability p in training (scaling the rest by 1/(1−p)); identity in eval.
 
     ``rng``: the module's own ``numpy.random.Generator`` (or an int seed), so runs repeat.
     """

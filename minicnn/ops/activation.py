@@ -19,7 +19,9 @@ __all__ = ["relu", "relu6", "clamp", "sigmoid", "tanh"]
 
 
 class ReLU(Function):
-    """y = max(x, 0).  x: any shape.   dx = rule(g, x > 0)  (standard: g · (x > 0))."""
+    """The Function (forward + backward); the layer is ``minicnn.nn.ReLU``.
+
+    y = max(x, 0).  x: any shape.   dx = rule(g, x > 0)  (standard: g · (x > 0))."""
     @staticmethod
     def forward(ctx, x):
         y = x.copy(order="K")           # x's memory order; a compact copy of a strided view

@@ -345,7 +345,9 @@ def matmul(a, b):
 
 
 class Linear(Function):
-    """Fully connected layer, PyTorch layout.
+    """The Function (forward + backward); the layer is ``minicnn.nn.Linear``.
+
+    Fully connected layer, PyTorch layout.
 
     x: (N, D_in), w: (D_out, D_in), b: (D_out,) -> y = x wᵀ + b: (N, D_out)
     dx = g w,   dw = gᵀ x,   db = Σ_n g

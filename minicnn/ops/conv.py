@@ -25,7 +25,9 @@ __all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d",
 # ----------------------------------------------------------------------- conv2d
 
 class Conv2d(Function):
-    """2-D convolution (cross-correlation) of a batch of images with F filters.
+    """The Function (forward + backward); the layer is ``minicnn.nn.Conv2d``.
+
+    2-D convolution (cross-correlation) of a batch of images with F filters.
 
     Inputs:  x: (N, C, H, W); w: (F, C/groups, kh, kw); b: (F,) or None
              stride s, padding p (int or (h, w) pair); groups G divides C and F.
@@ -96,7 +98,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, groups=1):
 # ------------------------------------------------------------- conv_transpose2d
 
 class ConvTranspose2d(Function):
-    """Transposed convolution: the adjoint of conv2d ("deconvolution" layer).
+    """The Function (forward + backward); the layer is ``minicnn.nn.ConvTranspose2d``.
+
+    Transposed convolution: the adjoint of conv2d ("deconvolution" layer).
 
     Inputs:  x: (N, C_in, H, W); w: (C_in, C_out/groups, kh, kw) (PyTorch's layout:
              the same array a conv2d from C_out to C_in channels would use);

@@ -125,7 +125,9 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
 # ------------------------------------------------------------------ dropout
 
 class Dropout(Function):
-    """Inverted dropout with a given mask: y = x * mask.
+    """The Function (forward + backward); the layer is ``minicnn.nn.Dropout``.
+
+    Inverted dropout with a given mask: y = x * mask.
 
     x: any shape;  mask: x's shape, entries 0 (dropped) or 1 / (1 - p) (kept), or None (identity)
     backward:  dx = g * mask

@@ -129,7 +129,9 @@ def _check_indices(op, indices, values, hw, values_name):
 # ---------------------------------------------------------------- max pool
 
 class MaxPool2d(Function):
-    """x: (N, C, H, W) -> out: (N, C, Ho, Wo), and indices: (N, C, Ho, Wo) int64 if asked.
+    """The Function (forward + backward); the layer is ``minicnn.nn.MaxPool2d``.
+
+    x: (N, C, H, W) -> out: (N, C, Ho, Wo), and indices: (N, C, Ho, Wo) int64 if asked.
 
     out[n, c, oh, ow]     = max of the window  x[n, c, oh·sh − ph + i, ow·sw − pw + j]
     indices[n, c, oh, ow] = flat position  h·W + w  of that maximum in x[n, c]
@@ -279,7 +281,9 @@ def pool_select(x, indices):
 
 
 class MaxUnpool2d(Function):
-    """y: (N, C, h, w), indices: (N, C, h, w) -> out: (N, C, H, W), zero except
+    """The Function (forward + backward); the layer is ``minicnn.nn.MaxUnpool2d``.
+
+    y: (N, C, h, w), indices: (N, C, h, w) -> out: (N, C, H, W), zero except
     out[n, c].ravel()[indices[n, c, i, j]] += y[n, c, i, j].
 
     The adjoint of pool_select:  <pool_select(x, idx), y> = <x, max_unpool2d(y, idx)>.
@@ -351,7 +355,9 @@ def _window_counts(xp, size, kernel, stride, padding, out, count_include_pad):
 
 
 class AvgPool2d(Function):
-    """x: (N, C, H, W) -> out: (N, C, Ho, Wo), out = (sum of the window) / divisor[oh, ow].
+    """The Function (forward + backward); the layer is ``minicnn.nn.AvgPool2d``.
+
+    x: (N, C, H, W) -> out: (N, C, Ho, Wo), out = (sum of the window) / divisor[oh, ow].
 
     divisor = window area inside the padded input (count_include_pad=True) or
     inside the real input (False); padding contributes zeros to the sum.
@@ -402,7 +408,9 @@ def _bin_matrix(xp, size, out, dtype):
 
 
 class AdaptiveAvgPool2d(Function):
-    """x: (N, C, H, W) -> out: (N, C, Ho, Wo) for any sizes; bins may overlap.
+    """The Function (forward + backward); the layer is ``minicnn.nn.AdaptiveAvgPool2d``.
+
+    x: (N, C, H, W) -> out: (N, C, Ho, Wo) for any sizes; bins may overlap.
 
     out[n, c, i, j] = mean of x[n, c, hs(i):he(i), ws(j):we(j)],
     hs(i) = floor(i·H/Ho), he(i) = ceil((i+1)·H/Ho) (same for columns).

@@ -120,7 +120,7 @@ def one_pixel_panel(results, preprocess=None, class_names=None, cell=1.7):
     return fig
 
 
-def template_mixing_row(x, weight, source, target, alphas, shape, preprocess=None,
+def template_mixing_row(x, weight, source, target, alphas, shape, *, preprocess=None,
                         predict=None, cell=1.5):
     """x + α·(w_t − w_s) for each α; ``predict(image) -> class`` titles each panel."""
     from ..techniques.adversarial import mix_templates

@@ -41,7 +41,7 @@ def add_colorbar(ax, mappable, label=None):
     return bar
 
 
-def heatmap_overlay(ax, image, heat, alpha=0.5, cmap="jet", percentile=99.0, title=None,
+def heatmap_overlay(ax, image, heat, *, alpha=0.5, cmap="jet", percentile=99.0, title=None,
                     colorbar=None, value_range=None):
     """Draw ``image`` (H, W[, 3], 0–255) with ``heat`` (H, W) on top.
 
@@ -147,7 +147,7 @@ def deconvnet_panel(model, images, layer, channels, k=9, batch_size=64):
     def project(x, unit):
         return deconvnet_projection(model, x, layer, unit if unit[1] >= 0 else unit[0])
     for (left, right), c in zip(axes, channels):
-        top = top_patches(model, images, layer, int(c), k, batch_size, project=project)
+        top = top_patches(model, images, layer, int(c), k, batch_size=batch_size, project=project)
         proj = [gradient_image(p) for p in top["projections"]]
         pics = [np.clip(_pixels(model, p) / 255, 0, 1) for p in top["patches"]]
         flat = np.array([np.ravel(p) for p in top["projections"]])

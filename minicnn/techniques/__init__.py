@@ -23,7 +23,7 @@ from .deepdream import deepdream  # noqa: F401
 from .style import style_transfer, texture_synthesis  # noqa: F401
 # representations (van der Maaten & Hinton 2008)
 from .filters import filter_images, activation_grids  # noqa: F401
-from .rf_geometry import receptive_field  # noqa: F401
+from .receptive_field import receptive_field  # noqa: F401
 from .top_activations import top_activations, top_patches  # noqa: F401
 from .neighbors import extract_features, nearest_neighbors  # noqa: F401
 from .embedding import pca, trustworthiness, grid_assignment  # noqa: F401

@@ -27,7 +27,8 @@ from .. import backend
 from ..backend import get_array_module, to_numpy
 from .class_vis import ascend_class
 from .common import as_input, check_target
-from .optimize import clip_to_bounds, frozen
+from .common import frozen
+from .optimize import clip_to_bounds
 
 __all__ = ["linear_example", "required_eps", "pixel_scale", "loss_gradient", "fgsm", "pgd",
            "bim", "smallest_eps", "fooling_image", "fooling_from_noise", "mixing_alpha",
@@ -132,7 +133,7 @@ def _labels(n, label, target):
 def loss_gradient(model, x, labels, name="label"):
     """∇ₓ J with J = Σ_n CE(f(x_n), y_n) (summed, so each image gets its own gradient).
     x: backend array (N, C, H, W); labels (N,) ints. Returns (gradient, logits), backend arrays."""
-    with frozen(model):
+    with frozen(model, eval_mode=True):
         t = Tensor(x, requires_grad=True)
         logits = model(t)
         for c in (int(labels.min()), int(labels.max())):
@@ -325,7 +326,7 @@ def fooling_image(model, x, target, *, confidence=0.9, steps=200, lr=1.0, label=
 
 def _probabilities(model, x):
     from ..autograd import no_grad
-    with frozen(model), no_grad():
+    with frozen(model, eval_mode=True), no_grad():
         return to_numpy(ops.softmax(model(as_input(model, x)), axis=1).data)
 
 

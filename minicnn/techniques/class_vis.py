@@ -132,8 +132,10 @@ def class_visualization(model, target, steps=200, lr=0.05, *, layer=None, shape=
             else opt.resize(x, size)
         transforms = ([opt.jitter(jitter)] if jitter else []) + \
             ([opt.resize_to((h, w))] if size != (h, w) else [])
-        x, hist = opt.ascend(model, objective, x, steps, lr, optimizer, transforms,
-                             regularizers, bounds, relu_rule, seeds[0] + k, None, progress,
+        x, hist = opt.ascend(model, objective, x, steps, lr, optimizer=optimizer,
+                             transforms=transforms, regularizers=regularizers,
+                             bounds=bounds, relu_rule=relu_rule, seed=seeds[0] + k,
+                             progress=progress,
                              desc=f"visualize {target} (octave {k + 1}/{octaves})")
         hist["octave"] = [k] * len(hist["objective"])
         for name, values in hist.items():
@@ -177,5 +179,6 @@ def ascend_class(model, x0, target, steps=100, lr=1.0, *, score="logit", optimiz
     if proximity > 0:
         start = as_input(model, x0).data
         obj = obj - proximity * opt.feature_distance(opt.INPUT, start, name="proximity")
-    return opt.ascend(model, obj, x0, steps, lr, optimizer, transforms, regularizers, bounds,
-                      relu_rule, seed, stop_when, progress, desc=f"toward class {target}")
+    return opt.ascend(model, obj, x0, steps, lr, optimizer=optimizer, transforms=transforms,
+                      regularizers=regularizers, bounds=bounds, relu_rule=relu_rule, seed=seed,
+                      stop_when=stop_when, progress=progress, desc=f"toward class {target}")

@@ -155,10 +155,17 @@ def unit_gradient(act, unit):
 
 
 @contextlib.contextmanager
-def frozen(model, eval_mode=False):
-    """Inside the block the parameters do not require gradients (explaining or optimizing an
-    input needs dL/dx only: no weight gradient is computed or kept), and with ``eval_mode``
-    every module is in eval mode. The caller's flags come back afterwards, even on error."""
+def frozen(model, *, eval_mode):
+    """Freeze the parameters for the block: none requires a gradient (explaining or
+    optimizing an input needs dL/dx only: no weight gradient is computed or kept).
+
+    eval_mode: True also puts every module in eval mode (dropout off, batch norm on its
+    running statistics) — the image-optimization loop and the attacks, which must see the
+    deployed network; False leaves the modes as the caller set them — the explainers, which
+    explain the model as given. Said at every call, so no reader guesses. The caller's
+    ``requires_grad`` flags and train/eval modes come back afterwards, even on error."""
+    if not isinstance(eval_mode, bool):
+        raise TypeError(f"frozen: eval_mode must be True or False, got {eval_mode!r}")
     params = [(p, p.requires_grad) for p in model.parameters()]
     modes = [(m, m.training) for m in model.modules()] if eval_mode else []
     try:

@@ -25,14 +25,14 @@ from ..autograd import no_grad
 from ..backend import to_numpy
 from ..nn.capture import forward_to
 from . import optimize as opt
-from .common import as_input, check_layer
+from .common import as_input, check_layer, frozen
 
 __all__ = ["deepdream", "layer_energy"]
 
 
 def layer_energy(model, image, layer):
     """½‖a_l(I)‖² of one image batch at ``layer`` (a float)."""
-    with opt.frozen(model), no_grad():
+    with frozen(model, eval_mode=True), no_grad():
         a = forward_to(model, as_input(model, image), layer).data
     return float((a * a).sum()) / 2
 
@@ -74,9 +74,9 @@ def deepdream(model, image, layer, steps=10, step_size=1.5, *, octaves=4, octave
             detail = opt.resize(detail, base.shape[-2:])
         start = opt.clip_to_bounds(model, base + detail, bounds)
         history["energy_before"].append(layer_energy(model, start, layer))
-        dream, hist = opt.ascend(model, opt.energy(layer), start, steps, lr, "normalized",
-                                 transforms, (), bounds, relu_rule, seed + k,
-                                 progress=progress, desc=f"dream octave {k + 1}/{octaves}")
+        dream, hist = opt.ascend(model, opt.energy(layer), start, steps, lr, optimizer="normalized",
+                                 transforms=transforms, bounds=bounds, relu_rule=relu_rule,
+                                 seed=seed + k, progress=progress, desc=f"dream octave {k + 1}/{octaves}")
         history["energy_after"].append(layer_energy(model, dream, layer))
         history["octave_images"].append(dream)
         history["objective"] += hist["objective"]

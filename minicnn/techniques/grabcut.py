@@ -140,7 +140,7 @@ def graph_cut(cost_fg, cost_bg, image, smoothness=50.0, fg_seeds=None, bg_seeds=
     return mask[:P].reshape(H, W)
 
 
-def saliency_segmentation(image, saliency, fg_quantile=0.95, bg_quantile=0.30,
+def saliency_segmentation(image, saliency, *, fg_quantile=0.95, bg_quantile=0.30,
                           smoothness=50.0, components=5, iterations=3, smooth=None, seed=0):
     """Object mask (bool (H, W)) from an image (H, W, 3) or (H, W) and its saliency map (H, W).
 

@@ -22,7 +22,8 @@ from ..autograd import Tensor, no_grad
 from ..backend import get_array_module, like, to_numpy
 from ..nn import capture
 from .common import check_layer
-from .gradients import backward_from_target, frozen, guided_backprop, image_batch
+from .common import frozen
+from .gradients import backward_from_target, guided_backprop, image_batch
 
 __all__ = ["grad_cam", "guided_grad_cam", "most_different_classes", "bilinear_resize",
            "cam_layer"]
@@ -79,7 +80,7 @@ def grad_cam(model, x, target, layer=None, relu=True, upsample=True):
     """
     layer = cam_layer(model, layer)
     # BEGIN SOLUTION
-    with frozen(model):
+    with frozen(model, eval_mode=False):
         xt, single = image_batch(model, x, requires_grad=True)
         with capture(model, [layer]) as acts:
             logits = model(xt)
@@ -125,7 +126,7 @@ def most_different_classes(model, x, k=5, layer=None, score="logit"):
     if xt.shape[0] != 1 or k < 2:
         raise ValueError(f"most_different_classes needs one image and k >= 2; got x of shape "
                          f"{xt.shape}, k={k}")
-    with no_grad(), frozen(model):
+    with no_grad(), frozen(model, eval_mode=False):
         logits = to_numpy(model(xt).data)[0]
     top = [int(t) for t in np.argsort(-logits, kind="stable")[:k]]
     target = top

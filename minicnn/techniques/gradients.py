@@ -36,7 +36,7 @@ from ..nn import capture
 from .common import as_input, check_layer, check_target, frozen, unit_gradient
 
 __all__ = ["input_gradient", "saliency", "smoothgrad", "integrated_gradients", "neuron_gradient",
-           "guided_backprop", "class_gradient", "backward_from_target", "unit_signal", "frozen",
+           "guided_backprop", "class_gradient", "backward_from_target", "unit_signal",
            "image_batch"]
 
 
@@ -144,7 +144,7 @@ def input_gradient(model, x, target=None, layer=None, unit=None, signal="one",
     if (target is None) == (layer is None):
         raise ValueError("give either target (a class) or layer (with unit or signal), not both")
     # BEGIN SOLUTION
-    with frozen(model):
+    with frozen(model, eval_mode=False):
         xt, single = image_batch(model, x, requires_grad=True)
         if layer is None:
             backward_from_target(model(xt), target, relu_rule)

@@ -20,7 +20,7 @@ import numpy as np
 from ..autograd import no_grad
 from ..nn.capture import capture
 from . import optimize as opt
-from .common import as_input, check_layer
+from .common import as_input, check_layer, frozen
 
 
 __all__ = ["invert", "invert_layers", "code", "codes", "code_error"]
@@ -35,7 +35,7 @@ def codes(model, image, layers):
         check_layer(model, n)
     out = {}
     if names:
-        with opt.frozen(model), no_grad(), capture(model, names, stop=True) as acts:
+        with frozen(model, eval_mode=True), no_grad(), capture(model, names, stop=True) as acts:
             model(x)
         out = {n: acts[n].data for n in names}
     return {n: x.data if n == opt.INPUT else out[n] for n in layers}
@@ -79,7 +79,7 @@ def invert(model, image, layer, steps=200, *, alpha=0.1, beta=1e-3, optimizer="l
         start = np.zeros(x0.shape, np.float32)
     else:
         raise ValueError(f"invert: init must be 'noise' or 'zeros', got {init!r}")
-    return opt.ascend(model, -objective, start, steps, lr, optimizer, bounds=bounds,
+    return opt.ascend(model, -objective, start, steps, lr, optimizer=optimizer, bounds=bounds,
                       relu_rule=relu_rule, seed=seed, progress=progress,
                       desc=f"invert {layer}")
 

@@ -24,7 +24,8 @@ from .. import ops
 from ..autograd import Tensor, no_grad
 from ..backend import get_array_module, like, to_numpy
 from .common import as_input, check_target
-from .optimize import _resolve_bounds, frozen
+from .common import frozen
+from .optimize import _resolve_bounds
 
 __all__ = ["one_pixel_attack", "one_pixel_success_rate", "set_pixels"]
 
@@ -91,7 +92,7 @@ def one_pixel_attack(model, x, label, pixels=1, *, target=None, maxiter=100, pop
     xp = get_array_module(x0)
     lo, hi = (xp.broadcast_to(like(b, x0), (1, c, 1, 1)).reshape(c)
               for b in box)
-    with frozen(model):
+    with frozen(model, eval_mode=True):
         p0 = _probabilities(model, x0, 1)
         label = check_target(p0, label, "label")
         if target is not None:
@@ -143,7 +144,7 @@ def one_pixel_success_rate(model, x, labels, pixels=1, *, progress=False, **opti
     labels = np.asarray(labels).reshape(-1)
     if len(labels) != len(x):
         raise ValueError(f"{len(labels)} labels for {len(x)} images")
-    with frozen(model):
+    with frozen(model, eval_mode=True):
         clean = to_numpy(_probabilities(model, as_input(model, x).data, 256)).argmax(axis=1)
     results, skipped = [], int((clean != labels).sum())
     for n in tqdm(np.flatnonzero(clean == labels), disable=not progress, desc="one-pixel"):

@@ -36,7 +36,7 @@ from ..autograd import Tensor
 from ..backend import as_backend, backend_name, get_array_module, like, to_numpy
 from ..nn.capture import Activations, capture
 from ..nn.optim import Adam
-from .common import frozen as _frozen
+from .common import frozen
 from .common import (as_input, check_layer, check_target, model_backend, model_dtype,
                      unit_score)
 from .transforms import (blur, blur_every, clip_contribution, clip_norm, decay,  # noqa: F401
@@ -45,7 +45,7 @@ from .transforms import (blur, blur_every, clip_contribution, clip_norm, decay, 
 __all__ = ["Objective", "INPUT", "OUTPUT", "class_score", "neuron", "energy", "l2", "tv",
            "feature_distance", "gram_distance", "roll", "jitter", "pad", "scale", "resize_to",
            "blur", "resize", "gaussian_blur", "decay", "blur_every", "clip_norm",
-           "clip_contribution", "pixel_bounds", "clip_to_bounds", "frozen", "ascend", "OPTIMIZERS"]
+           "clip_contribution", "pixel_bounds", "clip_to_bounds", "ascend", "OPTIMIZERS"]
 
 INPUT, OUTPUT = "input", "output"   # objective keys: the image I itself, the model's output
 OPTIMIZERS = ("sgd", "normalized", "l2", "adam", "lbfgs")
@@ -205,11 +205,6 @@ def clip_to_bounds(model, x, bounds="pixels"):
     return xp.minimum(xp.maximum(x, lo), hi)
 
 
-def frozen(model):
-    """Eval mode and frozen parameters for the loop (``common.frozen(model, eval_mode=True)``)."""
-    return _frozen(model, eval_mode=True)
-
-
 def _value_and_grad(model, objective, x, transforms, rng, relu_rule):
     """f(I), ∂f/∂I (array), the model output (array or None) and the terms' values."""
     img = Tensor(x, requires_grad=True)
@@ -272,7 +267,7 @@ def _check_args(objective, steps, lr, optimizer, transforms, regularizers):
                          "regularizer operators are for the gradient-ascent optimizers")
 
 
-def ascend(model, objective, x0, steps=100, lr=1.0, optimizer="sgd", transforms=(),
+def ascend(model, objective, x0, steps=100, lr=1.0, *, optimizer="sgd", transforms=(),
            regularizers=(), bounds="pixels", relu_rule=None, seed=0, stop_when=None,
            progress=False, desc="ascend"):
     """Maximize ``objective`` over the image, starting from ``x0`` (N, C, H, W) preprocessed.
@@ -305,12 +300,15 @@ def ascend(model, objective, x0, steps=100, lr=1.0, optimizer="sgd", transforms=
     from tqdm.auto import tqdm
     bar = tqdm(total=steps, disable=not progress, desc=desc, leave=False)
     try:
-        with frozen(model):
+        with frozen(model, eval_mode=True):
             if optimizer == "lbfgs":
-                x = _lbfgs(model, objective, x, steps, box, relu_rule, history, bar, stop_when)
+                x = _lbfgs(model, objective, x, steps=steps, box=box, relu_rule=relu_rule,
+                           history=history, bar=bar, stop_when=stop_when)
             else:
-                x = _ascent(model, objective, x, steps, lr, optimizer, transforms, regularizers,
-                            box, relu_rule, rng, history, bar, stop_when)
+                x = _ascent(model, objective, x, steps=steps, lr=lr, optimizer=optimizer,
+                            transforms=transforms, regularizers=regularizers, box=box,
+                            relu_rule=relu_rule, rng=rng, history=history, bar=bar,
+                            stop_when=stop_when)
     finally:
         bar.close()
     return to_numpy(x), history
@@ -322,7 +320,7 @@ def _record(history, value, terms):
         history.setdefault(name, []).append(v)
 
 
-def _ascent(model, objective, x, steps, lr, optimizer, transforms, regularizers, box,
+def _ascent(model, objective, x, *, steps, lr, optimizer, transforms, regularizers, box,
             relu_rule, rng, history, bar, stop_when):
     xp = get_array_module(x)
     if not np.isscalar(lr):
@@ -345,7 +343,7 @@ def _ascent(model, objective, x, steps, lr, optimizer, transforms, regularizers,
     return x
 
 
-def _lbfgs(model, objective, x, steps, box, relu_rule, history, bar, stop_when):
+def _lbfgs(model, objective, x, *, steps, box, relu_rule, history, bar, stop_when):
     """minimize −f(I) with scipy's L-BFGS-B; the image is flattened to float64 and back."""
     from scipy.optimize import Bounds, minimize
     shape, dtype, backend = x.shape, x.dtype, backend_name(x)

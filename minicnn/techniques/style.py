@@ -72,7 +72,7 @@ def tv_loss(n):
     return opt.Objective(lambda acts: ops.total_variation(acts[opt.INPUT]) / n, [opt.INPUT], "tv")
 
 
-def _check(model, content, style, style_layers, content_layer, style_weight, content_weight,
+def _check(model, content, style, *, style_layers, content_layer, style_weight, content_weight,
            tv_weight, layer_weights):
     if content is not None and content.shape[1] != style.shape[1]:
         raise ValueError(f"content has {content.shape[1]} channels (shape {tuple(content.shape)}) "
@@ -110,13 +110,15 @@ def _start(model, init, content, style, shape, seed, bounds):
     return (lo + (hi - lo) * rng.random(shape)).astype(np.float32)    # white noise image
 
 
-def _synthesize(model, content, style, content_layer, style_layers, steps, shape, content_weight,
-                style_weight, layer_weights, tv_weight, optimizer, lr, init, seed, octaves,
-                octave_scale, bounds, progress):
+def _synthesize(model, content, style, *, content_layer, style_layers, steps, shape,
+                content_weight, style_weight, layer_weights, tv_weight, optimizer, lr, init,
+                seed, octaves, octave_scale, bounds, progress):
     style = to_numpy(as_input(model, style).data)
     content = None if content is None else to_numpy(as_input(model, content).data)
-    weights = _check(model, content, style, style_layers, content_layer, style_weight,
-                     content_weight, tv_weight, layer_weights)
+    weights = _check(model, content, style, style_layers=style_layers,
+                     content_layer=content_layer, style_weight=style_weight,
+                     content_weight=content_weight, tv_weight=tv_weight,
+                     layer_weights=layer_weights)
     if octaves < 1 or octave_scale <= 1:
         raise ValueError(f"need octaves >= 1 and octave_scale > 1, got {octaves}, {octave_scale}")
     x, history = None, {}
@@ -135,7 +137,7 @@ def _synthesize(model, content, style, content_layer, style_layers, steps, shape
                                                               * size[1])
         x = _start(model, init, c_k, s_k, (1, shape[-3], *size), seed, bounds) if x is None \
             else opt.resize(x, size)
-        x, hist = opt.ascend(model, -objective, x, steps, lr, optimizer, bounds=bounds,
+        x, hist = opt.ascend(model, -objective, x, steps, lr, optimizer=optimizer, bounds=bounds,
                              seed=seed + k, progress=progress,
                              desc=f"style (size {size[0]}x{size[1]})")
         hist["loss"] = [-v for v in hist["objective"]]
@@ -164,9 +166,12 @@ def style_transfer(model, content, style, content_layer, style_layers, steps=50,
     if not isinstance(content_layer, str):
         raise ValueError(f"content_layer must be one layer name, got {content_layer!r}")
     content_shape = tuple(as_input(model, content).shape)
-    return _synthesize(model, content, style, content_layer, style_layers, steps, content_shape,
-                       content_weight, style_weight, layer_weights, tv_weight, optimizer, lr,
-                       init, seed, octaves, octave_scale, bounds, progress)
+    return _synthesize(model, content, style, content_layer=content_layer,
+                       style_layers=style_layers, steps=steps, shape=content_shape,
+                       content_weight=content_weight, style_weight=style_weight,
+                       layer_weights=layer_weights, tv_weight=tv_weight, optimizer=optimizer,
+                       lr=lr, init=init, seed=seed, octaves=octaves, octave_scale=octave_scale,
+                       bounds=bounds, progress=progress)
 
 
 def texture_synthesis(model, style, style_layers, steps=50, *, shape=None, style_weight=1.0,
@@ -178,6 +183,8 @@ def texture_synthesis(model, style, style_layers, steps=50, *, shape=None, style
     ``style_transfer``. Returns (image: NumPy (1, C, H, W), history).
     """
     shape = tuple(as_input(model, style).shape) if shape is None else (1, *shape)
-    return _synthesize(model, None, style, None, style_layers, steps, shape, 0.0, style_weight,
-                       layer_weights, tv_weight, optimizer, lr, "noise", seed, octaves,
-                       octave_scale, bounds, progress)
+    return _synthesize(model, None, style, content_layer=None, style_layers=style_layers,
+                       steps=steps, shape=shape, content_weight=0.0, style_weight=style_weight,
+                       layer_weights=layer_weights, tv_weight=tv_weight, optimizer=optimizer,
+                       lr=lr, init="noise", seed=seed, octaves=octaves,
+                       octave_scale=octave_scale, bounds=bounds, progress=progress)

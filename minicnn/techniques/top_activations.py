@@ -6,7 +6,7 @@ each channel c of a layer, the k images where the channel's strongest response
     s_c(x) = max_{i,j} a_c(x)[i, j]          (a Linear layer's unit: its value)
 
 is largest, with the position (i, j) of that maximum. Cropping each image to the
-receptive field of (i, j) (``rf_geometry``) shows the patch the unit actually saw.
+receptive field of (i, j) (``receptive_field``) shows the patch the unit actually saw.
 
 The dataset is streamed in batches and only a (units × k) table is kept: each
 batch's scores are appended to the table and ``argpartition`` keeps the best k —
@@ -25,7 +25,7 @@ from ..autograd import no_grad
 from ..backend import get_array_module, like, to_numpy
 from ..nn import capture
 from .common import as_input, check_layer
-from .rf_geometry import crop_receptive_field, receptive_field, rf_box
+from .receptive_field import crop_receptive_field, receptive_field, rf_box
 
 __all__ = ["TopActivations", "top_activations", "top_patches", "iterate_batches"]
 
@@ -121,7 +121,7 @@ def _merge(best, new, k):
             xp.take_along_axis(p, keep[:, :, None], 1))
 
 
-def top_patches(model, images, layer, unit, k=9, batch_size=128, project=None, fill=0,
+def top_patches(model, images, layer, unit, k=9, *, batch_size=128, project=None, fill=0,
                 progress=False):
     """Top-k images of one channel ``unit`` with the patches its receptive field covers.
 

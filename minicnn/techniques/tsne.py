@@ -235,7 +235,7 @@ def _initial_embedding(X, n_components, init, seed, xp):
     return Y.copy()
 
 
-def tsne(X, n_components=2, perplexity=30.0, n_iter=1000, method="auto", learning_rate="auto",
+def tsne(X, n_components=2, perplexity=30.0, *, n_iter=1000, method="auto", learning_rate="auto",
          early_exaggeration=12.0, exaggeration_iter=250, momentum=(0.5, 0.8), min_gain=0.01,
          init="pca", seed=0, progress=True, fft_options=None, return_info=False):
     """Embed features X (N, D) in ``n_components`` dimensions; returns Y (N, n_components).

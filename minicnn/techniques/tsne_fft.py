@@ -160,7 +160,7 @@ def _segment_sum(values, index, n, starts):
     return xp.where(counts > 0, out, 0)
 
 
-def fft_gradient(pairs, Y, exaggeration=1.0, compute_kl=False, n_interp=3, min_intervals=50,
+def fft_gradient(pairs, Y, exaggeration=1.0, compute_kl=False, *, n_interp=3, min_intervals=50,
                  intervals_per_unit=1.0, cache=None, dtype=None):
     """(gradient (N, 2), KL or None) of KL(P‖Q) with sparse attraction and FFT repulsion.
 

@@ -139,7 +139,7 @@ def save_result(path, state, meta):
     return path
 
 
-def train_recipe(name, out_dir=None, data_root=None, epochs=None, seed=0, resume=False,
+def train_recipe(name, out_dir=None, *, data_root=None, epochs=None, seed=0, resume=False,
                  checkpoint_dir=None, progress=True, command=None, lr=None, init=None,
                  replace_shipped=False):
     """Train a shipped model by its recipe and save ``<out_dir>/<name>.npz`` + manifest.
@@ -224,7 +224,7 @@ def _trunk_note(trunk):
     return os.path.basename(path) + (f" (sha256 {sha[:16]}…)" if sha else "")
 
 
-def train_segmentation_recipe(name, out_dir=None, data_root=None, epochs=None, seed=0,
+def train_segmentation_recipe(name, out_dir=None, *, data_root=None, epochs=None, seed=0,
                               resume=False, checkpoint_dir=None, progress=True, command=None,
                               pretrained_encoder=None, out_name=None, replace_shipped=False):
     """Train a segmentation model by its recipe on the synthetic canvases; save

@@ -1,7 +1,7 @@
 """What every gallery section shares: the registry, model lookup and small plotting helpers."""
 import numpy as np
 
-from ..core import Figure, Skip
+from ..figure import Figure, Skip
 
 SECTIONS = {}       # name -> (title, function), filled in lecture order by the part modules
 
@@ -98,7 +98,8 @@ def _name(info, k):
     return str(info.labels[k]).split(",")[0] if info.labels else str(k)
 
 
-def _per_image(ctx, infos, n_small, technique, formula, paper, key, cells, params=None, cols=None):
+def _per_image(ctx, infos, *, n_small, technique, formula, paper, key, cells, params=None,
+               cols=None):
     """One figure per model: rows = images, columns = ``cells(info, x, pix, target)``."""
     figs = []
     for info in infos:
@@ -107,7 +108,7 @@ def _per_image(ctx, infos, n_small, technique, formula, paper, key, cells, param
                 xs, pixs, labels, _ = ctx.samples(n_small)
             else:
                 ph = ctx.photos()
-                xs, pixs, labels = [p[1][0] for p in ph], [p[2] for p in ph], [None] * len(ph)
+                xs, pixs, labels = [p.x[0] for p in ph], [p.pixels for p in ph], [None] * len(ph)
             rows = []
             for x, pix, lab in zip(xs, pixs, labels):
                 t = ctx.target(info, x[None], lab)

@@ -1,7 +1,7 @@
 """Sections 15–16: adversarial examples and robustness."""
 import numpy as np
 
-from ..core import Figure
+from ..figure import Figure
 from ._common import _models, _name, section
 
 
@@ -40,7 +40,7 @@ def adversarial_section(ctx):
             if info.kind == "small":
                 x, _, labels, _ = ctx.samples(ctx.pick(3, 5))
             else:
-                x = np.concatenate([p[1] for p in ctx.photos()])
+                x = np.concatenate([p.x for p in ctx.photos()])
                 labels = [None] * len(x)
             y = [ctx.target(info, xi[None], lab) for xi, lab in zip(x, labels)]
             options = {} if method == "fgsm" else dict(steps=steps, seed=ctx.seed)
@@ -100,7 +100,7 @@ def robustness_section(ctx):
     paper = "Hendrycks & Dietterich 2019 (ImageNet-C)"
 
     def examples():
-        return corruption_examples(ctx.samples(1)[1][0], seed=ctx.seed)
+        return corruption_examples(ctx.samples(1).pixels[0], seed=ctx.seed)
 
     def curves():
         x, pix, y = ctx.dataset(n)

@@ -1,7 +1,7 @@
 """Sections 6–10: occlusion, saliency, deconvnet, guided backprop, Grad-CAM."""
 import numpy as np
 
-from ..core import Figure
+from ..figure import Figure
 from ._common import (_grid, _img, _models, _name, _per_image, _photo_layers, _signed, _try,
                       section)
 
@@ -97,7 +97,7 @@ def saliency_section(ctx):
                 xs, pixs, labels, _ = ctx.samples(ctx.pick(3, 5))
             else:
                 ph = ctx.photos()
-                xs, pixs, labels = [p[1][0] for p in ph], [p[2] for p in ph], [None] * len(ph)
+                xs, pixs, labels = [p.x[0] for p in ph], [p.pixels for p in ph], [None] * len(ph)
             return _grid([row(info, x, pix, ctx.target(info, x[None], lab))
                           for x, pix, lab in zip(xs, pixs, labels)], cell=2.6)
         return Figure(f"{info.name}-saliency", build,
@@ -167,7 +167,7 @@ def deconvnet_section(ctx):
             noise = np.random.default_rng(ctx.seed).uniform(0, 255, pix.shape)
             return [_signed(d, f"deconvnet\nr(|d|, edges) = {edge_correlation(d, pix):.2f}"),
                     _img(noise, f"noise: r(|d|, its edges)\n= {edge_correlation(d, noise):.2f}")]
-        others = [o for o in ctx.samples(ctx.pick(2, 4))[1] if not np.array_equal(o, pix)]
+        others = [o for o in ctx.samples(ctx.pick(2, 4)).pixels if not np.array_equal(o, pix)]
         cells = [_signed(d, f"deconvnet\nr(|d|, edges) = {edge_correlation(d, pix):.2f}")]
         if others:
             cells.append(_img(others[0], "another image: r(|d|, its\nedges) = "
@@ -175,9 +175,10 @@ def deconvnet_section(ctx):
         return cells
     for info in _models(ctx):
         if info.kind == "small" or has_switches(info.model):
-            figs += _per_image(ctx, [info], ctx.pick(2, 4), "deconvnet (ReLU rule) for a class: "
-                               "|projection| correlates with the image's own edges, not with "
-                               "another image's", formula, paper, "class", by_class)
+            figs += _per_image(ctx, [info], n_small=ctx.pick(2, 4),
+                               technique="deconvnet (ReLU rule) for a class: |projection| "
+                               "correlates with the image's own edges, not with another image's",
+                               formula=formula, paper=paper, key="class", cells=by_class)
         else:
             figs.append(Figure(f"{info.name}-class", lambda info=info: no_switches(ctx, info),
                                f"why the deconvnet is not shown for {info.name}", formula, paper,
@@ -220,8 +221,9 @@ def guided_section(ctx):
             cells.append(_signed(guided_backprop(info.model, x, layer=unit_layer, unit=0),
                                  f"{unit_layer} ch 0"))
         return cells
-    return _per_image(ctx, _models(ctx), ctx.pick(3, 5), "guided backpropagation (class, and "
-                      "one channel of a hidden layer)", formula, paper, "guided", cells)
+    return _per_image(ctx, _models(ctx), n_small=ctx.pick(3, 5),
+                      technique="guided backpropagation (class, and one channel of a hidden "
+                      "layer)", formula=formula, paper=paper, key="guided", cells=cells)
 
 
 def _cam(pix, m, title):

@@ -1,7 +1,7 @@
 """Sections 11–14: class visualization, inversion, DeepDream, style transfer."""
 import numpy as np
 
-from ..core import Figure, Skip
+from ..figure import Figure, Skip
 from ._common import _models, _name, _photo_layers, _resized, _try, section
 
 # The settings of the small net's figures, (quick, full) where they differ; the tests of
@@ -97,9 +97,9 @@ def inversion_section(ctx):
 
         def build(info=info, layers=layers, steps=steps):
             if info.kind == "small":
-                x = ctx.samples(1)[0]
+                x = ctx.samples(1).x
             else:
-                x = _resized(info, ctx.photos()[0][2], 112)
+                x = _resized(info, ctx.photos()[0].pixels, 112)
             recons, errors = invert_layers(info.model, x, layers, steps, seed=ctx.seed)
             return inversion_figure(x, recons, info.preprocess, errors)
         figs.append(Figure(f"{info.name}-layers", build, "reconstructions from deeper and deeper "
@@ -124,7 +124,7 @@ def deepdream_section(ctx):
 
         def build(info=info, layer=layer, side=side, steps=steps, octaves=octaves, step=step,
                   jitter=jitter):
-            pix = ctx.samples(1)[1][0] if info.kind == "small" else ctx.photos()[0][2]
+            pix = ctx.samples(1).pixels[0] if info.kind == "small" else ctx.photos()[0].pixels
             x = _resized(info, pix, side)
             dream, hist = deepdream(info.model, x, layer, steps, step, octaves=octaves,
                                     jitter=jitter, seed=ctx.seed)
@@ -155,7 +155,7 @@ def style_section(ctx):
     content_layer, style_layers, beta = style_setup(info)
 
     def images():
-        return _resized(info, ctx.photos()[0][2], side), _resized(info, _stripes(side), side)
+        return _resized(info, ctx.photos()[0].pixels, side), _resized(info, _stripes(side), side)
 
     def transfer():
         c, s = images()

@@ -1,7 +1,7 @@
 """Sections 1–5: filters, activations, top images, neighbours, PCA/t-SNE."""
 import numpy as np
 
-from ..core import Figure, Skip
+from ..figure import Figure, Skip
 from ._common import _models, _photo_layers, _try, section
 
 
@@ -43,7 +43,7 @@ def activations(ctx):
         layers = _photo_layers(info)[:2] if info.kind == "photo" else ("features.1", "features.8")
 
         def build(info=info, layer=None):
-            x = ctx.samples(1)[0] if info.kind == "small" else ctx.photos()[0][1]
+            x = ctx.samples(1).x if info.kind == "small" else ctx.photos()[0].x
             act = activation_grids(info.model, x, [layer])[layer]
             return plot_activation_grid(act[:64], f"{layer} (first 64 channels)"
                                         if len(act) > 64 else layer)

@@ -1,7 +1,7 @@
 """Section 17: convolutionalization and encoder–decoder segmentation."""
 import numpy as np
 
-from ..core import Figure, Skip
+from ..figure import Figure, Skip
 from ._common import section
 
 
