@@ -79,8 +79,8 @@ def _train_outcome(args, run):
 
 
 def _where_pretrained_loads(name):
-    from .models import registry
-    active, _ = registry.active_weights(name)
+    from .models import pretrained
+    active, _ = pretrained.active_weights(name)
     return f"{name}(pretrained=True) loads {active or 'nothing yet'} (`minicnn weights list`)"
 
 
@@ -135,11 +135,11 @@ def _cmd_assignment(args):
 
 
 def _cmd_weights(args):
-    from .models import registry
+    from .models import pretrained, registry
     if args.action == "list":
-        print(registry.describe())
+        print(pretrained.describe())
     elif args.action == "fetch":
-        print(registry.fetch(args.name))
+        print(pretrained.fetch(args.name))
     elif args.action == "import":
         if not args.arch:
             raise SystemExit("minicnn weights import FILE --arch NAME: --arch is required")
@@ -153,21 +153,21 @@ def _cmd_export(args):
     as `weights list` shows) into its architecture and write it as .pth, safetensors or ONNX."""
     import numpy as np
     from . import io
-    from .models import registry
+    from .models import pretrained, registry
     source, arch = args.weights, args.arch
     if os.path.isfile(source):
-        state, meta = registry.read_weights(source)
+        state, meta = pretrained.read_weights(source)
         arch = arch or meta.get("architecture")
         if not arch:
             raise ValueError(f"{source}: no manifest names its architecture; give --arch "
-                             f"(one of {', '.join(sorted(registry.MODELS))})")
-        model = registry.load_pretrained(registry.get_model(arch), source)
-    elif source in registry.MODELS:
+                             f"(one of {', '.join(sorted(registry.ARCHITECTURES))})")
+        model = pretrained.load_pretrained(registry.get_model(arch), source)
+    elif source in registry.ARCHITECTURES:
         arch = source
         model = registry.get_model(arch, pretrained=True)
     else:
         raise ValueError(f"{source!r} is neither a weights file nor a model name; models: "
-                         f"{', '.join(sorted(registry.MODELS))}")
+                         f"{', '.join(sorted(registry.ARCHITECTURES))}")
     stem = os.path.splitext(os.path.basename(source))[0]
     out = args.out or f"{stem}.{'safetensors' if args.format == 'safetensors' else args.format}"
     if args.format == "pth":

@@ -458,3 +458,14 @@ def test_ctrl_c_in_segmentation_training_resumes_inside_the_epoch(tmp_path):
     assert [h["epoch"] for h in history] == [1, 2, 3]
     for (k, a), b in zip(whole.state_dict().items(), part.state_dict().values()):
         np.testing.assert_array_equal(a, b, err_msg=k)
+
+
+def test_an_empty_layer_name_is_not_the_whole_model():
+    """"" names the model itself in get_submodule; as a technique's layer it is an error
+    that lists the valid names."""
+    from minicnn.nn import UnknownLayerError
+    from minicnn.techniques.common import check_layer
+    model = mc.models.fashion_net()
+    with pytest.raises(UnknownLayerError, match=r"got ''.*features\.0"):
+        check_layer(model, "")
+    assert check_layer(model, "features.3") == "features.3"

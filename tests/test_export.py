@@ -222,6 +222,15 @@ def test_cli_export_pth_of_a_shipped_model(tmp_path, capsys):
     assert_same_state(make_model("fashion_net").state_dict(), mc.io.load_torch(out))
 
 
+@pytest.mark.parametrize("name", ["segnet", "segnet_transposed", "unet"])
+def test_cli_exports_the_shipped_segmentation_nets_by_name(tmp_path, name):
+    """Every model `weights list` shows is a name `export` takes, the encoder-decoders too."""
+    out = tmp_path / f"{name}.safetensors"
+    assert main(["export", name, "--format", "safetensors", "--out", str(out)]) == 0
+    assert_same_state(mc.models.registry.get_model(name, pretrained=True).state_dict(),
+                      mc.io.load_safetensors(out))
+
+
 def test_cli_export_onnx_of_a_pth_needs_its_architecture(tmp_path, capsys):
     pytest.importorskip("onnx", reason="onnx is not installed (pip install onnx)")
     pth = tmp_path / "f.pth"

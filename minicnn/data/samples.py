@@ -46,7 +46,11 @@ def fashion_samples(folder=SAMPLES_DIR):
     if not files:
         raise FileNotFoundError(f"no Fashion-MNIST samples in {folder}; "
                                 "run minicnn.data.samples.write_fashion_samples()")
-    return [(np.asarray(Image.open(p).convert("L")), int(p.name.split("_")[1])) for p in files]
+    samples = []
+    for p in files:
+        with Image.open(p) as img:
+            samples.append((np.asarray(img.convert("L")), int(p.name.split("_")[1])))
+    return samples
 
 
 def photo_samples():

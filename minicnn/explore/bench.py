@@ -81,8 +81,8 @@ def _model(name, weights):
     if name not in weights:
         return name
     from ..data import imagenet_classes
-    from ..models import registry
-    net = registry.load_pretrained(registry.get_model(name), weights[name])
+    from ..models import pretrained, registry
+    net = pretrained.load_pretrained(registry.get_model(name), weights[name])
     net.labels = imagenet_classes()
     net.arch = name
     return net.eval()

@@ -43,8 +43,9 @@ def screenshot(out, chromium="/usr/bin/chromium", sample=6, layer="features.6", 
             page.screenshot(path=str(out), full_page=True,
                             clip={"x": 0, "y": 0, "width": 1400, "height": 1520})
             browser.close()
-    finally:
+    finally:                         # (leaving sync_playwright's block closes the browser)
         server.shutdown()
+        server.server_close()
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from ..backend import get_array_module, to_numpy
 from ..nn import capture
 from ..techniques.common import as_input
 # the streaming top-k of ``top_activations``, run here for every layer in one pass
-from ..techniques.top_activations import _merge, _unit_scores
+from ..techniques.top_activations import merge_top_k, unit_scores
 from . import render
 
 __all__ = ["gather_dataset", "TopImages", "NeuronImages", "IMAGE_EXTS"]
@@ -58,7 +58,8 @@ def gather_dataset(explorer, images_dir=None, installed=True):
             pass
     else:
         for p in photo_samples():
-            pix.append(explorer.fit(Image.open(p)))
+            with Image.open(p) as img:
+                pix.append(explorer.fit(img))
         if pix:
             sources.append(f"{len(pix)} sample photos")
     if installed:
@@ -155,13 +156,13 @@ class TopImages:
                         act = acts[n].data
                         xp = get_array_module(act)
                         units = xp.arange(act.shape[1])
-                        score, pos = _unit_scores(act, units)
+                        score, pos = unit_scores(act, units)
                         idx = xp.broadcast_to(s + xp.arange(act.shape[0]),
                                               (len(units), act.shape[0]))
                         new = (score.T.astype(xp.float64), idx, pos.transpose(1, 0, 2))
                         if n not in best:                   # empty (units, 0) tables
                             best[n] = tuple(a[:, :0] for a in new)
-                        best[n] = _merge(best[n], new, self.k)
+                        best[n] = merge_top_k(best[n], new, self.k)
                     self.done += 1
                     bar.update(1)
             for n in layers:
@@ -199,8 +200,13 @@ class TopImages:
 
 
 def _weights_id(model):
+    """Which weights the model holds (their file, its size and time), for cache names: a file
+    replaced by `minicnn weights import` or a new training run gives new cached results."""
     path = getattr(model, "weights_path", None)
-    return [str(path), Path(path).stat().st_size] if path and Path(path).is_file() else None
+    if not (path and Path(path).is_file()):
+        return None
+    stat = Path(path).stat()
+    return [str(path), stat.st_size, stat.st_mtime_ns]
 
 
 def _crop(img, box):
@@ -224,7 +230,8 @@ class NeuronImages:
         self.opts = (dict(lr=0.1, l2=1e-2, jitter=1, blur_sigma=0.5, blur_every=2) if small else
                      dict(lr=0.05, l2=1e-3, decay=0.01, jitter=8, blur_sigma=1.0, blur_every=2,
                           octaves=2, shape=(3, 128, 128)))
-        self.folder = cache_dir() / "explore" / f"neurons-{explorer.name}"
+        weights = hashlib.sha256(json.dumps(_weights_id(explorer.model)).encode()).hexdigest()
+        self.folder = cache_dir() / "explore" / f"neurons-{explorer.name}-{weights[:12]}"
         self._memory = {}
 
     def image(self, layer, unit):
@@ -235,7 +242,8 @@ class NeuronImages:
             return self._memory[key]
         path = self.folder / f"{layer}-{unit}-{self.steps}.png"
         if path.is_file():
-            pix = np.asarray(Image.open(path))
+            with Image.open(path) as img:
+                pix = np.asarray(img)
         else:
             with self.ex.lock:
                 images, _ = class_visualization(self.ex.model, unit, self.steps, layer=layer,

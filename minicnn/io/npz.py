@@ -33,6 +33,7 @@ damaged file is refused instead of giving silently wrong predictions.
 Reading never runs code (object arrays are refused) and checks every ``.npy``
 header against the bytes present before allocating anything.
 """
+import collections
 import contextlib
 import datetime
 import json
@@ -200,6 +201,9 @@ def _read_npy(archive, info, path):
         raise ValueError(f"{where}: shape {shape} cannot be made: {err}") from None
 
 
+MAX_MEMBERS = 10_000          # arrays in one weights file (EfficientNet-Lite0 has ~300)
+
+
 def read_npz_arrays(path):
     """``({key: array}, manifest inside the file or None)`` from a weights ``.npz``, read
     safely: every failure is a ValueError naming the file and the array."""
@@ -212,7 +216,10 @@ def read_npz_arrays(path):
     arrays, inside = {}, None
     with archive:
         names = [info.filename for info in archive.infolist()]
-        twice = sorted({n for n in names if names.count(n) > 1})
+        if len(names) > MAX_MEMBERS:
+            raise ValueError(f"{path}: the zip holds {len(names):,} members; a weights file has "
+                             f"one per tensor, at most {MAX_MEMBERS:,} here (corrupt or hostile file)")
+        twice = sorted(n for n, count in collections.Counter(names).items() if count > 1)
         if twice:
             raise ValueError(f"{path}: the zip holds {twice[0]!r:.100} more than once (corrupt file)")
         for info in archive.infolist():

@@ -23,5 +23,3 @@ __all__ = ["AlexNet", "alexnet", "VGG", "vgg11", "vgg16", "Fire", "SqueezeNet", 
            "BasicBlock", "ResNet", "resnet18", "fold_batchnorm", "EfficientNetLite",
            "efficientnet_lite0", "MODELS", "WEIGHTS", "get_model", "find_weights",
            "fetch_weights", "load_pretrained", "SmallVGG", "fashion_net", "cifar_net"]
-
-MODELS.update(fashion_net=fashion_net, cifar_net=cifar_net)

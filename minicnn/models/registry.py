@@ -14,10 +14,13 @@ from .pretrained import (INSTALLED_WEIGHTS, REPO_WEIGHTS, SHIPPED, WEIGHTS,  # n
                          find_shipped, find_weights, finish_model, load_pretrained, load_shipped,
                          read_weights, shipped_names, shipped_weight_dirs, weight_locations)
 from .resnet import resnet18
+from .segmentation import segnet, segnet_transposed, unet
+from .small import cifar_net, fashion_net
 from .squeezenet import squeezenet1_1
 from .vgg import vgg11, vgg16
 
-__all__ = ["MODELS", "WEIGHTS", "WeightsInfo", "get_model", "weight_locations", "find_weights",
+__all__ = ["MODELS", "SEGMENTATION_MODELS", "ARCHITECTURES", "WEIGHTS", "WeightsInfo",
+           "get_model", "weight_locations", "find_weights",
            "fetch_weights", "fetch", "describe", "import_weights", "load_pretrained",
            "finish_model", "load_shipped", "REPO_WEIGHTS", "INSTALLED_WEIGHTS",
            "shipped_weight_dirs", "find_shipped", "SHIPPED", "import_report", "active_weights",
@@ -30,14 +33,20 @@ MODELS = {
     "squeezenet1_1": squeezenet1_1,
     "resnet18": resnet18,
     "efficientnet_lite0": efficientnet_lite0,
+    "fashion_net": fashion_net,
+    "cifar_net": cifar_net,
 }
+# encoder-decoders labelling every pixel (not classifiers: the gallery's --model takes MODELS)
+SEGMENTATION_MODELS = {"segnet": segnet, "segnet_transposed": segnet_transposed, "unet": unet}
+ARCHITECTURES = {**MODELS, **SEGMENTATION_MODELS}     # every name a weights file may carry
 
 
 def get_model(name, **kwargs):
-    """``MODELS[name](**kwargs)``; an unknown name lists the known ones."""
-    if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
-    return MODELS[name](**kwargs)
+    """``ARCHITECTURES[name](**kwargs)``; an unknown name lists the known ones."""
+    if name not in ARCHITECTURES:
+        raise KeyError(f"unknown model {name!r}; known models: "
+                       f"{', '.join(sorted(ARCHITECTURES))}")
+    return ARCHITECTURES[name](**kwargs)
 
 
 def import_weights(path, arch, out=None):

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..autograd import Tensor
 from ..backend import as_backend, backend_name, get_array_module
+from ..nn.module import UnknownLayerError
 
 __all__ = ["frozen", "model_backend", "model_dtype", "as_input", "check_target", "unit_score",
            "unit_gradient", "check_layer", "check_image", "NonFiniteInputError"]
@@ -115,6 +116,9 @@ def check_target(logits, target, name="target"):
 def check_layer(model, layer):
     """``layer`` must be one of model.layer_names(); the error lists the valid ones."""
     names = model.layer_names()
+    if not isinstance(layer, str) or not layer:      # "" would be the whole model
+        raise UnknownLayerError(f"layer must be a layer's name, got {layer!r}. Valid layer "
+                                f"names: {', '.join(names) or '(none)'}")
     if layer not in names:
         model.get_submodule(layer)     # raises the error that lists the valid names
     return layer

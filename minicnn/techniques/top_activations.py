@@ -27,7 +27,8 @@ from ..nn import capture
 from .common import as_input, check_layer
 from .receptive_field import crop_receptive_field, receptive_field, rf_box
 
-__all__ = ["TopActivations", "top_activations", "top_patches", "iterate_batches"]
+__all__ = ["TopActivations", "top_activations", "top_patches", "iterate_batches", "unit_scores",
+           "merge_top_k"]
 
 TopActivations = namedtuple("TopActivations", "units scores indices positions")
 TopActivations.__doc__ = """units (U,); scores (U, k) best first; indices (U, k) into the dataset;
@@ -46,7 +47,7 @@ def iterate_batches(images, batch_size):
         offset += len(batch)
 
 
-def _unit_scores(act, units):
+def unit_scores(act, units):
     """(B, U) max response of each chosen channel and (B, U, 2) where it occurs."""
     xp = get_array_module(act)
     a = act[:, units]
@@ -85,9 +86,9 @@ def top_activations(model, images, layer, units=None, k=9, batch_size=128, progr
                     unit_idx = like(units, act)
                     best = (xp.full((len(units), 0), -xp.inf), xp.zeros((len(units), 0), xp.int64),
                             xp.zeros((len(units), 0, 2), xp.int64))
-                s, pos = _unit_scores(act, unit_idx)
+                s, pos = unit_scores(act, unit_idx)
                 idx = xp.broadcast_to(offset + xp.arange(s.shape[0]), (len(units), s.shape[0]))
-                best = _merge(best, (s.T.astype(xp.float64), idx, pos.transpose(1, 0, 2)), k)
+                best = merge_top_k(best, (s.T.astype(xp.float64), idx, pos.transpose(1, 0, 2)), k)
     finally:
         model.train(was_training)
     if best is None:
@@ -110,7 +111,7 @@ def _check_units(units, shape, layer):
     return units.astype(np.int64)
 
 
-def _merge(best, new, k):
+def merge_top_k(best, new, k):
     """Keep the k largest scores per row of the concatenation of two (U, ·) tables."""
     xp = get_array_module(best[0])
     s, i, p = (xp.concatenate([a, b], axis=1) for a, b in zip(best, new))
