@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import minicnn as mc
 from minicnn.explore import build, create_app
 from minicnn.explore import compute, render
 from minicnn.data.samples import fashion_samples
+from minicnn.techniques.gradcam import bilinear_resize
 from minicnn.techniques.gradients import input_gradient, saliency, smoothgrad
 from minicnn.techniques.top_activations import top_activations
 
@@ -95,7 +97,13 @@ def test_unit_projection_is_the_backward_pass_with_the_chosen_relu_rule(client, 
                                signal="activation", relu_rule=rule)
             assert np.array_equal(pixels(r.json["projection"]), render.signed_image(g))
             shown[unit, rule] = pixels(r.json["projection"])
-            assert pixels(r.json["activation"]).shape == (28, 28, 3)
+            # the activation map: the channel captured by the engine, upsampled, over the image
+            with mc.no_grad(), mc.capture(explorer.model, ["features.3"]) as acts:
+                explorer.model(mc.tensor(x[None]))
+            act = np.asarray(acts["features.3"].data[0, unit], np.float64)
+            heat = bilinear_resize(act, (28, 28))
+            assert np.array_equal(pixels(r.json["activation"]),
+                                  render.heat_overlay(explorer.get_input(key).pixels, heat))
     assert not np.array_equal(shown[2, "deconvnet"], shown[5, "deconvnet"])
     assert not np.array_equal(shown[2, "deconvnet"], shown[2, "guided"])
 
