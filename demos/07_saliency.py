@@ -45,7 +45,8 @@ save_figure(image_grid([pixels] + [255 * normalize_map(m) for m in
                        titles=[model.labels[c], "saliency", "SmoothGrad", "integrated gradients"],
                        cell=3), "demo-output/saliency.png")
 
-# %% Object mask from the SmoothGrad map: seeds, colour models, min-cut
+# %% Object mask from the SmoothGrad map: seeds (fg: its top 5%; bg: its bottom 5% and a strip
+# along the top, left and right edges), colour models, min-cut
 mask = saliency_segmentation(pixels, SG)
 save_figure(segmentation_figure(pixels, SG, mask, map_title="SmoothGrad"),
             "demo-output/saliency_segmentation.png")

@@ -128,11 +128,17 @@ def saliency_section(ctx):
                                        map_title=f"SmoothGrad: mean |∂y/∂x| over {n} copies")
         figs.append(Figure(f"{photo.name}-segmentation", segment,
                            "weakly supervised segmentation from SmoothGrad saliency (graph cut)",
-                           "seeds: saliency > 95th / < 30th percentile; colour GMMs; min-cut",
+                           "seeds: fg = saliency > 95th percentile; bg = saliency < 5th "
+                           "percentile and the top, left and right border strip; colour GMMs; "
+                           "min-cut",
                            "Simonyan et al. 2014 §6; Rother et al. 2004 (GrabCut); "
                            "Smilkov et al. 2017",
-                           {"fg_quantile": 0.95, "bg_quantile": 0.30, "map": "SmoothGrad: the "
-                            "single gradient of this net is speckle, its seeds scatter"}, photo))
+                           {"fg_quantile": 0.95, "bg_quantile": 0.05,
+                            "border": "1/56 of the short side, top, left and right (GrabCut's "
+                            "prior: the frame's border is background; not the bottom, which a "
+                            "portrait's shoulders cross)",
+                            "map": "SmoothGrad: the single gradient of this net is speckle, "
+                            "its seeds scatter"}, photo))
     return figs
 
 
