@@ -10,7 +10,7 @@ Pure NumPy: reading or writing a ``.pth`` needs no torch and never runs code fro
 
 Taking a model to other engines (``minicnn export`` does the same from the shell):
 
-    mc.io.save_torch("net.pth", model.state_dict())             # torch.load(..., weights_only=True)
+    mc.io.save_torch("net.pth", model.state_dict())             # PyTorch loads it weights-only
     mc.io.save_safetensors("net.safetensors", model.state_dict())
     mc.io.export_onnx(model, example_input, "net.onnx")         # needs the onnx package
 """

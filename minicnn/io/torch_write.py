@@ -18,8 +18,8 @@ where ``storage`` is a *persistent id*, the tuple
 read ``data/0``. Python's ``pickle.Pickler`` cannot write a reference to
 ``torch._utils._rebuild_tensor_v2`` without importing torch (it checks that the
 name exists), so ``_PickleWriter`` below writes the few opcodes by hand; they are
-the ones ``torch.save`` itself emits (``pickletools.dis`` shows them), and
-``torch.load(path, weights_only=True)`` accepts them.
+the ones ``torch.save`` itself emits (``pickletools.dis`` shows them), and PyTorch's
+weights-only loading accepts them.
 """
 import collections
 import os
@@ -144,7 +144,7 @@ def _state_pickle(arrays):
 def save_torch(path, state, folder=None):
     """Write ``state`` ({name: array}) as a PyTorch zip checkpoint, without torch.
 
-    ``torch.load(path, weights_only=True)`` gives an ``OrderedDict`` of tensors with
+    PyTorch, loading it weights-only, gives an ``OrderedDict`` of tensors with
     the same names, shapes, dtypes and bits, ready for ``model.load_state_dict``.
     Arrays may be NumPy, CuPy, or minicnn Parameters; 0-d arrays (BatchNorm's
     ``num_batches_tracked``) stay 0-d. ``folder`` is the archive's top folder
