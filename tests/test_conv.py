@@ -420,7 +420,7 @@ def blocked_road():
 @pytest.mark.parametrize("xs,ws,p,g", BLOCKED_CASES)
 def test_blocked_road_matches_naive_loops(blocked_road, backend_name, rng, dtype, tol, xs, ws,
                                           p, g):
-    from minicnn.ops.conv_fast import PaddedRows
+    from minicnn.ops.conv_blocked import PaddedRows
     x, w, b = draw(rng, xs, ws, (ws[0],), dtype=dtype)
     y = conv2d(Tensor(on(backend_name, x)), Tensor(on(backend_name, w), requires_grad=True),
                Tensor(on(backend_name, b)), padding=p, groups=g)
@@ -448,7 +448,7 @@ def test_both_gradients_from_the_blocks_of_g_columns(blocked_road, monkeypatch, 
     """blocked_grads makes dW from the columns of g that dx is made of (x's own columns are
     never built), blocked_weight_grad from x's: all equal the general road's col2im(Wᵀ ⋅ g)
     and g ⋅ im2col(x)ᵀ, and a conv2d whose x and w both need gradients takes it."""
-    from minicnn.ops import conv_fast
+    from minicnn.ops import conv_blocked, conv_fast
     from minicnn.ops.im2col import col2im, im2col
     pp = (p, p) if isinstance(p, int) else p
     x, w = draw(rng, xs, ws)
@@ -462,17 +462,17 @@ def test_both_gradients_from_the_blocks_of_g_columns(blocked_road, monkeypatch, 
     dw_ref = textbook.weight_grad(gy, im2col(x, ws[2], ws[3], stride=(1, 1), padding=pp))
 
     w_flip, _ = conv_fast._flipped(on(backend_name, w), pp, g)
-    x_rows = conv_fast.PaddedRows(on(backend_name, x), pp, SMALL_BLOCKS)
-    dx, dw = conv_fast.blocked_grads(conv_fast.filter_major(on(backend_name, gy)), w_flip,
-                                     x_rows, groups=g, block_bytes=SMALL_BLOCKS)
+    x_rows = conv_blocked.PaddedRows(on(backend_name, x), pp, SMALL_BLOCKS)
+    dx, dw = conv_blocked.blocked_grads(conv_fast.filter_major(on(backend_name, gy)), w_flip,
+                                        x_rows, groups=g, block_bytes=SMALL_BLOCKS)
     np.testing.assert_allclose(to_numpy(dx), dx_ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(to_numpy(dw), dw_ref, rtol=1e-12, atol=1e-12)
     # dW alone (x needs no gradient) rebuilds the columns of x instead
-    dw = conv_fast.blocked_weight_grad(on(backend_name, gy), x_rows, w_shape=ws, groups=g)
+    dw = conv_blocked.blocked_weight_grad(on(backend_name, gy), x_rows, w_shape=ws, groups=g)
     np.testing.assert_allclose(to_numpy(dw), dw_ref, rtol=1e-12, atol=1e-12)
 
-    taken, real = [], conv_fast.blocked_grads
-    monkeypatch.setattr(conv_fast, "blocked_grads",
+    taken, real = [], conv_blocked.blocked_grads
+    monkeypatch.setattr(conv_fast, "blocked_grads",           # where BlockedRoad looks it up
                         lambda *a, **k: taken.append(1) or real(*a, **k))
     xt = Tensor(on(backend_name, x), requires_grad=True)
     wt = Tensor(on(backend_name, w), requires_grad=True)
@@ -501,7 +501,7 @@ def test_padded_rows_columns_are_the_im2col_columns(rng):
     zero padding — and block by block (small blocks, the last one ragged) all columns are
     there."""
     from minicnn.ops import im2col
-    from minicnn.ops.conv_fast import PaddedRows
+    from minicnn.ops.conv_blocked import PaddedRows
     n, c, h, w, kh, kw, p = 3, 2, 6, 7, 3, 4, (1, 2)
     x = rng.standard_normal((n, c, h, w))
     rows = PaddedRows(x, p, block_bytes=2 * 4 * 8 * 40)      # blocks of 40 − 2·Wq columns

@@ -7,7 +7,8 @@ Read it as a lesson in three steps, at the bottom of this file and then at the t
 ``conv2d_naive`` is the loop a student writes first; ``conv2d_im2col`` the same numbers
 as one matrix product over the im2col columns (im2col.py); ``Conv2d`` that product with
 its backward, taking for each layer the fastest road to the same numbers (conv_fast.py:
-the textbook columns, or sums over kernel offsets, or columns built a block at a time).
+the textbook columns, or sums over kernel offsets, or columns built a block at a time,
+conv_blocked.py).
 The naive loops are the reference the tests compare everything against.
 """
 import numpy as np
