@@ -258,6 +258,21 @@ def test_npz_member_lying_about_its_shape_or_holding_objects_names_the_array(tmp
         load_npz(objects)
 
 
+def test_npz_with_more_members_than_a_weights_file_has_is_refused_before_reading_them(
+        tmp_path, monkeypatch):
+    """A zip of very many members (here over a lowered cap of 50) is refused by its count,
+    before any member is read or compared with the others."""
+    from minicnn.io import npz
+    monkeypatch.setattr(npz, "MAX_MEMBERS", 50)
+    many = {f"w{i}": np.zeros(1, np.float32) for i in range(51)}
+    path = _pair_without_inside_manifest(tmp_path, "many", many)
+    with pytest.raises(ValueError, match=r"many\.npz: the zip holds 51 members; .* at most 50"):
+        load_npz(path)
+    many.pop("w50")                                            # at the cap: read as usual
+    path = _pair_without_inside_manifest(tmp_path, "many", many)
+    assert sorted(load_npz(path)[0]) == sorted(many)
+
+
 def test_save_interrupted_between_npz_and_json_loses_nothing(tmp_path, monkeypatch):
     """Item 6: the process dies after the .npz is replaced and before the .json is: the new
     arrays load with their own manifest (carried inside the .npz), not refused, not mixed."""
