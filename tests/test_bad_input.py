@@ -6,7 +6,6 @@ error names the argument, file or key and what was received, that the command en
 in one line and a non-zero exit (never a traceback), and that no existing file changed.
 """
 import hashlib
-import json
 import struct
 import zlib
 from pathlib import Path

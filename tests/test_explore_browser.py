@@ -6,10 +6,8 @@ it prints; the browser tests click through the page as a user does. Marker ``bro
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest

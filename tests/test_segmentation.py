@@ -10,7 +10,7 @@ from minicnn import gradcheck, nn, ops
 from minicnn.autograd import Tensor, no_grad
 from minicnn.backend import as_backend, to_numpy
 from minicnn.models import fashion_net
-from minicnn.models.segmentation import (EncoderDecoder, Skip, init_encoder_from, segnet,
+from minicnn.models.segmentation import (Skip, init_encoder_from, segnet,
                                          segnet_transposed, unet)
 from minicnn.training.segmentation import (confusion_matrix, evaluate_segmentation, fit_segmentation,
                                   predict_masks, segmentation_scores)

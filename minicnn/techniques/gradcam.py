@@ -129,13 +129,14 @@ def most_different_classes(model, x, k=5, layer=None, score="logit"):
     with no_grad(), frozen(model, eval_mode=False):
         logits = to_numpy(model(xt).data)[0]
     top = [int(t) for t in np.argsort(-logits, kind="stable")[:k]]
-    target = top
     if score == "probability":
         pick = np.zeros((len(top), len(logits)), dtype=logits.dtype)
         pick[range(len(top)), top] = 1                    # row i scores p(top[i]) of copy i
 
         def target(z):
             return (ops.softmax(z, axis=1) * Tensor(like(pick, z.data))).sum()
+    else:
+        target = top                                      # copy i scores logit top[i]
     cams = grad_cam(model, xt.data.repeat(len(top), axis=0), target, layer)     # (k, H, W)
     r = [float(np.corrcoef(cams[0].ravel(), c.ravel())[0, 1]) for c in cams[1:]]
     j = 1 + int(np.argmin(r))

@@ -27,7 +27,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..backend import as_backend, backend_name, get_array_module, to_numpy
+from ..backend import get_array_module
 
 __all__ = ["attraction_pairs", "fft_gradient", "repulsion_fft",
            "Pairs"]

@@ -241,7 +241,6 @@ def _cam(pix, m, title):
 @section("grad_cam", "10 · Grad-CAM")
 def grad_cam_section(ctx):
     from ...plot.attribution import attribution_panel
-    from ...techniques.gradcam import grad_cam
     formula = "α_k = mean_ij ∂y_c/∂A^k_ij;  L = ReLU(Σ_k α_k A^k), upsampled (y_c: logit or p_c)"
     paper = "Selvaraju et al. 2017"
     figs = []
