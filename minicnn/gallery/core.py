@@ -43,6 +43,8 @@ SECTION_NAMES = ("filters", "activations", "top_images", "neighbors", "embedding
 
 SMALL_MODELS = ("fashion_net", "cifar_net")
 PHOTO_DEFAULTS = ("efficientnet_lite0", "squeezenet1_1")
+# the photos of the ImageNet figures (data.samples.SAMPLE_PHOTOS), the first the main one
+GALLERY_PHOTOS = ("coffee", "chelsea")
 
 
 class GalleryError(ValueError):
@@ -189,23 +191,43 @@ class Context:
         return self._once("user_images", self._read_user_images)
 
     def photos(self):
-        """Photo inputs of the ImageNet model: [Photo(name, x (1, 3, H, W), pixels (H, W, 3))]."""
+        """Photo inputs of the ImageNet model: [Photo(name, x (1, 3, H, W), pixels (H, W, 3))].
+
+        The --image files, else ``GALLERY_PHOTOS`` (scikit-image's espresso cup and cat, which
+        an ImageNet model classifies with confidence), each framed and resized to the input."""
         def load():
-            from ..data.images import load_image
-            from ..data.samples import photo_samples
-            info = self.photo
-            pre = info.preprocess
-            items = self.user_images() or [(Path(p).name, load_image(p, "RGB"))
-                                           for p in photo_samples()[:1]]
+            pre = self.photo.preprocess
+            items = [(name, _fit(img, pre)) for name, img in self.user_images()]
             if not items:
-                raise Skip("no photo available (matplotlib's grace_hopper.jpg not found and no "
-                           "--image given)")
-            out = []
-            for name, img in items:
-                pix = _fit(img, pre)
-                out.append(Photo(name, pre.preprocess(pix), pix))
-            return out
+                items = [(name, self.sample_photo(name)) for name in GALLERY_PHOTOS]
+            return [Photo(name, pre.preprocess(pix), pix) for name, pix in items]
         return self._once("photos", load)
+
+    def sample_photo(self, name):
+        """A shipped sample photo (``data.samples.SAMPLE_PHOTOS``) at the ImageNet model's
+        input size, uint8 (H, W, 3); its credit and licence go on the page."""
+        from ..data.samples import SAMPLE_PHOTOS, sample_photo
+        size = self.photo.preprocess.input_size or (224, 224)
+        try:
+            pix = sample_photo(name, size[0])
+        except FileNotFoundError as err:
+            raise Skip(str(err)) from None
+        info = SAMPLE_PHOTOS[name]
+        self.note("info", f"photo {name}: {info.what} — {info.credit}, {info.licence}")
+        return pix
+
+    def composite(self):
+        """(Photo, {name: box}) of the two-object composite (the cat and the cup side by
+        side), for class-discriminative maps."""
+        def load():
+            from ..data.samples import two_object_composite
+            info = self.photo
+            size = (info.preprocess.input_size or (224, 224))[0]
+            for name in ("chelsea", "coffee"):
+                self.sample_photo(name)          # the credits, or Skip without scikit-image
+            pix, boxes = two_object_composite(size)
+            return Photo("cat and cup", info.preprocess.preprocess(pix), pix), boxes
+        return self._once("composite", load)
 
     def samples(self, n=None):
         """Inputs of the small net: Samples(x (N, C, H, W), pixels, labels (None = unknown),
