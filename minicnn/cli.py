@@ -6,6 +6,7 @@
                                       segnet, segnet_transposed, unet)
     minicnn assignment make OUT --parts conv2d,saliency | check OUT   homework folders
     minicnn weights list|fetch|import manage pretrained weights
+    minicnn data list | fetch NAME    the datasets: where they are, or download one
     minicnn export WEIGHTS --format pth|safetensors|onnx   take a model to PyTorch / ONNX engines
     minicnn demo [--quick] [--only a,b]  every technique on the offline defaults -> ./minicnn-gallery
     minicnn explore [--model NAME] [--port N] [--images DIR]   a network live in the browser
@@ -208,6 +209,30 @@ def _cmd_demo(args):
     return 1 if result.input_errors or failed else 0
 
 
+def _cmd_data(args):
+    from .data.fetch import DATASETS, DatasetFetchError, dataset_status, fetch_dataset
+    if args.action == "list":
+        for name in DATASETS:
+            st = dataset_status(name)
+            if st.found_in is not None:
+                print(f"{name:14} {st.size_bytes / 1e6:7.1f} MB in {st.found_in}")
+            else:
+                print(f"{name:14} not found; get it: {st.how_to_get}")
+        return 0
+    if args.name is None:
+        raise ValueError(f"fetch needs a dataset name: {', '.join(DATASETS)}")
+    if args.name not in DATASETS:
+        raise ValueError(f"no dataset {args.name!r}; choose one of {', '.join(DATASETS)}")
+    try:
+        done = fetch_dataset(args.name)
+    except DatasetFetchError as err:
+        print(f"minicnn data: error: {err}", file=sys.stderr)
+        return 1
+    for path, how in done:
+        print(f"{path}: {how}")
+    return 0
+
+
 def _listing(title, names, width=78):
     """``title:`` then the names, comma-separated and wrapped, indented (for --help)."""
     import textwrap
@@ -274,6 +299,11 @@ def build_parser():
     w.add_argument("--arch", help="architecture of an imported file")
     w.add_argument("--out", help="where to write the imported .npz (default: the cache)")
     w.set_defaults(fn=_cmd_weights)
+
+    da = sub.add_parser("data", help="list the datasets (where found, size) or fetch one")
+    da.add_argument("action", choices=["list", "fetch"])
+    da.add_argument("name", nargs="?", help="fashion-mnist, mnist or cifar10 (fetch)")
+    da.set_defaults(fn=_cmd_data)
 
     e = sub.add_parser("export", help="write weights as a PyTorch .pth, safetensors or ONNX file")
     e.add_argument("weights", help="a weights file (.npz + manifest, .pth, .safetensors) or a "

@@ -91,7 +91,8 @@ _IDX_NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
-FASHION_MNIST_HOW_TO_GET = ("apt-get install dataset-fashion-mnist (Debian/Ubuntu), or put the "
+FASHION_MNIST_HOW_TO_GET = ("minicnn data fetch fashion-mnist, or apt-get install "
+                            "dataset-fashion-mnist (Debian/Ubuntu), or put the "
                             "four .gz files of github.com/zalandoresearch/fashion-mnist in "
                             "$MINICNN_HOME/datasets/fashion-mnist (default ~/.cache/minicnn)")
 

@@ -95,6 +95,9 @@ def _installed_test_set(explorer, sources):
     try:
         images, _ = load("test", download=False)
     except (FileNotFoundError, OSError, ValueError):
+        from ..data.fetch import how_to_get
+        sources.append(f"no {name} test set installed (get it: "
+                       f"{how_to_get('fashion-mnist' if name == 'Fashion-MNIST' else 'cifar10')})")
         return []
     sources.append(f"{len(images)} {name} test images")
     return list(images)

@@ -262,14 +262,13 @@ class Context:
     def _cifar_samples(self):
         """The first CIFAR-10 test image of each class, from the user's copy of the dataset
         (minicnn ships no CIFAR images): [(uint8 32×32×3, label)], or Skip saying how."""
-        from ..data._fetch import minicnn_home
         from ..data.cifar import load_cifar10
+        from ..data.fetch import how_to_get
         try:
             x, y = load_cifar10("test", download=False)
         except (OSError, ValueError):
-            raise Skip("cifar_net: no CIFAR-10 images here (minicnn ships none): put the dataset "
-                       f"(e.g. cifar-10-python.tar.gz) in {minicnn_home() / 'datasets' / 'cifar10'}"
-                       " or give photos with --image") from None
+            raise Skip("cifar_net: no CIFAR-10 images here (minicnn ships none): "
+                       f"{how_to_get('cifar10')}; or give photos with --image") from None
         return [(x[int(np.flatnonzero(y == k)[0])], k) for k in range(10)]
 
     def _load_dataset(self):
@@ -278,14 +277,12 @@ class Context:
         info = self.small
         if info.name in ("fashion_net", "cifar_net"):
             from ..data.cifar import load_cifar10
-            from ..data import FASHION_MNIST_HOW_TO_GET, load_fashion_mnist
-            from ..data._fetch import minicnn_home
+            from ..data import load_fashion_mnist
+            from ..data.fetch import how_to_get
             if info.name == "fashion_net":
-                load, what, how = load_fashion_mnist, "Fashion-MNIST", FASHION_MNIST_HOW_TO_GET
+                load, what, how = load_fashion_mnist, "Fashion-MNIST", how_to_get("fashion-mnist")
             else:
-                load, what = load_cifar10, "CIFAR-10"
-                how = ("put cifar-10-python.tar.gz in "
-                       f"{minicnn_home() / 'datasets' / 'cifar10'}")
+                load, what, how = load_cifar10, "CIFAR-10", how_to_get("cifar10")
             try:
                 pix, labels = load("test", download=False)
                 return pix, labels, f"the {what} test set", True

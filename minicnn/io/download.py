@@ -157,10 +157,11 @@ def fetch(url, sha256_prefix=None, filename=None, progress=True):
     return download_to(url, dest, sha256_prefix, progress)
 
 
-def download_to(url, dest, sha256_prefix="", progress=True):
+def download_to(url, dest, sha256_prefix="", progress=True, md5=""):
     """Download ``url`` into the file ``dest`` (its folder is created), checking that the
-    file's SHA-256 starts with ``sha256_prefix`` ("" checks nothing). The bytes go to a
-    temporary file renamed into place only when complete and checked (``atomic_write``).
+    file's SHA-256 starts with ``sha256_prefix`` ("" checks nothing) and, where only an MD5
+    is published (the datasets), that it equals ``md5``. The bytes go to a temporary file
+    renamed into place only when complete and checked (``atomic_write``).
 
     Raises FetchError (an OSError) naming the URL and where to put the file by hand,
     also when the server sends fewer (or more) bytes than its Content-Length declared;
@@ -177,7 +178,7 @@ def download_to(url, dest, sha256_prefix="", progress=True):
             f"To install it by hand, download {url}\nand save it as {dest}")
 
     def download(out):
-        digest, received = hashlib.sha256(), 0
+        digest, digest_md5, received = hashlib.sha256(), hashlib.md5(), 0
         try:
             with urllib.request.urlopen(url, timeout=30) as response:
                 total = response.headers.get("Content-Length")
@@ -187,6 +188,7 @@ def download_to(url, dest, sha256_prefix="", progress=True):
                     for chunk in iter(lambda: response.read(CHUNK), b""):
                         out.write(chunk)
                         digest.update(chunk)
+                        digest_md5.update(chunk)
                         received += len(chunk)
                         if bar is not None:
                             bar.update(len(chunk))
@@ -202,6 +204,9 @@ def download_to(url, dest, sha256_prefix="", progress=True):
         if not actual.startswith(sha256_prefix):
             raise ValueError(f"download of {url} has sha256 {actual}, expected it to start with "
                              f"{sha256_prefix}; the file was discarded (corrupt download or wrong URL)")
+        if md5 and digest_md5.hexdigest() != md5.lower():
+            raise ValueError(f"download of {url} has md5 {digest_md5.hexdigest()}, expected {md5}; "
+                             "the file was discarded (corrupt download or wrong URL)")
 
     atomic_write(dest, download)
     return dest
