@@ -86,7 +86,8 @@ def test_quick_gallery_writes_every_figure_as_a_valid_nonconstant_png(quick):
     if not _has_fashion_mnist():        # the neighbours need the test set, and say so
         expected.remove("neighbors-fashion_net-neighbours")
         assert [reason for name, reason in result.skipped() if name == "neighbors"][0] \
-            .startswith("needs the Fashion-MNIST test set (to get it: apt-get install")
+            .startswith("needs the Fashion-MNIST test set (to get it: minicnn data fetch "
+                        "fashion-mnist")
     for key in expected:
         path = out / f"{key}.png"
         assert path.is_file(), f"missing figure {path.name}"
@@ -97,6 +98,19 @@ def test_quick_gallery_writes_every_figure_as_a_valid_nonconstant_png(quick):
         assert a.std() > 1, f"{path.name} is a constant image"
     assert [s["name"] for s in result.sections] == list(SECTION_NAMES)
     assert not _leftovers(out)
+
+
+def test_photo_figures_credit_their_photos_and_licences_in_the_caption(quick):
+    if not _has_photo_model():
+        pytest.skip("EfficientNet-Lite0's weights package not installed")
+    out, result = quick
+    photo = [f for s in result.sections for f in s["figures"]
+             if f["status"] == "ok" and "efficientnet_lite0" in f["key"]]
+    assert photo
+    for f in photo:
+        if f["key"].startswith(("filters-", "class_visualization-")):
+            continue                                # weights and optimized images: no photo
+        assert "Photos: " in f["extra"] and ", CC0" in f["extra"], (f["key"], f["extra"])
 
 
 def test_index_references_only_existing_files_and_every_figure(quick):

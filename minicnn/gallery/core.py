@@ -84,6 +84,7 @@ class Context:
         self.model_name, self.image_paths = model, list(images)
         self.notes, self.input_errors, self._cache, self.left_out = [], [], {}, []
         self.dataset_how_to_get = ""          # set when the small net's test set is missing
+        self.shown_photos = []                # sample photos a section used: their credits
 
     def pick(self, quick, full):
         """``quick`` in quick mode, ``full`` otherwise."""
@@ -201,19 +202,33 @@ class Context:
             if not items:
                 items = [(name, self.sample_photo(name)) for name in GALLERY_PHOTOS]
             return [Photo(name, pre.preprocess(pix), pix) for name, pix in items]
-        return self._once("photos", load)
+        photos = self._once("photos", load)
+        self._shown(p.name for p in photos)
+        return photos
+
+    def _shown(self, names):
+        from ..data.samples import SAMPLE_PHOTOS
+        for name in names:
+            if name in SAMPLE_PHOTOS and name not in self.shown_photos:
+                self.shown_photos.append(name)
+
+    def photo_credits(self):
+        """"Photos: <what>, <credit>, <licence>; ..." of the sample photos the current section
+        used (added to its captions), or ""."""
+        from ..data.samples import SAMPLE_PHOTOS
+        parts = [f"{SAMPLE_PHOTOS[n].credit}, {SAMPLE_PHOTOS[n].licence}" for n in self.shown_photos]
+        return ("Photos: " + "; ".join(parts) + ".") if parts else ""
 
     def sample_photo(self, name):
         """A shipped sample photo (``data.samples.SAMPLE_PHOTOS``) at the ImageNet model's
-        input size, uint8 (H, W, 3); its credit and licence go on the page."""
-        from ..data.samples import SAMPLE_PHOTOS, sample_photo
+        input size, uint8 (H, W, 3); its credit and licence go in the section's captions."""
+        from ..data.samples import sample_photo
         size = self.photo.preprocess.input_size or (224, 224)
         try:
             pix = sample_photo(name, size[0])
         except FileNotFoundError as err:
             raise Skip(str(err)) from None
-        info = SAMPLE_PHOTOS[name]
-        self.note("info", f"photo {name}: {info.what} — {info.credit}, {info.licence}")
+        self._shown([name])
         return pix
 
     def composite(self):
@@ -227,7 +242,9 @@ class Context:
                 self.sample_photo(name)          # the credits, or Skip without scikit-image
             pix, boxes = two_object_composite(size)
             return Photo("cat and cup", info.preprocess.preprocess(pix), pix), boxes
-        return self._once("composite", load)
+        made = self._once("composite", load)
+        self._shown(["chelsea", "coffee"])
+        return made
 
     def samples(self, n=None):
         """Inputs of the small net: Samples(x (N, C, H, W), pixels, labels (None = unknown),
@@ -405,6 +422,8 @@ def _run_figure(ctx, section, fig, log):
     try:
         made = fig.build()
         figure, extra = made if isinstance(made, tuple) else (made, "")
+        if ctx.shown_photos and fig.model is not None and fig.model.kind == "photo":
+            extra = f"{extra} {ctx.photo_credits()}".strip()
         save_figure(figure, path, dpi=90)           # atomic, with the usual file mode
         status, reason = "ok", ""
     except Skip as s:
@@ -441,6 +460,7 @@ def build_gallery(out="minicnn-gallery", only=None, model=None, images=(), quick
         title, fn = SECTIONS[name]
         entry = dict(name=name, title=title, status="ok", reason="", figures=[], seconds=0.0)
         t0 = time.perf_counter()
+        ctx.shown_photos = []
         try:
             figures = fn(ctx)
         except Skip as s:
