@@ -13,6 +13,7 @@ Taking a model to other engines (``minicnn export`` does the same from the shell
     mc.io.save_torch("net.pth", model.state_dict())             # PyTorch loads it weights-only
     mc.io.save_safetensors("net.safetensors", model.state_dict())
     mc.io.export_onnx(model, example_input, "net.onnx")         # needs the onnx package
+    meta = mc.io.read_metadata("net.onnx")     # architecture, labels, preprocessing of an export
 """
 from .torch_pickle import load_torch
 from .torch_write import save_torch
@@ -20,6 +21,7 @@ from .safetensors import load_safetensors, save_safetensors
 from .npz import load_npz, save_npz
 from .download import fetch, cache_dir, sha256_file
 from .onnx_export import export_onnx
+from .metadata import read_metadata
 
 __all__ = ["load_torch", "save_torch", "load_safetensors", "save_safetensors", "load_npz",
-           "save_npz", "export_onnx", "fetch", "cache_dir", "sha256_file"]
+           "save_npz", "export_onnx", "read_metadata", "fetch", "cache_dir", "sha256_file"]
