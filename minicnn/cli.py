@@ -6,7 +6,7 @@
                                       segnet, segnet_transposed, unet)
     minicnn assignment make OUT --parts conv2d,saliency | check OUT   homework folders
     minicnn weights list|fetch|import manage pretrained weights
-    minicnn export WEIGHTS --format pth|safetensors|onnx   take a model to PyTorch / ONNX engines
+    minicnn export WEIGHTS --out F.pth|.safetensors|.onnx   take a model to PyTorch / ONNX engines
     minicnn demo [--quick] [--only a,b]  every technique on the offline defaults -> ./minicnn-gallery
     minicnn explore [--model NAME] [--port N] [--images DIR]   a network live in the browser
 """
@@ -151,10 +151,22 @@ def _cmd_weights(args):
 def _cmd_export(args):
     """Load WEIGHTS (an .npz with manifest, a .pth/.safetensors with --arch, or a model name
     as `weights list` shows) into its architecture and write it as .pth, safetensors or ONNX."""
-    import numpy as np
     from . import io
     from .models import pretrained, registry
     source, arch = args.weights, args.arch
+    fmt = io.export.format_of(args.out, args.format) if args.out else args.format
+    if fmt is None:
+        raise ValueError("give --format pth|safetensors|onnx or --out with one "
+                         "of the extensions .pth, .safetensors, .onnx")
+    if args.opset is not None and fmt != "onnx":
+        raise ValueError(f"--opset is an ONNX setting; the format is {fmt}")
+    opset = io.onnx_export.OPSET if args.opset is None else args.opset
+    if fmt == "onnx" and opset not in io.onnx_export.supported_opsets():
+        opsets = io.onnx_export.supported_opsets()
+        raise ValueError(f"--opset {opset} is not supported: give one of "
+                         f"{opsets.start}..{opsets.stop - 1}")
+    stem = os.path.splitext(os.path.basename(os.path.normpath(source)))[0]
+    out = io.paths.check_output_path(args.out or f"{stem}.{fmt}", "--out")
     if os.path.isfile(source):
         state, meta = pretrained.read_weights(source)
         arch = arch or meta.get("architecture")
@@ -168,21 +180,8 @@ def _cmd_export(args):
     else:
         raise ValueError(f"{source!r} is neither a weights file nor a model name; models: "
                          f"{', '.join(sorted(registry.ARCHITECTURES))}")
-    stem = os.path.splitext(os.path.basename(source))[0]
-    out = args.out or f"{stem}.{'safetensors' if args.format == 'safetensors' else args.format}"
-    if args.format == "pth":
-        io.save_torch(out, model.state_dict())
-    elif args.format == "safetensors":
-        io.save_safetensors(out, model.state_dict(), metadata={"architecture": arch})
-    else:
-        pre = getattr(model, "preprocess", None)
-        size = args.size or (pre.input_size if pre is not None and pre.input_size else None)
-        if size is None:
-            raise ValueError(f"{arch} does not say its input size; give --size H W")
-        channels = pre.channels if pre is not None else 3
-        example = np.zeros((1, channels, *size), np.float32)
-        io.export_onnx(model, example, out)
-    print(f"wrote {out} ({arch}, {args.format})")
+    written = io.export_model(model, out, fmt, size=args.size, opset=opset)
+    print(f"wrote {', '.join(written)} ({arch}, {fmt})")
     return 0
 
 
@@ -278,11 +277,15 @@ def build_parser():
     e = sub.add_parser("export", help="write weights as a PyTorch .pth, safetensors or ONNX file")
     e.add_argument("weights", help="a weights file (.npz + manifest, .pth, .safetensors) or a "
                                    "model name as `minicnn weights list` shows")
-    e.add_argument("--format", required=True, choices=["pth", "safetensors", "onnx"])
-    e.add_argument("--out", help="the file to write (default: ./<name>.<format>)")
+    e.add_argument("--format", choices=["pth", "safetensors", "onnx"],
+                   help="default: the extension of --out (.pth, .safetensors, .onnx)")
+    e.add_argument("--out", help="the file to write (default: ./<name>.<format>); a .pth gets "
+                                 "its labels and preprocessing in <out>.json beside it")
     e.add_argument("--arch", help="architecture of a file without a manifest (.pth, .safetensors)")
     e.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
                    help="ONNX input height and width (default: the model's input size)")
+    e.add_argument("--opset", type=int, help="ONNX opset version (default 17; 13 up to what the "
+                                             "installed onnx knows)")
     e.set_defaults(fn=_cmd_export)
 
     from .gallery import SECTION_NAMES

@@ -10,6 +10,8 @@ Pure NumPy: reading or writing a ``.pth`` needs no torch and never runs code fro
 
 Taking a model to other engines (``minicnn export`` does the same from the shell):
 
+    mc.io.export_model(model, "net.onnx")      # format by extension, labels and preprocessing in it
+
     mc.io.save_torch("net.pth", model.state_dict())             # PyTorch loads it weights-only
     mc.io.save_safetensors("net.safetensors", model.state_dict())
     mc.io.export_onnx(model, example_input, "net.onnx")         # needs the onnx package
@@ -22,6 +24,7 @@ from .npz import load_npz, save_npz
 from .download import fetch, cache_dir, sha256_file
 from .onnx_export import export_onnx
 from .metadata import read_metadata
+from .export import export_model
 
 __all__ = ["load_torch", "save_torch", "load_safetensors", "save_safetensors", "load_npz",
-           "save_npz", "export_onnx", "read_metadata", "fetch", "cache_dir", "sha256_file"]
+           "save_npz", "export_onnx", "export_model", "read_metadata", "fetch", "cache_dir", "sha256_file"]

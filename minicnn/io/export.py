@@ -1,0 +1,76 @@
+"""One call to take a model to another engine, the format chosen by the file's extension.
+
+    mc.io.export_model(model, "net.pth")          # PyTorch state_dict + net.pth.json
+    mc.io.export_model(model, "net.safetensors")  # metadata in the header
+    mc.io.export_model(model, "net.onnx", opset=17)
+
+Every format carries the model's architecture, class labels and preprocessing
+(``metadata.py``; ``read_metadata`` reads them back). Everything that can be checked is
+checked before anything is written: the format against the extension, the output folder,
+the opset.
+"""
+import os
+
+import numpy as np
+
+from .metadata import metadata_strings, model_metadata, sidecar_path, write_sidecar
+from .onnx_export import OPSET, export_onnx
+from .paths import check_output_path
+from .safetensors import save_safetensors
+from .torch_write import save_torch
+
+__all__ = ["export_model", "FORMATS", "format_of"]
+
+FORMATS = {"pth": (".pth", ".pt"), "safetensors": (".safetensors",), "onnx": (".onnx",)}
+
+
+def format_of(path, format=None):
+    """The format to write ``path`` in: ``format`` if given (and the extension, when it is one
+    of a known format's, must agree), else the one its extension names."""
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    named = next((f for f, exts in FORMATS.items() if ext in exts), None)
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"unknown export format {format!r}; formats: {', '.join(FORMATS)}")
+    if format is not None and named is not None and named != format:
+        raise ValueError(f"{path}: the extension {ext} says {named} but the format asked is "
+                         f"{format}; name the file {os.path.splitext(os.fspath(path))[0]}"
+                         f"{FORMATS[format][0]} or drop the format")
+    if format is None and named is None:
+        known = ", ".join(e for exts in FORMATS.values() for e in exts)
+        raise ValueError(f"{path}: cannot tell the format from the extension {ext or '(none)'!r}; "
+                         f"use one of {known}, or give the format")
+    return format or named
+
+
+def _example(model, size):
+    """A zero input (1, C, H, W): C from the model's preprocessing, H, W from ``size`` or it."""
+    pre = getattr(model, "preprocess", None)
+    size = size or (pre.input_size if pre is not None and pre.input_size else None)
+    if size is None:
+        raise ValueError(f"{getattr(model, 'arch', type(model).__name__)} does not say its input "
+                         f"size; give size=(H, W) (the CLI's --size H W)")
+    return np.zeros((1, pre.channels if pre is not None else 3, *size), np.float32)
+
+
+def export_model(model, path, format=None, *, size=None, example_input=None, opset=OPSET):
+    """Write ``model`` to ``path`` as .pth, .safetensors or .onnx with its metadata; return
+    the list of files written (a .pth has its ``.pth.json`` beside it).
+
+    format: "pth", "safetensors" or "onnx"; by default the extension's, and a format that
+        contradicts a known extension is refused (no .pth bytes in a file called .onnx).
+    size, example_input: ONNX only, the (H, W) of the exported input (default: the model's
+        preprocessing input size) or a whole example (N, C, H, W).
+    """
+    format = format_of(path, format)
+    path = check_output_path(path, f"export ({format})")
+    meta = model_metadata(model)
+    if format == "pth":
+        check_output_path(sidecar_path(path), "export (pth)")
+        save_torch(path, model.state_dict())
+        return [path, write_sidecar(path, meta)]
+    if format == "safetensors":
+        save_safetensors(path, model.state_dict(), metadata=metadata_strings(meta))
+        return [path]
+    example = example_input if example_input is not None else _example(model, size)
+    export_onnx(model, example, path, opset=opset, metadata=metadata_strings(meta))
+    return [path]
