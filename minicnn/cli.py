@@ -7,6 +7,7 @@
     minicnn assignment make OUT --parts conv2d,saliency | check OUT   homework folders
     minicnn weights list|fetch|import manage pretrained weights
     minicnn export WEIGHTS --out F.pth|.safetensors|.onnx   take a model to PyTorch / ONNX engines
+    minicnn export --torch-module NAME    the PyTorch module source of an architecture
     minicnn demo [--quick] [--only a,b]  every technique on the offline defaults -> ./minicnn-gallery
     minicnn explore [--model NAME] [--port N] [--images DIR]   a network live in the browser
 """
@@ -153,6 +154,10 @@ def _cmd_export(args):
     as `weights list` shows) into its architecture and write it as .pth, safetensors or ONNX."""
     from . import io
     from .models import pretrained, registry
+    if args.torch_module:
+        return _write_torch_module(args)
+    if not args.weights:
+        raise ValueError("give WEIGHTS (a weights file or a model name), or --torch-module NAME")
     source, arch = args.weights, args.arch
     fmt = io.export.format_of(args.out, args.format) if args.out else args.format
     if fmt is None:
@@ -182,6 +187,18 @@ def _cmd_export(args):
                          f"{', '.join(sorted(registry.ARCHITECTURES))}")
     written = io.export_model(model, out, fmt, size=args.size, opset=opset)
     print(f"wrote {', '.join(written)} ({arch}, {fmt})")
+    return 0
+
+
+def _write_torch_module(args):
+    """`export --torch-module NAME`: the PyTorch source of an architecture, to --out or NAME_torch.py."""
+    from .io.paths import check_output_path
+    from .models.torch_source import torch_module_source
+    text = torch_module_source(args.torch_module)
+    out = check_output_path(args.out or f"{args.torch_module}_torch.py", "--out")
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(f"wrote {out} (PyTorch source of {args.torch_module}; build() gives the module)")
     return 0
 
 
@@ -275,8 +292,9 @@ def build_parser():
     w.set_defaults(fn=_cmd_weights)
 
     e = sub.add_parser("export", help="write weights as a PyTorch .pth, safetensors or ONNX file")
-    e.add_argument("weights", help="a weights file (.npz + manifest, .pth, .safetensors) or a "
-                                   "model name as `minicnn weights list` shows")
+    e.add_argument("weights", nargs="?", help="a weights file (.npz + manifest, .pth, "
+                                              ".safetensors) or a model name as `minicnn "
+                                              "weights list` shows")
     e.add_argument("--format", choices=["pth", "safetensors", "onnx"],
                    help="default: the extension of --out (.pth, .safetensors, .onnx)")
     e.add_argument("--out", help="the file to write (default: ./<name>.<format>); a .pth gets "
@@ -284,6 +302,9 @@ def build_parser():
     e.add_argument("--arch", help="architecture of a file without a manifest (.pth, .safetensors)")
     e.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
                    help="ONNX input height and width (default: the model's input size)")
+    e.add_argument("--torch-module", metavar="NAME",
+                   help="write the PyTorch source of architecture NAME instead (to --out or "
+                        "./NAME_torch.py); its build() loads the exported .pth with strict=True")
     e.add_argument("--opset", type=int, help="ONNX opset version (default 17; 13 up to what the "
                                              "installed onnx knows)")
     e.set_defaults(fn=_cmd_export)
