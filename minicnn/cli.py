@@ -163,8 +163,8 @@ def _cmd_export(args):
     if fmt is None:
         raise ValueError("give --format pth|safetensors|onnx or --out with one "
                          "of the extensions .pth, .safetensors, .onnx")
-    if args.opset is not None and fmt != "onnx":
-        raise ValueError(f"--opset is an ONNX setting; the format is {fmt}")
+    if (args.opset is not None or args.dynamic_size) and fmt != "onnx":
+        raise ValueError(f"--opset and --dynamic-size are ONNX settings; the format is {fmt}")
     opset = io.onnx_export.OPSET if args.opset is None else args.opset
     if fmt == "onnx" and opset not in io.onnx_export.supported_opsets():
         opsets = io.onnx_export.supported_opsets()
@@ -185,7 +185,8 @@ def _cmd_export(args):
     else:
         raise ValueError(f"{source!r} is neither a weights file nor a model name; models: "
                          f"{', '.join(sorted(registry.ARCHITECTURES))}")
-    written = io.export_model(model, out, fmt, size=args.size, opset=opset)
+    written = io.export_model(model, out, fmt, size=args.size, opset=opset,
+                              dynamic_size=args.dynamic_size)
     print(f"wrote {', '.join(written)} ({arch}, {fmt})")
     return 0
 
@@ -302,6 +303,9 @@ def build_parser():
     e.add_argument("--arch", help="architecture of a file without a manifest (.pth, .safetensors)")
     e.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
                    help="ONNX input height and width (default: the model's input size)")
+    e.add_argument("--dynamic-size", action="store_true",
+                   help="ONNX input of any height and width (fully convolutional nets: segnet, "
+                        "segnet_transposed, unet)")
     e.add_argument("--torch-module", metavar="NAME",
                    help="write the PyTorch source of architecture NAME instead (to --out or "
                         "./NAME_torch.py); its build() loads the exported .pth with strict=True")

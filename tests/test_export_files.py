@@ -157,7 +157,8 @@ def test_cli_checks_the_output_folder_before_loading_anything(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--opset", "9"], "--opset 9 is not supported: give one of 13.."),
-    (["--opset", "17", "--format", "pth"], "--opset is an ONNX setting"),
+    (["--opset", "17", "--format", "pth"], "--opset and --dynamic-size are ONNX settings"),
+    (["--dynamic-size", "--format", "pth"], "--opset and --dynamic-size are ONNX settings"),
 ])
 def test_cli_opset_is_checked_up_front(args, message, tmp_path, capsys):
     out = tmp_path / ("f.pth" if "pth" in args else "f.onnx")

@@ -235,3 +235,36 @@ def test_segmentation_output_is_one_score_per_class_and_pixel_at_any_batch(tmp_p
     top2 = np.sort(ref, axis=1)[:, -2:]
     clear = (top2[:, 1] - top2[:, 0]) > 1e-3 * np.abs(ref).max()      # pixels with no near-tie
     assert np.array_equal(got.argmax(1)[clear], ref.argmax(1)[clear]) and clear.mean() > 0.9
+
+
+# ------------------------------------------------------------- any input size
+
+@pytest.mark.parametrize("name", ["segnet", "unet"])
+def test_dynamic_size_runs_the_encoder_decoders_at_another_size(name, tmp_path):
+    """Exported at 32×32, run at 48×80 and batch 2: same per-pixel scores as minicnn there
+    (MaxUnpool's output shape is read from the pooled tensor, not baked in)."""
+    model = mc.models.get_model(name, pretrained=True)
+    proto = mc.io.export_onnx(model, images(1, c=1), tmp_path / "s.onnx", dynamic_size=True)
+    dims = [d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["N", "", "H", "W"]
+    x = np.random.default_rng(5).standard_normal((2, 1, 48, 80)).astype(np.float32)
+    got = run_onnx(tmp_path / "s.onnx", x)
+    assert got.shape == (2, 11, 48, 80)
+    assert relative_error(got, forward(model, x)) < RTOL
+
+
+@pytest.mark.parametrize("name, size, where, why", [
+    ("fashion_net", 28, "the forward of SmallVGG (after layer 'features', before layer "
+                        "'classifier.0')", "op Reshape flattens a 7×7 map into 1568 features"),
+    ("efficientnet_lite0", 64, "the forward of EfficientNetLite (before layer '_conv_stem') "
+                               "or of layer '_conv_stem' (Conv2dSame)", "op Pad pads by"),
+])
+def test_dynamic_size_is_refused_where_an_op_bakes_the_size_in(name, size, where, why,
+                                                               tmp_path):
+    model = mc.models.get_model(name)
+    c = 1 if name == "fashion_net" else 3
+    with pytest.raises(NotImplementedError) as err:
+        mc.io.export_onnx(model, images(1, c=c, size=size), tmp_path / "x.onnx",
+                          dynamic_size=True)
+    assert where in str(err.value) and why in str(err.value), str(err.value)
+    assert not (tmp_path / "x.onnx").exists()

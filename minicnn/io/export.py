@@ -52,14 +52,16 @@ def _example(model, size):
     return np.zeros((1, pre.channels if pre is not None else 3, *size), np.float32)
 
 
-def export_model(model, path, format=None, *, size=None, example_input=None, opset=OPSET):
+def export_model(model, path, format=None, *, size=None, example_input=None, opset=OPSET,
+                 dynamic_size=False):
     """Write ``model`` to ``path`` as .pth, .safetensors or .onnx with its metadata; return
     the list of files written (a .pth has its ``.pth.json`` beside it).
 
     format: "pth", "safetensors" or "onnx"; by default the extension's, and a format that
         contradicts a known extension is refused (no .pth bytes in a file called .onnx).
     size, example_input: ONNX only, the (H, W) of the exported input (default: the model's
-        preprocessing input size) or a whole example (N, C, H, W).
+        preprocessing input size) or a whole example (N, C, H, W); ``dynamic_size`` leaves
+        H, W free in the graph (fully convolutional nets; see ``export_onnx``).
     """
     format = format_of(path, format)
     path = check_output_path(path, f"export ({format})")
@@ -72,5 +74,6 @@ def export_model(model, path, format=None, *, size=None, example_input=None, ops
         save_safetensors(path, model.state_dict(), metadata=metadata_strings(meta))
         return [path]
     example = example_input if example_input is not None else _example(model, size)
-    export_onnx(model, example, path, opset=opset, metadata=metadata_strings(meta))
+    export_onnx(model, example, path, opset=opset, metadata=metadata_strings(meta),
+                dynamic_size=dynamic_size)
     return [path]

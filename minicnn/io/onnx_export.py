@@ -57,6 +57,15 @@ class _Graph:
         self.value_names = {}             # id(Tensor) -> ONNX value name
         self.pool_indices = {}            # id(max_pool2d's indices) -> (name, pooled input, attrs)
         self.used = set()
+        self.dynamic_size = False         # H, W free: no node may bake the example's size in
+
+    def fixes_size(self, what):
+        """A translator is about to bake the example's H, W into the graph: fine, unless the
+        export was asked for any input size."""
+        if self.dynamic_size:
+            raise NotImplementedError(
+                f"{what}: the graph would work for this input size only; export with "
+                f"dynamic_size=False (H, W fixed)")
 
     def unique(self, name):
         base, n = name, 1
@@ -143,7 +152,7 @@ def _where(model, t, order, layers):
             continue
         seen.add(id(x))
         if id(x) in layers:
-            before = layers[id(x)][0][0]
+            before = layers[id(x)][-1][0]              # the outermost layer that output it
         elif x.creator is not None:
             queue += list(x.creator.inputs)
     after, reached = None, {id(t)}
@@ -167,7 +176,12 @@ def _where(model, t, order, layers):
             else f"the forward of {type(model).__name__}")
     near = [f"after layer '{before}'"] * (before is not None) + \
            [f"before layer '{after}'"] * (after is not None)
-    return text + (f" ({', '.join(near)})" if near else "")
+    text += f" ({', '.join(near)})" if near else ""
+    if after is not None:                 # a layer of its own making may run ops before its
+        layer = model.get_submodule(after)           # main one (a padding before a conv)
+        if not layer.children() and type(layer).__module__ != nn.Conv2d.__module__:
+            text += f" or of {_layer_text(after, layer)}"
+    return text
 
 
 def _trace(model, example_input):
@@ -222,15 +236,19 @@ def _example(model, example_input):
     return data.astype(want, copy=False)
 
 
-def export_onnx(model, example_input, path, opset=OPSET, metadata=None):
+def export_onnx(model, example_input, path, opset=OPSET, metadata=None, dynamic_size=False):
     """Write ``model`` as an ONNX graph to ``path``; return the checked ``onnx.ModelProto``.
 
     example_input: an array or Tensor of the shape the model takes, e.g. (1, 1, 28, 28);
-        the exported graph accepts any batch size (dimension "N") with the same C, H, W.
+        the exported graph accepts any batch size (dimension "N") with the same C (and H, W
+        unless ``dynamic_size``).
         Its dtype follows the model's parameters (a float64 example of a float32 model is
         converted to float32).
     opset: the ONNX opset version, one of ``supported_opsets()`` (13 up to what the installed
         onnx knows); the file gets the IR version onnx's table gives for it.
+    dynamic_size: also leave the input's height and width free ("H", "W"; a fully
+        convolutional net such as the encoder-decoders); refused, naming the layer, when an op
+        bakes the example's size in (a flatten into a classifier, a computed padding).
     metadata: ``{str: str}`` for the file's ``metadata_props``; by default the model's
         architecture, class labels and preprocessing (``io.metadata.read_metadata`` reads them).
     The model runs once in eval mode (dropout is the identity, BatchNorm uses its
@@ -258,6 +276,7 @@ def export_onnx(model, example_input, path, opset=OPSET, metadata=None):
     state_names = {id(p): name for name, p in model.named_parameters()}
     state_names.update({id(b): name for name, b in model.named_buffers()})
     graph = _Graph(helper, numpy_helper, layers, state_names)
+    graph.dynamic_size = bool(dynamic_size)
     graph.value_names[id(x)] = graph.unique("input")
     order = _ops_in_order(y)
     for t in order:
@@ -266,19 +285,25 @@ def export_onnx(model, example_input, path, opset=OPSET, metadata=None):
         try:
             if translate is None:
                 raise NotImplementedError(
-                    f"op {node.fn.__name__} has no ONNX export; exportable ops: "
+                    f"has no ONNX export; exportable ops: "
                     f"{', '.join(sorted(f.__name__ for f in TRANSLATORS))}")
             translate(graph, node, t)
         except NotImplementedError as err:
             at = _where(model, t, order, layers)
-            raise NotImplementedError(f"export_onnx: {at}: {err}") from None
+            raise NotImplementedError(f"export_onnx: {at}: op {node.fn.__name__} {err}") from None
     graph.nodes.append(helper.make_node("Identity", [graph.value_names[id(y)]], ["output"],
                                         name="output"))
     dtype = helper.np_dtype_to_tensor_dtype(np.dtype(x.dtype))
+    in_dims, out_dims = ["N", *x.shape[1:]], ["N", *y.shape[1:]]
+    if dynamic_size:
+        in_dims[2:] = ["H", "W"]
+        out_dims[2:] = [None] * (y.ndim - 2)                  # unknown, unless it is H, W
+        if y.ndim == 4 and y.shape[2:] == x.shape[2:]:
+            out_dims[2:] = ["H", "W"]
     graph_proto = helper.make_graph(
         graph.nodes, getattr(model, "arch", type(model).__name__),
-        [helper.make_tensor_value_info("input", dtype, ["N", *x.shape[1:]])],
-        [helper.make_tensor_value_info("output", dtype, ["N", *y.shape[1:]])],
+        [helper.make_tensor_value_info("input", dtype, in_dims)],
+        [helper.make_tensor_value_info("output", dtype, out_dims)],
         initializer=list(graph.initializers.values()))
     opset_ids = [helper.make_opsetid("", opset)]
     proto = helper.make_model(graph_proto, producer_name="minicnn", opset_imports=opset_ids)

@@ -98,7 +98,11 @@ def _reshape(g, node, out):
     x = node.inputs[0]
     for k in range(1, x.ndim):
         if out.shape == x.shape[:k] + (int(np.prod(x.shape[k:])),):
+            if x.ndim == 4 and x.shape[2:] != (1, 1):
+                g.fixes_size(f"flattens a {x.shape[2]}×{x.shape[3]} map into {out.shape[-1]} "
+                             f"features")
             return g.add("Flatten", [g.value(x)], out, axis=k)
+    g.fixes_size(f"reshapes {x.shape} to the constant shape {out.shape}")
     shape = [0] + list(out.shape[1:]) if out.shape[:1] == x.shape[:1] else list(out.shape)
     g.add("Reshape", [g.value(x), g.constant(g.unique("shape"), np.array(shape, np.int64))], out)
 
@@ -106,6 +110,7 @@ def _reshape(g, node, out):
 def _pad(g, node, out):
     """Constant padding (``ops.pad``, e.g. TensorFlow's SAME padding) -> Pad."""
     widths, value = node.params["widths"], node.params.get("value", 0)
+    g.fixes_size(f"pads by {widths}, widths computed for this input size")
     pads = [lo for lo, _ in widths] + [hi for _, hi in widths]
     inputs = [g.value(node.inputs[0]), g.constant(g.unique("pads"), np.array(pads, np.int64))]
     if value:
@@ -139,8 +144,8 @@ def _max_unpool(g, node, out):
     found = g.pool_indices.get(id(node.inputs[1]))
     if found is None:
         raise NotImplementedError(
-            "max_unpool2d's indices do not come from a max_pool2d(return_indices=True) in this "
-            "forward; ONNX's MaxUnpool needs the indices of a MaxPool node of the same graph")
+            "reads indices that no max_pool2d(return_indices=True) of this forward made; "
+            "ONNX's MaxUnpool needs the indices of a MaxPool node of the same graph")
     indices, pooled, attrs = found
     shape = g.plain_node("Shape", [pooled], g.unique(pooled + ".shape"))
     g.add("MaxUnpool", [g.value(node.inputs[0]), indices, shape], out,
@@ -159,6 +164,7 @@ def _adaptive_avg_pool(g, node, out):
     (h, w), (ho, wo) = x.shape[2:], out.shape[2:]
     if (ho, wo) == (1, 1):
         return g.add("GlobalAveragePool", [g.value(x)], out)
+    g.fixes_size(f"pools {h}×{w} to {ho}×{wo} with windows computed for that input size")
     if h % ho == 0 and w % wo == 0:
         k = [h // ho, w // wo]
         return g.add("AveragePool", [g.value(x)], out, kernel_shape=k, strides=k)
@@ -172,8 +178,8 @@ def _adaptive_avg_pool(g, node, out):
 def _batch_norm(g, node, out):
     """BatchNormalization in eval mode: the running statistics are the op's own inputs."""
     if node.params.get("training", True):
-        raise NotImplementedError("batch_norm in training mode (batch statistics) has no "
-                                  "inference export; the model is exported in eval mode")
+        raise NotImplementedError("runs in training mode (batch statistics), which has no "
+                                  "inference export; only eval-mode batch norm is exported")
     mean, var = node.params["running_mean"], node.params["running_var"]
     g.add("BatchNormalization", [g.value(node.inputs[0]), g.value(node.inputs[1]),
                                  g.value(node.inputs[2]), g.value(mean), g.value(var)], out,
