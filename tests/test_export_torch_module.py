@@ -69,3 +69,50 @@ def test_cli_writes_the_source_file(tmp_path, capsys):
     assert out.read_text() == torch_module_source("unet")
     assert main(["export", "--torch-module", "lenet", "--out", str(out)]) == 2
     assert "no PyTorch source for 'lenet'" in capsys.readouterr().err
+
+
+def real_imagenet_model(name):
+    """EfficientNet-Lite0 from its PyPI package, SqueezeNet 1.1 from the development data."""
+    from tests.conftest import SHARED_DATA
+    if name == "efficientnet_lite0":
+        try:
+            return mc.models.get_model(name, pretrained=True)
+        except FileNotFoundError as err:
+            pytest.skip(f"EfficientNet-Lite0 weights not installed: {err}")
+    path = f"{SHARED_DATA}/imagenet/{name}.pth"
+    if not __import__("os").path.exists(path):
+        pytest.skip(f"{path} is absent (development data)")
+    model = mc.models.registry.load_pretrained(mc.models.get_model(name), path).eval()
+    model.labels = mc.data.imagenet_classes()
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "squeezenet1_1"])
+def test_real_imagenet_weights_keep_their_top5_in_pytorch_and_onnxruntime(name, tmp_path):
+    """Trained weights on two real-looking 224×224 inputs (smooth random images, preprocessed
+    as the metadata says): within 1e-5 relative, the same top-5 classes in both engines."""
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    model = real_imagenet_model(name)
+    rng = np.random.default_rng(0)
+    small = rng.uniform(0, 255, (2, 8, 8, 3))
+    pixels = np.kron(small, np.ones((1, 28, 28, 1))).astype(np.uint8)       # 224×224 blocks
+    x = model.preprocess.preprocess(pixels)
+    ref = logits(model, x)
+    mc.io.export_model(model, tmp_path / "m.onnx")
+    mc.io.export_model(model, tmp_path / "m.pth")
+    (tmp_path / "t.py").write_text(torch_module_source(name))
+    net = import_source(tmp_path / "t.py").build().eval()
+    net.load_state_dict(torch.load(tmp_path / "m.pth", weights_only=True), strict=True)
+    with torch.no_grad():
+        from_torch = net(torch.from_numpy(x)).numpy()
+    from_onnx = ort.InferenceSession(str(tmp_path / "m.onnx"),
+                                     providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    ranked = np.sort(ref, 1)[:, ::-1]
+    clear = ranked[:, 4] - ranked[:, 5] > 1e-3 * np.abs(ref).max()     # far above 1e-5: no tie
+    assert clear.all(), "the 5th and 6th classes nearly tie: pick other pixels"
+    for got in (from_torch, from_onnx):
+        assert relative_error(got.astype(np.float64), ref.astype(np.float64)) < RTOL
+        assert [set(r) for r in np.argsort(-got, 1)[:, :5]] == \
+            [set(r) for r in np.argsort(-ref, 1)[:, :5]]
+    assert mc.io.read_metadata(tmp_path / "m.onnx")["labels"] == model.labels
