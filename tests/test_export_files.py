@@ -173,3 +173,24 @@ def test_cli_opset_21_is_stamped_with_ir_10(tmp_path):
                  "--opset", "21"]) == 0
     proto = onnx.load(str(tmp_path / "s.onnx"))
     assert (proto.opset_import[0].version, proto.ir_version) == (21, 10)
+
+
+@pytest.mark.parametrize("ext", [".pth", ".safetensors"])
+def test_an_exported_file_comes_back_with_its_labels_and_preprocessing(ext, tmp_path, capsys):
+    """Nothing lost on the way back: load_pretrained and `minicnn export` (no --arch needed)
+    read the metadata the export wrote."""
+    model = mc.models.cifar_net(pretrained=True)
+    mc.io.export_model(model, tmp_path / f"c{ext}")
+    back = mc.models.registry.load_pretrained(mc.models.cifar_net(), tmp_path / f"c{ext}")
+    assert back.labels == model.labels and back.preprocess == model.preprocess
+    assert main(["export", str(tmp_path / f"c{ext}"), "--out", str(tmp_path / "c.onnx")]) == 0
+    assert mc.io.read_metadata(tmp_path / "c.onnx")["labels"] == model.labels
+
+
+def test_foreign_safetensors_metadata_is_not_taken_for_ours(tmp_path):
+    """A file from elsewhere with its own __metadata__ loads as before (no labels invented)."""
+    state = mc.models.cifar_net(pretrained=True).state_dict()
+    mc.io.save_safetensors(tmp_path / "x.safetensors", state,
+                           metadata={"format": "pt", "labels": "not json ["})
+    back = mc.models.registry.load_pretrained(mc.models.cifar_net(), tmp_path / "x.safetensors")
+    assert not getattr(back, "labels", None)
