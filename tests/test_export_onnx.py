@@ -268,3 +268,14 @@ def test_dynamic_size_is_refused_where_an_op_bakes_the_size_in(name, size, where
                           dynamic_size=True)
     assert where in str(err.value) and why in str(err.value), str(err.value)
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.parametrize("name, unpools", [("segnet", 3), ("segnet_transposed", 0), ("unet", 0)])
+def test_pool_indices_appear_only_where_a_decoder_unpools(name, unpools, tmp_path):
+    """The encoders keep their argmax for any decoder; the graph computes it only for SegNet's."""
+    model = mc.models.get_model(name, pretrained=True)
+    proto = mc.io.export_onnx(model, images(1, c=1), tmp_path / "s.onnx")
+    pools = [n for n in proto.graph.node if n.op_type == "MaxPool"]
+    assert len(pools) == 3
+    assert sum(len(n.output) == 2 for n in pools) == unpools
+    assert sum(n.op_type == "MaxUnpool" for n in proto.graph.node) == unpools

@@ -49,7 +49,7 @@ def supported_opsets():
 class _Graph:
     """The ONNX graph being built: nodes, initializers, and a name for every value."""
 
-    def __init__(self, helper, numpy_helper, layers, state_names):
+    def __init__(self, helper, numpy_helper, layers, state_names, dynamic_size):
         self.helper, self.numpy_helper = helper, numpy_helper
         self.layers = layers              # id(output Tensor) -> [(layer name, layer), ...]
         self.state_names = state_names    # id(Parameter or buffer) -> state_dict key
@@ -57,7 +57,7 @@ class _Graph:
         self.value_names = {}             # id(Tensor) -> ONNX value name
         self.pool_indices = {}            # id(max_pool2d's indices) -> (name, pooled input, attrs)
         self.used = set()
-        self.dynamic_size = False         # H, W free: no node may bake the example's size in
+        self.dynamic_size = dynamic_size  # H, W free: no node may bake the example's size in
 
     def fixes_size(self, what):
         """A translator is about to bake the example's H, W into the graph: fine, unless the
@@ -74,10 +74,6 @@ class _Graph:
             name = f"{base}_{n}"
         self.used.add(name)
         return name
-
-    @staticmethod
-    def array(a):
-        return to_numpy(a)
 
     def constant(self, name, array):
         """An initializer (weights, shapes, ...) named ``name``; the same name is stored once."""
@@ -137,34 +133,40 @@ def _layer_text(name, layer):
     return f"layer '{name}' ({type(layer).__name__})"
 
 
-def _where(model, t, order, layers):
-    """Where the op that made ``t`` sits: the innermost layer whose output it is, or else the
-    forward that called it, found as the innermost layer around its nearest layer neighbours
-    (the layer output it was computed from, and the first layer output computed from it)."""
-    if id(t) in layers:
-        name, layer = layers[id(t)][0]                 # innermost first: calls end inside out
-        inner = "" if not layer.children() else "in the forward of "
-        return inner + _layer_text(name, layer)
+def _neighbours(t, later, layers):
+    """(before, after): the nearest layer output ``t`` was computed from (breadth first, the
+    outermost layer that output it), and the first layer output among the ``later`` Tensors
+    computed from ``t``."""
     before, queue, seen = None, list(t.creator.inputs), set()
-    while queue and before is None:                    # breadth first: the nearest one
+    while queue and before is None:
         x = queue.pop(0)
         if not isinstance(x, Tensor) or id(x) in seen:
             continue
         seen.add(id(x))
         if id(x) in layers:
-            before = layers[id(x)][-1][0]              # the outermost layer that output it
+            before = layers[id(x)][-1][0]
         elif x.creator is not None:
             queue += list(x.creator.inputs)
-    after, reached = None, {id(t)}
-    for x in order[order.index(t) + 1:]:
+    reached = {id(t)}
+    for x in later:
         if any(id(i) in reached for i in x.creator.inputs if isinstance(i, Tensor)):
             reached.add(id(x))
             if id(x) in layers:
-                after = layers[id(x)][0][0]
-                break
-    names = [n.split(".") for n in (before, after) if n is not None]
+                return before, layers[id(x)][0][0]
+    return before, None
+
+
+def _where(model, t, later, layers):
+    """Where the op that made ``t`` sits: the innermost layer whose output it is, or else the
+    forward that called it — the innermost layer around both its neighbour layers."""
+    if id(t) in layers:
+        name, layer = layers[id(t)][0]                 # innermost first: calls end inside out
+        inner = "" if not layer.children() else "in the forward of "
+        return inner + _layer_text(name, layer)
+    before, after = _neighbours(t, later, layers)
+    paths = [n.split(".") for n in (before, after) if n is not None]
     common = []
-    for parts in zip(*names) if names else ():
+    for parts in zip(*paths) if paths else ():
         if len(set(parts)) > 1:
             break
         common.append(parts[0])
@@ -214,6 +216,15 @@ def _trace(model, example_input):
         raise ValueError(f"export_onnx: {type(model).__name__}'s forward returns a "
                          f"{type(y).__name__}; only a single output Tensor can be exported")
     return x, y, layers, kept
+
+
+def _drop_unused_indices(nodes):
+    """A MaxPool's indices output that no MaxUnpool reads (U-Net's encoder keeps them for a
+    decoder that does not unpool) is left out: the pool computes only its maximum."""
+    read = {name for node in nodes for name in node.input}
+    for node in nodes:
+        if node.op_type == "MaxPool" and len(node.output) == 2 and node.output[1] not in read:
+            node.output.pop()
 
 
 def _param_dtype(model):
@@ -275,11 +286,10 @@ def export_onnx(model, example_input, path, opset=OPSET, metadata=None, dynamic_
         raise ValueError("export_onnx: the output does not depend on the input")
     state_names = {id(p): name for name, p in model.named_parameters()}
     state_names.update({id(b): name for name, b in model.named_buffers()})
-    graph = _Graph(helper, numpy_helper, layers, state_names)
-    graph.dynamic_size = bool(dynamic_size)
+    graph = _Graph(helper, numpy_helper, layers, state_names, bool(dynamic_size))
     graph.value_names[id(x)] = graph.unique("input")
     order = _ops_in_order(y)
-    for t in order:
+    for i, t in enumerate(order):
         node = t.creator
         translate = TRANSLATORS.get(node.fn)
         try:
@@ -289,10 +299,11 @@ def export_onnx(model, example_input, path, opset=OPSET, metadata=None, dynamic_
                     f"{', '.join(sorted(f.__name__ for f in TRANSLATORS))}")
             translate(graph, node, t)
         except NotImplementedError as err:
-            at = _where(model, t, order, layers)
+            at = _where(model, t, order[i + 1:], layers)
             raise NotImplementedError(f"export_onnx: {at}: op {node.fn.__name__} {err}") from None
     graph.nodes.append(helper.make_node("Identity", [graph.value_names[id(y)]], ["output"],
                                         name="output"))
+    _drop_unused_indices(graph.nodes)
     dtype = helper.np_dtype_to_tensor_dtype(np.dtype(x.dtype))
     in_dims, out_dims = ["N", *x.shape[1:]], ["N", *y.shape[1:]]
     if dynamic_size:

@@ -17,6 +17,7 @@ layer it belongs to.
 """
 import numpy as np
 
+from ..backend import to_numpy
 from ..ops import activation, basic, conv, loss, norm, pool
 from ..ops._util import pair
 
@@ -169,8 +170,8 @@ def _adaptive_avg_pool(g, node, out):
         k = [h // ho, w // wo]
         return g.add("AveragePool", [g.value(x)], out, kernel_shape=k, strides=k)
     prefix = g.unique("adaptive_pool")
-    a_h = g.constant(prefix + ".rows", g.array(node.ctx.a_h))
-    a_wt = g.constant(prefix + ".cols_t", g.array(node.ctx.a_w).T.copy())
+    a_h = g.constant(prefix + ".rows", to_numpy(node.ctx.a_h))
+    a_wt = g.constant(prefix + ".cols_t", to_numpy(node.ctx.a_w).T.copy())
     cols = g.plain_node("MatMul", [g.value(x), a_wt], prefix + ".x_cols")
     g.add("MatMul", [a_h, cols], out)
 
