@@ -194,3 +194,13 @@ def test_foreign_safetensors_metadata_is_not_taken_for_ours(tmp_path):
                            metadata={"format": "pt", "labels": "not json ["})
     back = mc.models.registry.load_pretrained(mc.models.cifar_net(), tmp_path / "x.safetensors")
     assert not getattr(back, "labels", None)
+
+
+@pytest.mark.parametrize("name", ["segnet", "unet"])
+def test_cli_exports_an_any_size_net_to_onnx_without_size(name, tmp_path):
+    """Their preprocessing has no input size: the graph takes any N, H, W."""
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    assert main(["export", name, "--out", str(tmp_path / "s.onnx")]) == 0
+    x = np.random.default_rng(0).standard_normal((2, 1, 40, 24)).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"input": x})[0].shape == (2, 11, 40, 24)

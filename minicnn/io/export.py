@@ -42,14 +42,23 @@ def format_of(path, format=None):
     return format or named
 
 
+ANY_SIZE_EXAMPLE = (64, 64)    # traced at this size when the model takes any size
+
+
 def _example(model, size):
-    """A zero input (1, C, H, W): C from the model's preprocessing, H, W from ``size`` or it."""
+    """A zero input (1, C, H, W) and whether H, W stay free in the graph: C from the model's
+    preprocessing, H, W from ``size``, else its input size; a model whose preprocessing says
+    it takes any size (the encoder-decoders) is traced at ANY_SIZE_EXAMPLE, H, W left free."""
     pre = getattr(model, "preprocess", None)
-    size = size or (pre.input_size if pre is not None and pre.input_size else None)
-    if size is None:
-        raise ValueError(f"{getattr(model, 'arch', type(model).__name__)} does not say its input "
-                         f"size; give size=(H, W) (the CLI's --size H W)")
-    return np.zeros((1, pre.channels if pre is not None else 3, *size), np.float32)
+    channels = pre.channels if pre is not None else 3
+    if size is not None:
+        return np.zeros((1, channels, *size), np.float32), False
+    if pre is not None and pre.input_size:
+        return np.zeros((1, channels, *pre.input_size), np.float32), False
+    if pre is not None:
+        return np.zeros((1, channels, *ANY_SIZE_EXAMPLE), np.float32), True
+    raise ValueError(f"{getattr(model, 'arch', type(model).__name__)} does not say its input "
+                     f"size; give size=(H, W) (the CLI's --size H W)")
 
 
 def export_model(model, path, format=None, *, size=None, example_input=None, opset=OPSET,
@@ -61,7 +70,9 @@ def export_model(model, path, format=None, *, size=None, example_input=None, ops
         contradicts a known extension is refused (no .pth bytes in a file called .onnx).
     size, example_input: ONNX only, the (H, W) of the exported input (default: the model's
         preprocessing input size) or a whole example (N, C, H, W); ``dynamic_size`` leaves
-        H, W free in the graph (fully convolutional nets; see ``export_onnx``).
+        H, W free in the graph (fully convolutional nets; see ``export_onnx``). A model whose
+        preprocessing takes any size (segnet, segnet_transposed, unet) is exported with H, W
+        free unless ``size`` or ``example_input`` is given.
     """
     format = format_of(path, format)
     path = check_output_path(path, f"export ({format})")
@@ -73,7 +84,9 @@ def export_model(model, path, format=None, *, size=None, example_input=None, ops
     if format == "safetensors":
         save_safetensors(path, model.state_dict(), metadata=metadata_strings(meta))
         return [path]
-    example = example_input if example_input is not None else _example(model, size)
-    export_onnx(model, example, path, opset=opset, metadata=metadata_strings(meta),
+    if example_input is None:
+        example_input, any_size = _example(model, size)
+        dynamic_size = dynamic_size or any_size
+    export_onnx(model, example_input, path, opset=opset, metadata=metadata_strings(meta),
                 dynamic_size=dynamic_size)
     return [path]
