@@ -89,6 +89,33 @@ def test_functional_ops_and_activations_export(tmp_path):
     assert relative_error(run_onnx(tmp_path / "f.onnx", x), forward(model, x)) < RTOL
 
 
+class Elementwise(nn.Module):
+    """The elementwise, reduction and matrix ops as functions: exp, sqrt, log, pow, sub, div,
+    softmax, log_softmax, transpose, mean (sum then divide), sum, matmul with a constant."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1, rng=0)
+        self.mix = mc.tensor(np.random.default_rng(1).standard_normal((4, 5)).astype(np.float32))
+
+    def forward(self, x):
+        h = self.conv(x)
+        a = ops.exp(h * 0.1) - 1.0
+        b = ops.sqrt(ops.relu(h) + 1.0) / 2.0
+        c = ops.log(b + 1.0) ** 2
+        s = ops.softmax(h, axis=1) + ops.log_softmax(h, axis=1)
+        m = ops.mean(a + c + ops.transpose(s, (0, 1, 3, 2)), axis=(2, 3))     # (N, 4)
+        return ops.matmul(m, self.mix) - ops.sum(m, axis=1, keepdims=True)
+
+
+def test_elementwise_reduction_and_matrix_ops_export(tmp_path):
+    model, x = Elementwise(), images(3, size=16)
+    proto = mc.io.export_onnx(model, x[:1], tmp_path / "e.onnx")
+    assert {"Exp", "Sqrt", "Log", "Pow", "Sub", "Div", "Softmax", "LogSoftmax", "Transpose",
+            "ReduceSum", "MatMul"} <= {n.op_type for n in proto.graph.node}
+    assert relative_error(run_onnx(tmp_path / "e.onnx", x), forward(model, x)) < RTOL
+
+
 # ------------------------------------------------------------- errors say where
 
 class Cube(Function):

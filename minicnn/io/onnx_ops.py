@@ -80,6 +80,15 @@ def _pow(g, node, out):
     g.add("Pow", [g.value(node.inputs[0]), p], out)
 
 
+def _sum(g, node, out):
+    """sum(x, axis, keepdims) -> ReduceSum with the axes as an input (opset 13 on)."""
+    axes = node.params.get("axis")
+    inputs = [g.value(node.inputs[0])]
+    if axes is not None:
+        inputs.append(g.constant(g.unique("axes"), np.array(axes, np.int64)))
+    g.add("ReduceSum", inputs, out, keepdims=int(bool(node.params.get("keepdims", False))))
+
+
 def _concat(g, node, out):
     g.add("Concat", [g.value(a) for a in node.inputs], out, axis=node.params["axis"])
 
@@ -197,6 +206,6 @@ TRANSLATORS = {
     basic.Add: _binary("Add"), basic.Sub: _binary("Sub"), basic.Mul: _binary("Mul"),
     basic.Div: _binary("Div"), basic.MatMul: _binary("MatMul"), basic.Pow: _pow,
     basic.Exp: _unary("Exp"), basic.Log: _unary("Log"), basic.Sqrt: _unary("Sqrt"),
-    basic.Concat: _concat, basic.Reshape: _reshape, basic.Transpose: _transpose,
+    basic.Sum: _sum, basic.Concat: _concat, basic.Reshape: _reshape, basic.Transpose: _transpose,
     basic.Pad: _pad, loss.Softmax: _softmax("Softmax"), loss.LogSoftmax: _softmax("LogSoftmax"),
 }
