@@ -304,8 +304,9 @@ def build_parser():
     e.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
                    help="ONNX input height and width (default: the model's input size)")
     e.add_argument("--dynamic-size", action="store_true",
-                   help="ONNX input of any height and width (fully convolutional nets: segnet, "
-                        "segnet_transposed, unet)")
+                   help="ONNX input of any height and width where no op fixes them (e.g. "
+                        "squeezenet1_1, resnet18; the encoder-decoders, which take any size, "
+                        "are exported so without it)")
     e.add_argument("--torch-module", metavar="NAME",
                    help="write the PyTorch source of architecture NAME instead (to --out or "
                         "./NAME_torch.py); its build() loads the exported .pth with strict=True")
