@@ -272,11 +272,13 @@ class Context:
 
 
 class Node:
-    """One recorded op call: the Function class, its ctx, its input Tensors."""
-    __slots__ = ("fn", "ctx", "inputs", "freed")
+    """One recorded op call: the Function class, its ctx, its input Tensors, and its keyword
+    settings (``params``: a pool's kernel_size, a clamp's bounds — what an exporter reads)."""
+    __slots__ = ("fn", "ctx", "inputs", "params", "freed")
 
-    def __init__(self, fn, ctx, inputs):
+    def __init__(self, fn, ctx, inputs, params=None):
         self.fn, self.ctx, self.inputs, self.freed = fn, ctx, inputs, False
+        self.params = params or {}
 
 
 class Function:
@@ -308,7 +310,7 @@ class Function:
             result, *extras = result
         out = Tensor(result, requires_grad=record)
         if record:
-            out.creator = Node(cls, ctx, tuple(inputs))
+            out.creator = Node(cls, ctx, tuple(inputs), params)
         return (out, *extras) if extras else out
 
 

@@ -7,7 +7,8 @@
     minicnn assignment make OUT --parts conv2d,saliency | check OUT   homework folders
     minicnn weights list|fetch|import manage pretrained weights
     minicnn data list | fetch NAME    the datasets: where they are, or download one
-    minicnn export WEIGHTS --format pth|safetensors|onnx   take a model to PyTorch / ONNX engines
+    minicnn export WEIGHTS --out F.pth|.safetensors|.onnx   take a model to PyTorch / ONNX engines
+    minicnn export --torch-module NAME    the PyTorch module source of an architecture
     minicnn demo [--quick] [--only a,b]  every technique on the offline defaults -> ./minicnn-gallery
     minicnn explore [--model NAME] [--port N] [--images DIR]   a network live in the browser
 """
@@ -152,10 +153,26 @@ def _cmd_weights(args):
 def _cmd_export(args):
     """Load WEIGHTS (an .npz with manifest, a .pth/.safetensors with --arch, or a model name
     as `weights list` shows) into its architecture and write it as .pth, safetensors or ONNX."""
-    import numpy as np
     from . import io
     from .models import pretrained, registry
+    if args.torch_module:
+        return _write_torch_module(args)
+    if not args.weights:
+        raise ValueError("give WEIGHTS (a weights file or a model name), or --torch-module NAME")
     source, arch = args.weights, args.arch
+    fmt = io.export.format_of(args.out, args.format) if args.out else args.format
+    if fmt is None:
+        raise ValueError("give --format pth|safetensors|onnx or --out with one "
+                         "of the extensions .pth, .safetensors, .onnx")
+    if (args.opset is not None or args.dynamic_size) and fmt != "onnx":
+        raise ValueError(f"--opset and --dynamic-size are ONNX settings; the format is {fmt}")
+    opset = io.onnx_export.OPSET if args.opset is None else args.opset
+    if fmt == "onnx" and opset not in io.onnx_export.supported_opsets():
+        opsets = io.onnx_export.supported_opsets()
+        raise ValueError(f"--opset {opset} is not supported: give one of "
+                         f"{opsets.start}..{opsets.stop - 1}")
+    stem = os.path.splitext(os.path.basename(os.path.normpath(source)))[0]
+    out = io.paths.check_output_path(args.out or f"{stem}.{fmt}", "--out")
     if os.path.isfile(source):
         state, meta = pretrained.read_weights(source)
         arch = arch or meta.get("architecture")
@@ -169,21 +186,21 @@ def _cmd_export(args):
     else:
         raise ValueError(f"{source!r} is neither a weights file nor a model name; models: "
                          f"{', '.join(sorted(registry.ARCHITECTURES))}")
-    stem = os.path.splitext(os.path.basename(source))[0]
-    out = args.out or f"{stem}.{'safetensors' if args.format == 'safetensors' else args.format}"
-    if args.format == "pth":
-        io.save_torch(out, model.state_dict())
-    elif args.format == "safetensors":
-        io.save_safetensors(out, model.state_dict(), metadata={"architecture": arch})
-    else:
-        pre = getattr(model, "preprocess", None)
-        size = args.size or (pre.input_size if pre is not None and pre.input_size else None)
-        if size is None:
-            raise ValueError(f"{arch} does not say its input size; give --size H W")
-        channels = pre.channels if pre is not None else 3
-        example = np.zeros((1, channels, *size), np.float32)
-        io.export_onnx(model, example, out)
-    print(f"wrote {out} ({arch}, {args.format})")
+    written = io.export_model(model, out, fmt, size=args.size, opset=opset,
+                              dynamic_size=args.dynamic_size)
+    print(f"wrote {', '.join(written)} ({arch}, {fmt})")
+    return 0
+
+
+def _write_torch_module(args):
+    """`export --torch-module NAME`: the PyTorch source of an architecture, to --out or NAME_torch.py."""
+    from .io.paths import check_output_path
+    from .models.torch_source import torch_module_source
+    text = torch_module_source(args.torch_module)
+    out = check_output_path(args.out or f"{args.torch_module}_torch.py", "--out")
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(f"wrote {out} (PyTorch source of {args.torch_module}; build() gives the module)")
     return 0
 
 
@@ -306,13 +323,25 @@ def build_parser():
     da.set_defaults(fn=_cmd_data)
 
     e = sub.add_parser("export", help="write weights as a PyTorch .pth, safetensors or ONNX file")
-    e.add_argument("weights", help="a weights file (.npz + manifest, .pth, .safetensors) or a "
-                                   "model name as `minicnn weights list` shows")
-    e.add_argument("--format", required=True, choices=["pth", "safetensors", "onnx"])
-    e.add_argument("--out", help="the file to write (default: ./<name>.<format>)")
+    e.add_argument("weights", nargs="?", help="a weights file (.npz + manifest, .pth, "
+                                              ".safetensors) or a model name as `minicnn "
+                                              "weights list` shows")
+    e.add_argument("--format", choices=["pth", "safetensors", "onnx"],
+                   help="default: the extension of --out (.pth, .safetensors, .onnx)")
+    e.add_argument("--out", help="the file to write (default: ./<name>.<format>); a .pth gets "
+                                 "its labels and preprocessing in <out>.json beside it")
     e.add_argument("--arch", help="architecture of a file without a manifest (.pth, .safetensors)")
     e.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
                    help="ONNX input height and width (default: the model's input size)")
+    e.add_argument("--dynamic-size", action="store_true",
+                   help="ONNX input of any height and width where no op fixes them (e.g. "
+                        "squeezenet1_1, resnet18; the encoder-decoders, which take any size, "
+                        "are exported so without it)")
+    e.add_argument("--torch-module", metavar="NAME",
+                   help="write the PyTorch source of architecture NAME instead (to --out or "
+                        "./NAME_torch.py); its build() loads the exported .pth with strict=True")
+    e.add_argument("--opset", type=int, help="ONNX opset version (default 17; 13 up to what the "
+                                             "installed onnx knows)")
     e.set_defaults(fn=_cmd_export)
 
     from .gallery import SECTION_NAMES

@@ -10,9 +10,12 @@ Pure NumPy: reading or writing a ``.pth`` needs no torch and never runs code fro
 
 Taking a model to other engines (``minicnn export`` does the same from the shell):
 
+    mc.io.export_model(model, "net.onnx")      # format by extension, labels and preprocessing in it
+
     mc.io.save_torch("net.pth", model.state_dict())             # PyTorch loads it weights-only
     mc.io.save_safetensors("net.safetensors", model.state_dict())
     mc.io.export_onnx(model, example_input, "net.onnx")         # needs the onnx package
+    meta = mc.io.read_metadata("net.onnx")     # architecture, labels, preprocessing of an export
 """
 from .torch_pickle import load_torch
 from .torch_write import save_torch
@@ -20,6 +23,8 @@ from .safetensors import load_safetensors, save_safetensors
 from .npz import load_npz, save_npz
 from .download import fetch, cache_dir, sha256_file
 from .onnx_export import export_onnx
+from .metadata import read_metadata
+from .export import export_model
 
 __all__ = ["load_torch", "save_torch", "load_safetensors", "save_safetensors", "load_npz",
-           "save_npz", "export_onnx", "fetch", "cache_dir", "sha256_file"]
+           "save_npz", "export_onnx", "export_model", "read_metadata", "fetch", "cache_dir", "sha256_file"]

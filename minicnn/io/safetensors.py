@@ -21,6 +21,7 @@ import struct
 import numpy as np
 
 from .download import atomic_write
+from .paths import check_output_path
 
 # safetensors dtype code -> little-endian NumPy dtype (BF16 is read as raw uint16).
 DTYPES = {
@@ -153,7 +154,7 @@ def save_safetensors(path, state, metadata=None):
     ``metadata`` is an optional ``{str: str}`` stored as ``__metadata__``.
     Arrays are written C-contiguous and little-endian, in the order given.
     """
-    path = os.fspath(path)
+    path = check_output_path(path, "save_safetensors")
     if metadata is not None and not (isinstance(metadata, dict) and
                                      all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
         raise ValueError(f"{path}: metadata must be a dict of str -> str, got {_brief(metadata)}")

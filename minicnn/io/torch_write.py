@@ -9,6 +9,11 @@ from the other side. A checkpoint is a zip archive (stored, not compressed)::
     <folder>/byteorder     "little"
     <folder>/version       "3" (the zip format's version)
 
+The file is reproducible: the same state (and file name) gives the same bytes. Every record
+carries the same fixed date (1980-01-01, the zip format's first), and, like ``torch.save``,
+each record's bytes start at a multiple of 64 (padding in an extra field with id "FB"), so
+PyTorch can memory-map the arrays (``torch.load(..., mmap=True)``).
+
 Each tensor in the pickle is the call ::
 
     torch._utils._rebuild_tensor_v2(storage, 0, shape, stride, False, OrderedDict())
@@ -29,8 +34,12 @@ import zipfile
 import numpy as np
 
 from .download import atomic_write
+from .paths import check_output_path
 
-__all__ = ["save_torch", "STORAGE_TYPES"]
+__all__ = ["save_torch", "STORAGE_TYPES", "ALIGNMENT"]
+
+ALIGNMENT = 64                   # torch.save's: each record's data at a multiple of 64 bytes
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
 # NumPy dtype -> the torch storage class that holds its elements.
 STORAGE_TYPES = {
@@ -150,7 +159,7 @@ def save_torch(path, state, folder=None):
     ``num_batches_tracked``) stay 0-d. ``folder`` is the archive's top folder
     (default: the file name without extension, as ``torch.save`` does).
     """
-    path = os.fspath(path)
+    path = check_output_path(path, "save_torch")
     arrays = collections.OrderedDict()
     for name, value in state.items():
         if not isinstance(name, str):
@@ -160,10 +169,25 @@ def save_torch(path, state, folder=None):
 
     def write(f):
         with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as archive:
-            archive.writestr(f"{folder}/data.pkl", _state_pickle(arrays))
-            archive.writestr(f"{folder}/byteorder", "little")
+            _add(archive, f"{folder}/data.pkl", _state_pickle(arrays))
+            _add(archive, f"{folder}/byteorder", b"little")
             for key, arr in enumerate(arrays.values()):
-                archive.writestr(f"{folder}/data/{key}", arr.tobytes())
-            archive.writestr(f"{folder}/version", "3\n")
+                _add(archive, f"{folder}/data/{key}", arr.tobytes())
+            _add(archive, f"{folder}/version", b"3\n")
 
     atomic_write(path, write)
+
+
+def _add(archive, name, data):
+    """One stored record with a fixed date, its data starting at a multiple of ALIGNMENT.
+
+    A record is a 30-byte local header, the name, an "extra" field, then the data; the
+    extra field (id "FB", 2-byte length, that many filler bytes) pads the data into place.
+    """
+    info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
+    info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16                     # rw-r--r--, on every machine
+    start = archive.fp.tell() + 30 + len(name.encode("utf-8")) + 4
+    pad = -start % ALIGNMENT
+    info.extra = b"FB" + struct.pack("<H", pad) + b"Z" * pad
+    archive.writestr(info, data)

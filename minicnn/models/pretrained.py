@@ -211,17 +211,31 @@ def describe():
 # ------------------------------------------------------------------- loading
 
 def read_weights(path):
-    """``{name: array}`` and a manifest dict (empty unless .npz) from a weight file, by extension."""
+    """``{name: array}`` and a manifest dict from a weight file, by extension: an .npz's
+    manifest, or what ``minicnn export`` wrote with a .pth / .safetensors (architecture,
+    labels, preprocessing; empty for files from elsewhere)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".pth", ".pt", ".bin", ".ckpt"):
-        return io.load_torch(path), {}
+        return io.load_torch(path), _export_metadata(path)
     if suffix == ".safetensors":
-        return io.load_safetensors(path), {}
+        return io.load_safetensors(path), _export_metadata(path)
     if suffix == ".npz":
         return io.load_npz(path)
     raise ValueError(f"load_pretrained: cannot tell the format of {path} from its extension "
                      f"{suffix!r}; expected .pth/.pt (PyTorch), .safetensors or .npz (minicnn)")
+
+
+def _export_metadata(path):
+    """The metadata ``minicnn export`` put in or beside a .pth / .safetensors, without the
+    entries it lacks; {} for a file written elsewhere, or a .pth.json of another file."""
+    if path.suffix.lower() != ".safetensors" and not Path(io.metadata.sidecar_path(path)).exists():
+        return {}
+    try:
+        meta = io.read_metadata(path)
+    except ValueError:             # foreign __metadata__, or a stale .pth.json: not ours to use
+        return {}
+    return {key: value for key, value in meta.items() if value is not None}
 
 
 def _match_keys(state, model_keys):
