@@ -162,3 +162,17 @@ def test_lesson_notebook_runs_top_to_bottom_with_small_settings(name, tmp_path, 
               if o.output_type == "error"]
     assert not errors
     assert list(tmp_path.iterdir()) == [], "a lesson should not write files"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_lesson_notebook_runs_with_its_own_settings(name, tmp_path, kernel_env):
+    """The settings a student starts from (no override): every cell runs, every drawing cell
+    draws. Minutes per notebook on two cores, hence slow; the quick run above is the default."""
+    _skip_unless_available(QUICK[name][1])
+    nb = _read(name)
+    import minicnn
+    execute(nb, tmp_path, timeout=1800, package=Path(minicnn.__file__).resolve().parent)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "show(" in cell.source and "def show(" not in cell.source:
+            assert any("image/png" in o.get("data", {}) for o in cell.outputs), cell.source[:200]
