@@ -397,9 +397,10 @@ def check(out, timeout=900, parts=None):
     part: dict(part, passed, total, note)."""
     out = Path(out).resolve()
     meta = read_manifest(out)
-    if parts is not None and set(parts) - set(meta["parts"]):
-        raise ValueError(f"{out} has no part(s) {', '.join(sorted(set(parts) - set(meta['parts'])))}"
-                         f"; its parts: {', '.join(meta['parts'])}")
+    missing = sorted(set(parts or ()) - set(meta["parts"]))
+    if missing:
+        raise ValueError(f"{out} has no part(s) {', '.join(missing)}; its parts: "
+                         f"{', '.join(meta['parts'])}")
     rows = []
     for part in meta["parts"] if parts is None else [p for p in meta["parts"] if p in parts]:
         expected = int((meta.get("counts") or {}).get(part) or 0)

@@ -26,13 +26,16 @@ def notebook_name(part):
 GRADCHECKS = {
     "conv2d": """\
 from minicnn.ops.conv import conv2d, conv2d_im2col, conv2d_naive
-x, w, b = rng.standard_normal((2, 3, 7, 7)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
-loops, matmul = conv2d_naive(x, w, b, stride=2, padding=1), conv2d_im2col(x, w, b, stride=2, padding=1)
+x = rng.standard_normal((2, 3, 7, 7))                    # (N, C, H, W)
+w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+loops = conv2d_naive(x, w, b, stride=2, padding=1)
+matmul = conv2d_im2col(x, w, b, stride=2, padding=1)
 print("loops vs im2col, max |difference|:", np.abs(loops - matmul).max())
 print(mc.gradcheck.check(lambda x, w, b: conv2d(x, w, b, stride=2, padding=1), [x, w, b]))""",
     "conv_transpose2d": """\
 from minicnn.ops.conv import conv2d, conv_transpose2d, conv_transpose2d_naive
-x, w, b = rng.standard_normal((2, 4, 4, 5)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(3)
+x = rng.standard_normal((2, 4, 4, 5))                    # (N, C_in, H, W)
+w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(3)   # w: (C_in, C_out, kh, kw)
 y = conv_transpose2d(mc.tensor(x), mc.tensor(w), mc.tensor(b), stride=2, padding=1).data
 print("Function vs loops, max |difference|:",
       np.abs(y - conv_transpose2d_naive(x, w, b, stride=2, padding=1)).max())
@@ -41,7 +44,8 @@ z = rng.standard_normal(y.shape)
 lhs = (conv_transpose2d(mc.tensor(x), mc.tensor(w), stride=2, padding=1).data * z).sum()
 rhs = (x * conv2d(mc.tensor(z), mc.tensor(w), stride=2, padding=1).data).sum()
 print(f"<conv_T(x), z> = {lhs:.6f}   <x, conv(z)> = {rhs:.6f}")
-print(mc.gradcheck.check(lambda x, w, b: conv_transpose2d(x, w, b, stride=2, padding=1), [x, w, b]))""",
+print(mc.gradcheck.check(lambda x, w, b: conv_transpose2d(x, w, b, stride=2, padding=1),
+                         [x, w, b]))""",
     "max_pool2d": """\
 from minicnn.ops.pool import max_pool2d, max_pool2d_naive
 x = rng.permutation(2 * 3 * 6 * 6).reshape(2, 3, 6, 6) / 10.0     # distinct values: no ties
@@ -74,7 +78,8 @@ from minicnn.techniques.style import style_loss
 a0, b0 = rng.standard_normal((1, 3, 4, 4)), rng.standard_normal((1, 2, 3, 3))
 grams = {"conv1": gram_matrix(mc.tensor(a0)).data, "conv2": gram_matrix(mc.tensor(b0)).data}
 obj = style_loss(grams, [0.7, 0.3])
-print("loss at the style itself (0):", float(obj({"conv1": mc.tensor(a0), "conv2": mc.tensor(b0)}).data))
+at_style = obj({"conv1": mc.tensor(a0), "conv2": mc.tensor(b0)})
+print("loss at the style itself (0):", float(at_style.data))
 a, b = rng.standard_normal(a0.shape), rng.standard_normal(b0.shape)
 print(mc.gradcheck.check(lambda a, b: obj({"conv1": a, "conv2": b}), [a, b]))""",
 }
@@ -96,7 +101,8 @@ from minicnn.ops.conv import conv_transpose2d
 image = fashion_samples()[0][0] / 255.0                  # 28×28
 k = np.array([0.25, 0.75, 0.75, 0.25])
 kernel = np.outer(k, k)[None, None]                      # (1, 1, 4, 4): bilinear up-sampling
-big = conv_transpose2d(mc.tensor(image[None, None]), mc.tensor(kernel), stride=2, padding=1).data[0, 0]
+big = conv_transpose2d(mc.tensor(image[None, None]), mc.tensor(kernel), stride=2,
+                       padding=1).data[0, 0]
 fig, axes = plt.subplots(1, 2, figsize=(6, 3))
 for ax, m, title in zip(axes, [image, big], [f"image {image.shape}", f"stride 2: {big.shape}"]):
     ax.imshow(m, cmap="gray"); ax.set_title(title); ax.axis("off")
@@ -180,7 +186,8 @@ for ax, c in zip(axes, [1, 7, 9]):
     img, history = class_visualization(model, c, steps=100, lr=0.02, optimizer="sgd", l2=0.3,
                                        tv=1.0, background="black", jitter=2, init="random")
     ax.imshow(model.preprocess.deprocess(img[0]), cmap="gray"); ax.axis("off")
-    ax.set_title(f"{CLASSES[c]}\\nobjective {history['objective'][0]:.1f} → {history['objective'][-1]:.1f}")
+    first, last = history["objective"][0], history["objective"][-1]
+    ax.set_title(f"{CLASSES[c]}\\nobjective {first:.1f} → {last:.1f}")
 show(fig)""",
     "style_loss": """\
 from minicnn.techniques.style import texture_synthesis
@@ -296,7 +303,8 @@ def part_notebook(part, names=()):
         "\n\n" + "\n".join(f"print(inspect.getsource({obj}))"
                            for obj in dict.fromkeys(o for _, _, _, o in where))
     cells = [
-        _md(f"# Homework: `{name}`\n\n**The idea.** {part.lesson}.{needs}\n\n"
+        _md(f"# Homework: `{name}`\n\n**The idea.** {part.lesson[:1].upper()}{part.lesson[1:]}."
+            f"{needs}\n\n"
             f"**Where you write.** Each body to write raises `NotImplementedError(\"TODO: ...\")`; "
             f"its docstring (shapes, formula, paper) stays. Open the file in an editor (or in "
             f"Jupyter: File ▸ Open), write the body, save, and run this notebook's cells again — "
@@ -319,9 +327,9 @@ def part_notebook(part, names=()):
             "the properties that make it what it is, on inputs small enough to verify by hand), "
             "one line per failure — what you would type in a terminal in this folder."),
         _code("import subprocess\n\n"
-              "result = subprocess.run([sys.executable, \"-m\", \"pytest\", \"-q\", \"--tb=line\", \"--color=no\", "
-              f"\"tests/{part.test_file}\"],\n"
-              "                        cwd=HOMEWORK, capture_output=True, text=True)\n"
+              "command = [sys.executable, \"-m\", \"pytest\", \"-q\", \"--tb=line\", \"--color=no\",\n"
+              f"           \"tests/{part.test_file}\"]\n"
+              "result = subprocess.run(command, cwd=HOMEWORK, capture_output=True, text=True)\n"
               "print(\"\\n\".join(result.stdout.splitlines()[-40:]))"),
         _md("## Your score\nThe row `python -m minicnn assignment check .` gives for this part."),
         _code(f"rows = check(HOMEWORK, parts=[{name!r}])\n"
