@@ -29,8 +29,14 @@ setup(
         # `minicnn explore`, the live page (a local web server).
         "explore": ["flask>=2.2"],
         # playwright drives the system's Chromium in the browser tests (no browser download).
+        # the lesson notebooks in demos/notebooks and `minicnn assignment make --notebook`:
+        # jupyter lab demos/notebooks (ipywidgets draws tqdm's progress bars in a notebook).
+        "notebooks": ["nbformat>=5.7", "nbclient>=0.8", "ipykernel>=6", "jupyterlab>=4",
+                      "ipywidgets>=8"],
+        # nbformat/nbclient/ipykernel: the tests execute every notebook in a real kernel.
         "test": ["pytest>=7", "safetensors>=0.4", "onnx>=1.14", "onnxruntime>=1.16",
-                 "flask>=2.2", "playwright>=1.40"],
+                 "flask>=2.2", "playwright>=1.40", "nbformat>=5.7", "nbclient>=0.8",
+                 "ipykernel>=6"],
         "torch": ["torch==2.13.0"],
         "cupy": ["cupy-cuda12x"],
     },

@@ -4,7 +4,7 @@
     minicnn bench [--only SECTION]    time minicnn beside PyTorch CPU (when installed)
     minicnn train NAME                train a shipped model by its recipe (fashion_net, cifar_net,
                                       segnet, segnet_transposed, unet)
-    minicnn assignment make OUT --parts conv2d,saliency | check OUT   homework folders
+    minicnn assignment make OUT --parts conv2d,saliency [--notebook] | check OUT   homework folders
     minicnn weights list|fetch|import manage pretrained weights
     minicnn data list | fetch NAME    the datasets: where they are, or download one
     minicnn export WEIGHTS --out F.pth|.safetensors|.onnx   take a model to PyTorch / ONNX engines
@@ -129,8 +129,11 @@ def _cmd_train(args):
 def _cmd_assignment(args):
     from .homework import assignment
     if args.action == "make":
-        out = assignment.make(args.out, args.parts, force=args.force, solution=args.solution)
+        out = assignment.make(args.out, args.parts, force=args.force, solution=args.solution,
+                              notebook=args.notebook)
         print(f"wrote the assignment {out}: students start with {out / 'README.md'}")
+        if args.notebook:
+            print(f"notebooks, one per part: jupyter lab {out}")
     else:
         print(assignment.format_table(assignment.check(args.out)))
     return 0
@@ -306,6 +309,8 @@ def build_parser():
     hm.add_argument("--parts", required=True, help="comma-separated, or 'all': " + ", ".join(PARTS))
     hm.add_argument("--force", action="store_true", help="replace the generated files in OUT")
     hm.add_argument("--solution", action="store_true", help="keep the bodies (the answer key)")
+    hm.add_argument("--notebook", action="store_true",
+                    help="also one Jupyter notebook per part (the idea, gradient check, tests, a figure)")
     hw_sub.add_parser("check", help="run each part's tests, print passed/total").add_argument(
         "out", help="an assignment folder")
     hw.set_defaults(fn=_cmd_assignment)

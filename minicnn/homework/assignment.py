@@ -2,6 +2,7 @@
 
     minicnn assignment make hw --parts conv2d,max_pool2d,saliency    # writes the folder hw/
     minicnn assignment check hw                                      # score table per part
+    minicnn assignment make hw --parts conv2d --notebook             # + hw/conv2d.ipynb
 
 In the sources, the body a student writes sits between two comment lines of its own,
 ``BEGIN`` and ``END`` below, indented like the statements they enclose (after the
@@ -23,6 +24,8 @@ import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+
+from .notebooks import notebook_name, write_notebooks
 
 __all__ = ["PARTS", "Part", "Region", "find_regions", "blank_regions", "verify_markers",
            "make", "check", "format_table"]
@@ -242,9 +245,10 @@ def parse_parts(parts):
     return [n for n in PARTS if n in names]
 
 
-def make(out, parts, force=False, solution=False):
+def make(out, parts, force=False, solution=False, notebook=False):
     """Write a homework folder ``out``: the package with the chosen parts blanked (kept with
-    ``solution=True``), tests/test_<part>.py, a README and the assignment.json manifest.
+    ``solution=True``), tests/test_<part>.py, a README and the assignment.json manifest;
+    with ``notebook=True`` also one Jupyter notebook per part (homework/notebooks.py).
 
     ``out`` must not exist or be empty, unless ``force`` (the generated entries are replaced,
     other files are left alone). Built in a temporary folder next to ``out``, then moved in.
@@ -264,6 +268,10 @@ def make(out, parts, force=False, solution=False):
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         _build(tmp, names, solution)
+        if notebook:
+            write_notebooks(tmp, [PARTS[n] for n in names])
+            with open(tmp / "README.md", "a", encoding="utf-8") as f:
+                f.write(_notebook_readme(names))
         out.mkdir(exist_ok=True)
         for entry in sorted(tmp.iterdir()):
             target = out / entry.name
@@ -337,6 +345,17 @@ A copy of minicnn, a from-scratch NumPy engine for understanding convolutional n
 """
 
 
+def _notebook_readme(names):
+    files = ", ".join(f"`{notebook_name(n)}`" for n in names)
+    return f"""
+## Notebooks
+One notebook per part ({files}): the idea, the source of what you write, a gradient check,
+the part's tests and your score, and a figure of the result. Open them with
+`jupyter lab` in this folder (`pip install jupyterlab`); they import the `minicnn` of this
+folder and reload it on every run, so edit the file, save, and run the cells again.
+"""
+
+
 def _count_tests(root, names):
     """{part: number of tests}, collected now (while the package surely imports)."""
     proc = _pytest(root, ["--collect-only", "-q"] + [f"tests/{PARTS[n].test_file}" for n in names],
@@ -373,12 +392,17 @@ def read_manifest(out):
     return dict(meta, parts=parts, tests=tests)
 
 
-def check(out, timeout=900):
-    """Run each part's tests in ``out``; one row per part: dict(part, passed, total, note)."""
+def check(out, timeout=900, parts=None):
+    """Run each part's tests in ``out`` (or only ``parts``, a list of names); one row per
+    part: dict(part, passed, total, note)."""
     out = Path(out).resolve()
     meta = read_manifest(out)
+    missing = sorted(set(parts or ()) - set(meta["parts"]))
+    if missing:
+        raise ValueError(f"{out} has no part(s) {', '.join(missing)}; its parts: "
+                         f"{', '.join(meta['parts'])}")
     rows = []
-    for part in meta["parts"]:
+    for part in meta["parts"] if parts is None else [p for p in meta["parts"] if p in parts]:
         expected = int((meta.get("counts") or {}).get(part) or 0)
         with tempfile.TemporaryDirectory() as tmp:
             xml = Path(tmp) / "report.xml"
