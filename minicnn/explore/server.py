@@ -3,8 +3,10 @@
     app = create_app(build("fashion_net"))       # the app, e.g. for Flask's test client
     serve("fashion_net", port=8000)              # what ``minicnn explore`` runs
 
-Routes (JSON unless noted; a bad request answers 400 with {"error": message}, and the
-server keeps serving):
+Routes (JSON unless noted; a bad request answers 400 with {"error": message}, an input no
+longer kept 410 with {"error": message, "gone": true}, and the server keeps serving). Each
+tab sends its session id in the header X-Minicnn-Session (or a ``session`` parameter;
+"default" without one): inputs are kept per tab.
 
     GET  /                       the page (static/index.html, app.js, style.css)
     GET  /api/info               model, layers, classes, samples, ReLU rules, methods
@@ -24,6 +26,7 @@ from flask import Flask, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from .compute import METHODS, RULES, Explorer, ExploreError, decode_image
+from .sessions import InputGone, check_session
 from .units import NeuronImages, TopImages, gather_dataset
 
 __all__ = ["create_app", "build", "serve", "MAX_UPLOAD"]
@@ -65,6 +68,19 @@ def _str(name, default=None):
     return value
 
 
+def _session():
+    sid = request.headers.get("X-Minicnn-Session") or request.values.get("session", "default")
+    try:
+        return check_session(sid)
+    except ValueError as err:
+        raise ExploreError(str(err)) from None
+
+
+def _input(ex):
+    """The input named by the request's ``input`` parameter, in the request's session."""
+    return ex.get_input(_str("input"), _session())
+
+
 def create_app(ex):
     """The Flask app serving one Explorer ``ex`` (built by ``build``)."""
     app = Flask(__name__, static_folder="static", static_url_path="/static")
@@ -73,6 +89,10 @@ def create_app(ex):
     @app.errorhandler(ExploreError)
     def bad_request(err):
         return jsonify(error=str(err)), 400
+
+    @app.errorhandler(InputGone)
+    def gone(err):
+        return jsonify(error=str(err), gone=True), 410
 
     @app.errorhandler(HTTPException)
     def http_error(err):
@@ -93,11 +113,12 @@ def create_app(ex):
     @app.get("/api/info")
     def info():
         from .render import png_url
-        return jsonify(model=ex.name, layers=[{"name": n, "shape": list(ex.shapes[n])}
-                                              for n in ex.layers],
-                       labels=ex.labels, size=list(ex.size), channels=ex.pre.channels,
-                       samples=[png_url(p) for p in ex.samples], rules=list(RULES),
-                       methods=list(METHODS), top=ex.top_images.status())
+        return jsonify(model=ex.name, layers=[ex.layer_info(n) for n in ex.layers],
+                       labels=ex.labels, classes=ex.classes, size=list(ex.size),
+                       channels=ex.pre.channels, samples=[png_url(p) for p in ex.samples],
+                       rules=list(RULES), default_rule=ex.default_rule,
+                       rule_notes=ex.rule_notes, methods=list(METHODS),
+                       top=ex.top_images.status())
 
     @app.get("/api/progress")
     def progress():
@@ -120,12 +141,12 @@ def create_app(ex):
                 raise ExploreError("POST /api/input needs {\"sample\": k}, a file field 'image' "
                                    "or an image as the request body")
             img = decode_image(data, ex.mode, name="frame")
-        return jsonify(ex.view(ex.add_input(img)))
+        return jsonify(ex.view(ex.add_input(img, _session())))
 
     @app.get("/api/unit")
     def unit():
-        inp = ex.get_input(_str("input"))
-        return jsonify(ex.unit(inp, _str("layer"), _int("unit"), _str("rule", "deconvnet")))
+        inp = _input(ex)
+        return jsonify(ex.unit(inp, _str("layer"), _int("unit"), _str("rule", ex.default_rule)))
 
     @app.get("/api/top")
     def top():
@@ -140,7 +161,7 @@ def create_app(ex):
 
     @app.get("/api/class")
     def class_map():
-        inp = ex.get_input(_str("input"))
+        inp = _input(ex)
         return jsonify(ex.class_map(inp, _int("target"), _str("method")))
 
     @app.get("/api/weights")
@@ -149,7 +170,7 @@ def create_app(ex):
 
     @app.get("/api/gradients")
     def gradients():
-        return jsonify(ex.gradients(ex.get_input(_str("input")), _int("target")))
+        return jsonify(ex.gradients(_input(ex), _int("target")))
 
     return app
 
