@@ -14,10 +14,15 @@ tab sends its session id in the header X-Minicnn-Session (or a ``session`` param
     POST /api/input              {"sample": k} | a file field "image" | an image body (webcam
                                  frame) -> input id, top-5, every layer's activation mosaic
     GET  /api/unit               input, layer, unit, rule -> activation map + projection
-    GET  /api/top                layer, unit -> top-9 dataset patches (or the progress so far)
+    GET  /api/top                layer, unit[, rule] -> top-9 dataset patches (or the progress so
+                                 far) and, with a rule, the unit's projection on each
     GET  /api/neuron             layer, unit -> the unit's optimized image
     GET  /api/class              input, target, method -> saliency / smoothgrad / gradcam / occlusion
     GET  /api/weights            every layer's weights; GET /api/gradients input, target
+    GET  /api/train              the Train tab: the run's curves and pictures (``version``: the
+                                 pictures only when newer), the networks that can train here
+    POST /api/train              {"action": "start" | "pause" | "reset" | "save", "network",
+                                 "lr", "batch_size"} -> the same
 """
 import copy
 import sys
@@ -27,6 +32,7 @@ from werkzeug.exceptions import HTTPException
 
 from .compute import METHODS, RULES, Explorer, ExploreError, decode_image
 from .sessions import InputGone, check_session
+from .train import Trainer
 from .units import NeuronImages, TopImages, gather_dataset
 
 __all__ = ["create_app", "build", "serve", "MAX_UPLOAD"]
@@ -81,9 +87,12 @@ def _input(ex):
     return ex.get_input(_str("input"), _session())
 
 
-def create_app(ex):
-    """The Flask app serving one Explorer ``ex`` (built by ``build``)."""
+def create_app(ex, trainer=None):
+    """The Flask app serving one Explorer ``ex`` (built by ``build``) and the Train tab's
+    ``trainer`` (a new ``train.Trainer`` by default)."""
     app = Flask(__name__, static_folder="static", static_url_path="/static")
+    trainer = trainer or Trainer()
+    app.trainer = trainer
     app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD
 
     @app.errorhandler(ExploreError)
@@ -150,10 +159,16 @@ def create_app(ex):
 
     @app.get("/api/top")
     def top():
-        found = ex.top_images.top(_str("layer"), _int("unit"))
-        return jsonify(status=ex.top_images.status(),
-                       images=None if found is None else [u for u, _ in found],
-                       indices=None if found is None else [i for _, i in found])
+        rule = request.values.get("rule")
+        if rule is not None and rule not in RULES:
+            raise ExploreError(f"rule {rule!r} is not a ReLU backward rule; choose one of "
+                               f"{', '.join(RULES)}")
+        found = ex.top_images.top(_str("layer"), _int("unit"), rule)
+        return jsonify(status=ex.top_images.status(), rule=rule,
+                       images=None if found is None else [u for u, _, _ in found],
+                       indices=None if found is None else [i for _, i, _ in found],
+                       projections=None if found is None or rule is None
+                       else [p for _, _, p in found])
 
     @app.get("/api/neuron")
     def neuron():
@@ -171,6 +186,40 @@ def create_app(ex):
     @app.get("/api/gradients")
     def gradients():
         return jsonify(ex.gradients(_input(ex), _int("target")))
+
+    @app.get("/api/train")
+    def train_state():
+        since = request.values.get("version", "-1")
+        try:
+            since = int(since)
+        except ValueError:
+            raise ExploreError(f"parameter 'version' must be an integer, got {since!r}") from None
+        return jsonify(networks=trainer.available(), **trainer.snapshot(since))
+
+    @app.post("/api/train")
+    def train_control():
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ExploreError('POST /api/train needs JSON {"action": "start" | "pause" | '
+                               '"reset" | "save", ...}')
+        action, network = body.get("action"), body.get("network")
+        lr, batch = body.get("lr"), body.get("batch_size")
+        saved = None
+        if action == "start":
+            trainer.start(network, lr=lr, batch_size=batch)
+        elif action == "pause":
+            trainer.pause()
+        elif action == "reset":
+            trainer.reset(network)
+            trainer.configure(lr, batch)
+        elif action == "save":
+            saved = str(trainer.save())
+        elif action == "configure":
+            trainer.configure(lr, batch)
+        else:
+            raise ExploreError(f"action {action!r} is not known; choose start, pause, reset, "
+                               f"save or configure")
+        return jsonify(networks=trainer.available(), saved_path=saved, **trainer.snapshot())
 
     return app
 
