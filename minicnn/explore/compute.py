@@ -15,6 +15,7 @@ another tab's input.
 """
 import io
 import itertools
+import secrets
 import threading
 import warnings
 
@@ -119,6 +120,7 @@ class Explorer:
         self.labels = list(labels or getattr(model, "labels", None) or [])
         self.lock = threading.RLock()
         self.sessions, self._ids = Sessions(), itertools.count(1)
+        self._run = secrets.token_hex(3)   # in input ids: a restarted server's ids are new ones
         self.mode = "L" if self.pre.channels == 1 else "RGB"
         self.size = tuple(self.pre.input_size or (224, 224))
         with self.lock, no_grad(), capture(self.model, self.layers) as acts:
@@ -152,7 +154,7 @@ class Explorer:
         """Keep an image (PIL, or uint8 array of any size) as a new input of the tab
         ``session``; returns the Input."""
         pixels = self.fit(img)
-        inp = Input(f"i{next(self._ids)}", pixels, self.pre.preprocess(pixels)[0])
+        inp = Input(f"i{next(self._ids)}-{self._run}", pixels, self.pre.preprocess(pixels)[0])
         self.sessions.add(session, inp)
         return inp
 

@@ -95,6 +95,14 @@ def create_app(ex, trainer=None):
     app.trainer = trainer
     app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD
 
+    @app.after_request
+    def no_store(response):
+        # every answer depends on the server's state (inputs kept, training run): never
+        # cached, not even a 410, which browsers would otherwise keep and replay
+        if request.path.startswith("/api/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
     @app.errorhandler(ExploreError)
     def bad_request(err):
         return jsonify(error=str(err)), 400
