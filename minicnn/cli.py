@@ -218,7 +218,7 @@ def _listing(title, names, width=78):
 def _cmd_explore(args):
     from .explore import serve
     return serve(args.model, port=args.port, images=args.images, host=args.host,
-                 backend=args.backend)
+                 backend=args.backend, weights=args.weights)
 
 
 def build_parser():
@@ -311,6 +311,9 @@ def build_parser():
     e.add_argument("--images", metavar="DIR", help="image files for the units' top-9 (added to "
                                                    "the samples and installed test sets)")
     e.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    e.add_argument("--weights", metavar="FILE", help="weights for --model from a file (.npz, "
+                                                     ".pth, .safetensors), e.g. a run saved "
+                                                     "by the Train tab")
     e.set_defaults(fn=_cmd_explore)
     return p
 

@@ -97,3 +97,21 @@ def test_top9_projections_are_the_units_backward_pass_on_each_image(explorer):
     assert client.get(f"/api/top?layer={layer}&unit={unit}").json["projections"] is None
     bad = client.get(f"/api/top?layer={layer}&unit={unit}&rule=magic")
     assert bad.status_code == 400 and "rule 'magic'" in bad.json["error"]
+
+
+@needs_fashion
+def test_a_saved_run_opens_in_the_explorer_with_its_own_weights(tmp_path, monkeypatch):
+    """A run saved by the Train tab is what ``minicnn explore --weights FILE`` explores."""
+    monkeypatch.setenv("MINICNN_HOME", str(tmp_path))
+    t = Trainer(held_out=100, eval_every=5, draw_every=60.0)
+    t.start("fashion_net", batch_size=16)
+    t.wait_steps(5, timeout=120)
+    t.pause()
+    path = t.save()
+    ex = build("fashion_net", installed=False, start=False, weights=path)
+    for k, v in t.model.state_dict().items():
+        np.testing.assert_array_equal(mc.to_numpy(ex.model.state_dict()[k]), v)
+    assert ex.labels[7] == "Sneaker" and ex.model.weights_path == str(path)
+    from minicnn.cli import build_parser
+    args = build_parser().parse_args(["explore", "--weights", str(path)])
+    assert args.weights == str(path)

@@ -40,11 +40,20 @@ __all__ = ["create_app", "build", "serve", "MAX_UPLOAD"]
 MAX_UPLOAD = 32 * 1024 * 1024        # bytes of one request body
 
 
-def build(model="fashion_net", images=None, backend="numpy", installed=True, start=True):
+def build(model="fashion_net", images=None, backend="numpy", installed=True, start=True,
+          weights=None):
     """An Explorer for a model (a name, or a pretrained Module named by its ``arch``) with its
-    top-9 table started (or loaded from the cache); ``start=False`` leaves it to the caller."""
+    top-9 table started (or loaded from the cache); ``start=False`` leaves it to the caller.
+    ``weights``: a weight file for the named model instead of its pretrained weights (e.g. a
+    run saved by the Train tab)."""
     from .. import models
-    net = models.get_model(model, pretrained=True) if isinstance(model, str) else model
+    from ..models.pretrained import load_pretrained
+    if not isinstance(model, str):
+        net = model
+    elif weights is not None:
+        net = load_pretrained(models.get_model(model, pretrained=False), weights).eval()
+    else:
+        net = models.get_model(model, pretrained=True)
     if backend != "numpy":
         net.to(backend)
     ex = Explorer(net, model if isinstance(model, str) else getattr(net, "arch", "model"))
@@ -232,10 +241,11 @@ def create_app(ex, trainer=None):
     return app
 
 
-def serve(model="fashion_net", port=8000, images=None, host="127.0.0.1", backend="numpy"):
+def serve(model="fashion_net", port=8000, images=None, host="127.0.0.1", backend="numpy",
+          weights=None):
     """Build the explorer, print its address, serve until Ctrl-C. port 0: a free port."""
     from werkzeug.serving import make_server
-    ex = build(model, images, backend)
+    ex = build(model, images, backend, weights=weights)
     server = make_server(host, port, create_app(ex), threaded=True)
     print(f"minicnn explore: {model} at http://{host}:{server.server_port}/  "
           f"(top images over {ex.top_images.status()['dataset']}; Ctrl-C stops)", flush=True)
