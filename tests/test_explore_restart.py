@@ -17,10 +17,11 @@ pytestmark = pytest.mark.browser
 EXPECTED = ("ERR_CONNECTION_REFUSED", "status of 410")
 
 
-def start_server(home, port=0):
+def start_server(home, port=0, model="fashion_net"):
     env = dict(os.environ, MINICNN_HOME=str(home), OPENBLAS_NUM_THREADS="1",
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-m", "minicnn", "explore", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "minicnn", "explore", "--port", str(port),
+                             "--model", model],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()

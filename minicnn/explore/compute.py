@@ -239,17 +239,21 @@ class Explorer:
         target = self.check_target(target)
         if method not in METHODS:
             raise ExploreError(f"method {method!r} is not known; choose one of {', '.join(METHODS)}")
+        side = min(self.size)
+        small = side <= 64
         with self.lock:
             if method == "saliency":
                 m = saliency(self.model, inp.x, target)
-            elif method == "smoothgrad":
-                m = np.abs(smoothgrad(self.model, inp.x, target, n_samples=16,
+            elif method == "smoothgrad":        # one batch of noisy copies on a big input
+                n = 16 if small else 8
+                m = np.abs(smoothgrad(self.model, inp.x, target, n_samples=n, batch_size=n,
                                       kind="magnitude")).max(axis=-3)   # as saliency shows it
             elif method == "gradcam":
                 m = grad_cam(self.model, inp.x, target)
             else:
-                side = min(self.size)   # a quarter of a small input (8×8 positions), else 7×7
-                size, stride = (side // 4, side // 8) if side <= 64 else (side // 7, side // 7)
+                # a quarter of a small input (8×8 positions); a big one in 4×4 patches, so the
+                # 16 occluded copies are one batch (7×7 took 50 forwards: 8 s on EfficientNet)
+                size, stride = (side // 4, side // 8) if small else (side // 4, side // 4)
                 occ = occlusion(self.model, inp.x, target, size=size, stride=stride,
                                 batch_size=16)
                 # the fraction of the class probability lost when a patch covers each pixel
