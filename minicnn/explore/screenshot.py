@@ -46,7 +46,7 @@ def screenshot(out, chromium="/usr/bin/chromium", sample=6, layer="features.6", 
             page.wait_for_timeout(300)
             page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=str(out), full_page=True,
-                            clip={"x": 0, "y": 0, "width": 1400, "height": 1520})
+                            clip={"x": 0, "y": 0, "width": 1400, "height": 1600})
             browser.close()
     finally:                         # (leaving sync_playwright's block closes the browser)
         server.shutdown()
