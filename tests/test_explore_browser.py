@@ -4,6 +4,7 @@ The fixture starts ``python -m minicnn explore --port 0`` on 127.0.0.1 and reads
 it prints; the browser tests click through the page as a user does. Marker ``browser``
 (run by .ci/run); they skip only when Chromium or Playwright is not installed.
 """
+import json
 import os
 import re
 import subprocess
@@ -192,7 +193,10 @@ def test_webcam_frames_from_chromiums_fake_camera_update_the_predictions(server,
         p.page.wait_for_function(f"state.frames >= 4 && "
                                  f"document.getElementById('input-image').src !== {first!r}",
                                  timeout=60000)
-        assert p.page.evaluate(f"[...{mosaics}].map(i => i.src)") != first_maps
+        # (a later frame's activations differ; the 8-bit mosaics of two nearly equal frames
+        # can be equal, so wait for one that is not)
+        p.page.wait_for_function(f"JSON.stringify([...{mosaics}].map(i => i.src)) !== "
+                                 f"{json.dumps(json.dumps(first_maps))}", timeout=60000)
         later = p.page.inner_text("#prediction")
         assert re.match(r"\w", later) and later.count("%") == 5
         assert re.search(r"webcam: \d+ frames, [\d.]+ frames/s", p.page.inner_text("#frames"))
@@ -340,4 +344,32 @@ def test_the_train_tab_learns_live(server, browser):
     p.page.click("#train-save")
     p.page.wait_for_function("document.getElementById('train-saved').textContent"
                              ".includes('fashion_net-step')")
+    assert p.errors == []
+
+
+def test_a_units_arithmetic_on_the_page_is_the_engines_and_follows_the_mouse(server, browser):
+    """One neuron's arithmetic: the window·kernel sum on the page is the activation the engine
+    computes (here recomputed in the test), at the strongest position, then where the mouse
+    hovers over the activation map."""
+    import minicnn as mc
+    model = mc.models.fashion_net(pretrained=True)
+    image, _ = fashion_samples()[0]                        # the page opens on sample 0
+    with mc.no_grad(), mc.capture(model, ["features.2"]) as acts:
+        model(mc.tensor(model.preprocess.preprocess(image)))
+    act = mc.to_numpy(acts["features.2"].data[0, 5]).astype(np.float64)
+    p = Page(browser, server)
+    p.click_unit("features.2", 5)
+    i, j = np.unravel_index(np.argmax(act), act.shape)
+    p.page.wait_for_function(f"document.getElementById('arith').dataset.key === "
+                             f"'features.2/5/{i}/{j}'")
+    total = float(p.page.eval_on_selector("#arith-total", "e => e.dataset.value"))
+    assert abs(total - act[i, j]) <= 1e-5 * max(1.0, abs(act[i, j]))
+    assert "ops/conv.py: conv2d_naive" in p.page.inner_text("#arith")
+    assert "= the engine's value" in p.page.inner_text("#arith")
+    box = p.page.locator("#unit-activation").bounding_box()
+    p.page.mouse.move(box["x"] + box["width"] * 3.5 / 28, box["y"] + box["height"] * 20.5 / 28)
+    p.page.wait_for_function("document.getElementById('arith').dataset.key === "
+                             "'features.2/5/20/3'")
+    total = float(p.page.eval_on_selector("#arith-total", "e => e.dataset.value"))
+    assert abs(total - act[20, 3]) <= 1e-5 * max(1.0, abs(act[20, 3]))
     assert p.errors == []

@@ -229,6 +229,17 @@ class Explorer:
         out["note"] = self.rule_notes.get(rule, "")
         return out
 
+    def strongest(self, inp, layer, unit):
+        """(i, j) where channel ``unit`` of ``layer`` responds most to this input ((0, 0) for a
+        dense unit)."""
+        if inp.acts is None:
+            self.view(inp)
+        act = inp.acts[layer][unit]
+        if act.ndim != 2:
+            return 0, 0
+        i, j = np.unravel_index(int(np.argmax(act)), act.shape)
+        return int(i), int(j)
+
     def unit_label(self, layer, unit):
         """The class name of an output unit (a layer with one unit per class), else ''."""
         return self.labels[unit] if self.shapes[layer] == (self.classes,) else ""

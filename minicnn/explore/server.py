@@ -16,6 +16,8 @@ tab sends its session id in the header X-Minicnn-Session (or a ``session`` param
     GET  /api/unit               input, layer, unit, rule -> activation map + projection
     GET  /api/top                layer, unit[, rule] -> top-9 dataset patches (or the progress so
                                  far) and, with a rule, the unit's projection on each
+    GET  /api/arithmetic         input, layer, unit[, i, j] -> how the unit's number is computed
+                                 (conv, max-pool, linear; at its strongest position by default)
     GET  /api/neuron             layer, unit -> the unit's optimized image
     GET  /api/class              input, target, method -> saliency / smoothgrad / gradcam / occlusion
     GET  /api/weights            every layer's weights; GET /api/gradients input, target
@@ -31,6 +33,7 @@ from flask import Flask, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from .compute import METHODS, RULES, Explorer, ExploreError, decode_image
+from .neuron import arithmetic
 from .sessions import InputGone, check_session
 from .train import Trainer
 from .units import NeuronImages, TopImages, gather_dataset
@@ -186,6 +189,21 @@ def create_app(ex, trainer=None):
                        indices=None if found is None else [i for _, i, _ in found],
                        projections=None if found is None or rule is None
                        else [p for _, _, p in found])
+
+    @app.get("/api/arithmetic")
+    def unit_arithmetic():
+        inp = _input(ex)
+        layer, unit = ex.check_unit(_str("layer"), _int("unit"))
+        i, j = request.values.get("i"), request.values.get("j")
+        if i is None or j is None:          # at the unit's strongest position
+            i, j = ex.strongest(inp, layer, unit)
+        else:
+            i, j = _int("i"), _int("j")
+        try:
+            with ex.lock:
+                return jsonify(arithmetic(ex.model, inp.x, layer, unit, i, j))
+        except ValueError as err:
+            raise ExploreError(str(err)) from None
 
     @app.get("/api/neuron")
     def neuron():

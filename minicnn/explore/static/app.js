@@ -181,6 +181,7 @@ async function setInput(request) {
 async function refreshDependents() {
   const jobs = [];
   if (state.unit) jobs.push(showUnit());
+  if (state.unit && window.arith) jobs.push(window.arith.show());
   if (state.explained !== null) jobs.push(explainClass(true));
   await Promise.all(jobs);
 }
@@ -243,7 +244,7 @@ async function selectUnit(layer, unit) {
   $("unit-hint").hidden = true;
   $("neuron-button").disabled = false;
   $("unit-neuron").removeAttribute("src");
-  await Promise.all([showUnit(), showTop()]);
+  await Promise.all([showUnit(), showTop(), window.arith ? window.arith.show() : null]);
 }
 
 async function showUnit() {
