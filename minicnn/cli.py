@@ -304,8 +304,9 @@ def build_parser():
 
     e = sub.add_parser("explore", help="a local web page: activations, units, projections, "
                                        "attributions, weights and gradients, live")
-    e.add_argument("--model", default="fashion_net", help="fashion_net (default), cifar_net, or "
-                                                          "an ImageNet model with weights installed")
+    e.add_argument("--model", default="fashion_net", help="fashion_net (default), cifar_net, "
+                   "an ImageNet model with weights installed, or module:function returning "
+                   "your own network")
     e.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
     e.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     e.add_argument("--images", metavar="DIR", help="image files for the units' top-9 (added to "

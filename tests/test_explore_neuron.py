@@ -92,3 +92,30 @@ def test_the_route_defaults_to_the_strongest_position_and_refuses_bad_ones(explo
     assert bad.status_code == 400 and "outside" in bad.json["error"]
     relu = client.get(f"/api/arithmetic?input={key}&layer=features.1&unit=0")
     assert relu.status_code == 400 and "is a ReLU" in relu.json["error"]
+
+
+def test_a_students_own_network_is_explored_by_module_and_function(tmp_path, monkeypatch):
+    """``--model mymodule:make_net``: a network defined in a few lines, explored and its
+    arithmetic checked against the engine like the shipped ones."""
+    (tmp_path / "mynet.py").write_text(
+        "import minicnn as mc\n"
+        "from minicnn.models.small import FASHION_PREPROCESS\n"
+        "def make_net():\n"
+        "    net = mc.nn.Sequential(mc.nn.Conv2d(1, 4, 5, padding=2, rng=1), mc.nn.ReLU(),\n"
+        "                           mc.nn.MaxPool2d(2), mc.nn.Flatten(), mc.nn.Linear(784, 10, rng=2))\n"
+        "    net.preprocess = FASHION_PREPROCESS\n"
+        "    return net\n"
+        "def not_a_net():\n"
+        "    return 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "home"))
+    ex = build("mynet:make_net", installed=False, start=False)
+    assert ex.name == "make_net" and ex.layers == ["0", "1", "2", "4"]
+    x = ex.add_input(ex.samples[1]).x
+    for layer, unit, i, j in [("0", 2, 13, 0), ("2", 3, 5, 6), ("4", 7, 0, 0)]:
+        r = arithmetic(ex.model, x, layer, unit, i, j)
+        assert r["matches"], layer
+    with pytest.raises(ValueError, match="not an nn.Module"):
+        build("mynet:not_a_net", installed=False, start=False)
+    with pytest.raises(ValueError, match="cannot import 'nope'"):
+        build("mynet:nope", installed=False, start=False)

@@ -51,6 +51,8 @@ def build(model="fashion_net", images=None, backend="numpy", installed=True, sta
     run saved by the Train tab)."""
     from .. import models
     from ..models.pretrained import load_pretrained
+    if isinstance(model, str) and ":" in model:
+        model = user_model(model)
     if not isinstance(model, str):
         net = model
     elif weights is not None:
@@ -67,6 +69,33 @@ def build(model="fashion_net", images=None, backend="numpy", installed=True, sta
     if start:
         ex.top_images.start()
     return ex
+
+
+def user_model(spec):
+    """``"module:function"`` -> the Module that ``function()`` of the importable ``module``
+    returns (the current folder is searched too): a network a student defines in a few lines.
+    It needs a ``preprocess`` (``minicnn.data.images.Preprocess`` with its input_size)."""
+    import importlib
+    import os
+    from .. import nn
+    module, _, fn = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        make = getattr(importlib.import_module(module), fn)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"--model {spec}: cannot import {fn!r} from {module!r} ({err})") from None
+    net = make()
+    if not isinstance(net, nn.Module):
+        raise ValueError(f"--model {spec}: {fn}() returned a {type(net).__name__}, not an "
+                         f"nn.Module")
+    pre = getattr(net, "preprocess", None)
+    if pre is None or not pre.input_size:
+        raise ValueError(f"--model {spec}: the network needs a preprocess with an input size, "
+                         f"e.g. net.preprocess = minicnn.models.small.FASHION_PREPROCESS "
+                         f"(28×28 grey)")
+    net.arch = getattr(net, "arch", None) or fn
+    return net.eval()
 
 
 def _int(name):
