@@ -372,4 +372,16 @@ def test_a_units_arithmetic_on_the_page_is_the_engines_and_follows_the_mouse(ser
                              "'features.2/5/20/3'")
     total = float(p.page.eval_on_selector("#arith-total", "e => e.dataset.value"))
     assert abs(total - act[20, 3]) <= 1e-5 * max(1.0, abs(act[20, 3]))
+    # the backward at the same unit, for the class picked, changes in place with the rule
+    target = int(p.page.eval_on_selector("#class-select", "e => e.value"))
+    for rule in ("guided", "standard"):
+        p.page.select_option("#rule", rule)
+        p.page.wait_for_function(f"document.getElementById('arith').dataset.rule === {rule!r}")
+        with mc.capture(model, ["features.2"]) as acts:
+            x = mc.tensor(model.preprocess.preprocess(image), requires_grad=True)
+            model(x)[0, target].backward(relu_rule=rule)
+        through = float(mc.to_numpy(acts["features.2"].grad)[0, 5, 20, 3])
+        shown = float(p.page.eval_on_selector("#arith-through", "e => e.dataset.value"))
+        assert abs(shown - through) <= 1e-5 * max(1e-3, abs(through)), rule
+    assert "Conv2d.backward (the transposed convolution)" in p.page.inner_text("#arith")
     assert p.errors == []

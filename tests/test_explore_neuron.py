@@ -119,3 +119,35 @@ def test_a_students_own_network_is_explored_by_module_and_function(tmp_path, mon
         build("mynet:not_a_net", installed=False, start=False)
     with pytest.raises(ValueError, match="cannot import 'nope'"):
         build("mynet:nope", installed=False, start=False)
+
+
+@pytest.mark.parametrize("rule", ["standard", "deconvnet", "guided"])
+def test_the_backward_at_a_conv_unit_is_the_engines_under_each_rule(explorer, rule):
+    """What arrives at the ReLU, what the rule lets through (its formula at this unit), and
+    this unit's share of the gradient at its input window: g · w[f] (the transposed conv)."""
+    from minicnn.explore.neuron import backward_arithmetic
+    x = explorer.add_input(explorer.samples[5]).x
+    layer, unit, target = "features.2", 6, 5
+    y = captured(explorer, x, layer)
+    i, j = np.unravel_index(np.argmax(y[unit]), y[unit].shape)   # a unit that is on
+    b = backward_arithmetic(explorer.model, x, layer, unit, int(i), int(j), target, rule)
+    with mc.capture(explorer.model, [layer, "features.3"]) as acts:
+        xt = mc.tensor(x[None].astype(np.float32), requires_grad=True)
+        explorer.model(xt)[0, target].backward(relu_rule=rule)
+    g = mc.to_numpy(acts["features.3"].grad)[0, unit, i, j]
+    through = mc.to_numpy(acts[layer].grad)[0, unit, i, j]
+    assert b["g"] == pytest.approx(g, abs=1e-12) and b["through"] == pytest.approx(through)
+    passes = {"standard": b["y"] > 0, "deconvnet": g > 0, "guided": b["y"] > 0 and g > 0}[rule]
+    assert b["passes"] == passes and through == pytest.approx(g if passes else 0.0, abs=1e-12)
+    # this unit alone sends g·w[f] to its window: a conv's backward from a one-hot upstream
+    w = mc.to_numpy(explorer.model.get_submodule(layer).weight.data)
+    bias = mc.to_numpy(explorer.model.get_submodule(layer).bias.data)
+    inp = mc.tensor(captured(explorer, x, "features.1")[None].astype(np.float64),
+                    requires_grad=True)
+    out = mc.ops.conv2d(inp, mc.tensor(w.astype(np.float64)), mc.tensor(bias.astype(np.float64)),
+                        padding=1)
+    up = np.zeros(out.shape)
+    up[0, unit, i, j] = through
+    out.backward(up)
+    window = np.pad(mc.to_numpy(inp.grad)[0], ((0, 0), (1, 1), (1, 1)))[:, i:i + 3, j:j + 3]
+    np.testing.assert_allclose(np.asarray(b["to_input"]), window, rtol=1e-6, atol=1e-12)

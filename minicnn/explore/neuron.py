@@ -23,7 +23,7 @@ from ..backend import to_numpy
 from ..nn import capture
 from ..techniques.common import as_input
 
-__all__ = ["arithmetic", "layer_input", "MAX_CHANNELS"]
+__all__ = ["arithmetic", "backward_arithmetic", "layer_input", "MAX_CHANNELS"]
 
 MAX_CHANNELS = 16        # input channels drawn in full (all of them are summed)
 TOP_INPUTS = 12          # a linear unit's inputs listed (by |w·x|)
@@ -35,6 +35,10 @@ CODE = {
     "pool": ("ops/pool.py: max_pool2d_naive",
              "y[c, i, j] = max over the k×k window of x[c] at (i·s, j·s); the switch is where"),
     "linear": ("ops/basic.py: linear", "y[k] = Σ_d W[k, d] · x[d] + b[k]"),
+    "rule": ("autograd.py: the ReLU backward rules",
+             "standard: g·(y>0) · deconvnet: g·(g>0) · guided: g·(y>0)·(g>0)"),
+    "conv_back": ("ops/conv.py: Conv2d.backward (the transposed convolution)",
+                  "∂L/∂x[c, i·s + u, j·s + v] += ∂L/∂y[f, i, j] · w[f, c, u, v]"),
 }
 
 
@@ -147,3 +151,36 @@ def _linear(m, inp, out, k):
                      "product": float(products[d])} for d in top],
             "rest": float(products.sum() - products[top].sum()), "bias": b, "total": total,
             "engine": engine, "matches": bool(abs(total - engine) <= 1e-4 * max(1.0, abs(engine)))}
+
+
+def backward_arithmetic(model, x, layer, unit, i, j, target, rule="standard"):
+    """The backward pass at conv unit (unit, i, j) of ``layer`` for the score of class
+    ``target`` under a ReLU ``rule``: the gradient arriving at the ReLU after the unit, what
+    the rule lets through to the conv's output, and this unit's share of the gradient sent
+    to each position of its input window (g · w[f], the transposed convolution)."""
+    from ..techniques.common import frozen
+    from ..techniques.gradients import backward_from_target
+    m = model.get_submodule(layer)
+    if not isinstance(m, nn.Conv2d):
+        raise ValueError(f"layer {layer!r} is a {type(m).__name__}: the backward view is shown "
+                         f"for Conv2d layers")
+    fwd = arithmetic(model, x, layer, unit, i, j)
+    if "relu" not in fwd:
+        raise ValueError(f"layer {layer!r} is not followed by a ReLU")
+    relu = fwd["relu"]["layer"]
+    with frozen(model, eval_mode=False), capture(model, [layer, relu]) as acts:
+        logits = model(as_input(model, x[None], requires_grad=True))
+        backward_from_target(logits, target, relu_rule=rule)
+    g_in, g_out = acts[relu].grad, acts[layer].grad       # at the ReLU's output, the conv's
+    g = 0.0 if g_in is None else float(to_numpy(g_in)[0, unit, i, j])
+    through = 0.0 if g_out is None else float(to_numpy(g_out)[0, unit, i, j])
+    y = fwd["total"]
+    passes = {"standard": y > 0, "deconvnet": g > 0, "guided": y > 0 and g > 0}[rule]
+    weights = np.asarray(fwd["weights"])
+    return {"layer": layer, "unit": unit, "i": i, "j": j, "rule": rule, "target": int(target),
+            "relu": relu, "y": y, "g": g, "y_positive": bool(y > 0), "g_positive": bool(g > 0),
+            "passes": bool(passes), "through": through,
+            "code_rule": CODE["rule"][0], "formula_rule": CODE["rule"][1],
+            "code": CODE["conv_back"][0], "formula": CODE["conv_back"][1],
+            "channels": fwd["channels"], "origin": fwd["origin"],
+            "to_input": (through * weights).tolist()}

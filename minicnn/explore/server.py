@@ -16,8 +16,9 @@ tab sends its session id in the header X-Minicnn-Session (or a ``session`` param
     GET  /api/unit               input, layer, unit, rule -> activation map + projection
     GET  /api/top                layer, unit[, rule] -> top-9 dataset patches (or the progress so
                                  far) and, with a rule, the unit's projection on each
-    GET  /api/arithmetic         input, layer, unit[, i, j] -> how the unit's number is computed
-                                 (conv, max-pool, linear; at its strongest position by default)
+    GET  /api/arithmetic         input, layer, unit[, i, j][, target, rule] -> how the unit's
+                                 number is computed (conv, max-pool, linear; at its strongest
+                                 position by default) and, with a target class, its backward
     GET  /api/neuron             layer, unit -> the unit's optimized image
     GET  /api/class              input, target, method -> saliency / smoothgrad / gradcam / occlusion
     GET  /api/weights            every layer's weights; GET /api/gradients input, target
@@ -33,7 +34,7 @@ from flask import Flask, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from .compute import METHODS, RULES, Explorer, ExploreError, decode_image
-from .neuron import arithmetic
+from .neuron import arithmetic, backward_arithmetic
 from .sessions import InputGone, check_session
 from .train import Trainer
 from .units import NeuronImages, TopImages, gather_dataset
@@ -228,9 +229,18 @@ def create_app(ex, trainer=None):
             i, j = ex.strongest(inp, layer, unit)
         else:
             i, j = _int("i"), _int("j")
+        target = request.values.get("target")
+        rule = _str("rule", ex.default_rule)
+        if rule not in RULES:
+            raise ExploreError(f"rule {rule!r} is not a ReLU backward rule; choose one of "
+                               f"{', '.join(RULES)}")
         try:
             with ex.lock:
-                return jsonify(arithmetic(ex.model, inp.x, layer, unit, i, j))
+                out = arithmetic(ex.model, inp.x, layer, unit, i, j)
+                if target is not None and out["kind"] == "conv" and "relu" in out:
+                    out["backward"] = backward_arithmetic(ex.model, inp.x, layer, unit, i, j,
+                                                          ex.check_target(_int("target")), rule)
+            return jsonify(out)
         except ValueError as err:
             raise ExploreError(str(err)) from None
 

@@ -447,7 +447,7 @@ async function start() {
     $("upload").value = "";
   });
   $("rule").addEventListener("change", () => {
-    if (state.unit) Promise.all([showUnit(), showTop()]).catch(() => {});
+    if (state.unit) Promise.all([showUnit(), showTop(), window.arith.show()]).catch(() => {});
   });
   $("neuron-button").addEventListener("click", () => showNeuron().catch(() => {}));
   $("class-button").addEventListener("click", () => explainClass().catch(() => {}));

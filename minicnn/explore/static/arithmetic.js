@@ -76,8 +76,30 @@ window.arith = (() => {
       eng.id = "arith-engine";
       body.push(element("div", {className: "total"}, eng));
     }
+    if (r.backward) body.push(...drawBackward(r.backward));
     box.replaceChildren(...head, ...body);
     box.dataset.key = `${r.layer}/${r.unit}/${r.i === undefined ? 0 : r.i}/${r.j === undefined ? 0 : r.j}`;
+    box.dataset.rule = r.backward ? r.backward.rule : "";
+  }
+
+  // the backward at the same unit: the gradient arriving, what the rule lets through, and
+  // this unit's share of the gradient at each position of its window (g · w[f])
+  function drawBackward(b) {
+    const out = [element("h4", {textContent: `Backward: ∂(score of ${state.info.labels[b.target]})/∂ at this unit, ${b.rule} rule`}),
+                 element("div", {className: "code", textContent: b.code_rule}),
+                 element("div", {className: "formula", textContent: b.formula_rule})];
+    const g = value(`arriving at ${b.relu}: g =`, b.g);
+    g.id = "arith-g";
+    const through = value("let through to the conv's output:", b.through);
+    through.id = "arith-through";
+    out.push(element("div", {className: "total"}, g, ` · y ${b.y_positive ? ">" : "≤"} 0 · g ${b.g_positive ? ">" : "≤"} 0 → ` +
+      (b.passes ? "passes" : "blocked")), element("div", {className: "total"}, through));
+    out.push(element("div", {className: "code", textContent: b.code}),
+             element("div", {className: "formula", textContent: b.formula}));
+    out.push(element("div", {className: "channels"}, ...b.channels.map((c, k) =>
+      element("div", {className: "channel"}, element("div", {textContent: `to channel ${c}: g·w`}),
+              table(b.to_input[k])))));
+    return out;
   }
 
   async function show(pos) {
@@ -88,8 +110,11 @@ window.arith = (() => {
     if (!info || !KINDS.includes(info.type)) { panel.hidden = true; return; }
     panel.hidden = false;
     const current = ticket("arith");
-    const q = {layer, unit};
+    const q = {layer, unit, target: $("class-select").value, rule: $("rule").value};
     if (pos) Object.assign(q, {i: pos[0], j: pos[1]});
+    else if (a.pos && a.layer === `${layer}/${unit}`) Object.assign(q, {i: a.pos[0], j: a.pos[1]});
+    else a.pos = null;
+    a.layer = `${layer}/${unit}`;
     const r = await busy(panel, api(() => `/api/arithmetic?${new URLSearchParams({input: state.input, ...q})}`));
     if (current()) draw(r);
   }
