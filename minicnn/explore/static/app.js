@@ -178,11 +178,13 @@ async function setInput(request) {
   return view;
 }
 
+// the unit's views are awaited (a webcam frame waits for them: DeepVis' live unit); the class
+// maps are redrawn alongside, not awaited, so slow maps do not hold the next frame back
 async function refreshDependents() {
+  if (state.explained !== null) explainClass(true).catch(() => {});
   const jobs = [];
   if (state.unit) jobs.push(showUnit());
   if (state.unit && window.arith) jobs.push(window.arith.show());
-  if (state.explained !== null) jobs.push(explainClass(true));
   await Promise.all(jobs);
 }
 
