@@ -263,7 +263,7 @@ def _listing(title, names, width=78):
 def _cmd_explore(args):
     from .explore import serve
     return serve(args.model, port=args.port, images=args.images, host=args.host,
-                 backend=args.backend)
+                 backend=args.backend, weights=args.weights)
 
 
 def build_parser():
@@ -368,13 +368,17 @@ def build_parser():
 
     e = sub.add_parser("explore", help="a local web page: activations, units, projections, "
                                        "attributions, weights and gradients, live")
-    e.add_argument("--model", default="fashion_net", help="fashion_net (default), cifar_net, or "
-                                                          "an ImageNet model with weights installed")
+    e.add_argument("--model", default="fashion_net", help="fashion_net (default), cifar_net, "
+                   "an ImageNet model with weights installed, or module:function returning "
+                   "your own network")
     e.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
     e.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     e.add_argument("--images", metavar="DIR", help="image files for the units' top-9 (added to "
                                                    "the samples and installed test sets)")
     e.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    e.add_argument("--weights", metavar="FILE", help="weights for --model from a file (.npz, "
+                                                     ".pth, .safetensors), e.g. a run saved "
+                                                     "by the Train tab")
     e.set_defaults(fn=_cmd_explore)
     return p
 

@@ -193,7 +193,7 @@ def test_bad_uploads_are_refused_and_the_server_keeps_serving(client):
     r = client.post("/api/input", json={"sample": 10})
     assert r.status_code == 400 and "there are 10 samples" in r.json["error"]
     r = client.get("/api/unit?input=i999999&layer=features.3&unit=0")
-    assert r.status_code == 400 and "not (or no longer) kept" in r.json["error"]
+    assert r.status_code == 410 and "no longer kept" in r.json["error"] and r.json["gone"]
     r = client.get(f"/api/class?input={sample_input(client, 0)['input']}&target=10&method=gradcam")
     assert r.status_code == 400 and "valid 0..9" in r.json["error"]
     assert sample_input(client, 5)["top5"][0]["label"] == "Sandal"

@@ -9,14 +9,15 @@
 
 One model serves many browser tabs: every computation on it holds ``self.lock`` (a capture
 adds a slot to the model's modules for the duration of one forward, so two forwards on one
-model must not overlap). Inputs are kept by id in a small LRU (``MAX_INPUTS``): a page
-refers to "its" image by the id it got back, so two tabs never see each other's input.
+model must not overlap). Inputs are kept per tab (``sessions.Sessions``): a page refers to
+"its" image by the id it got back and its session id, so one tab's webcam never evicts
+another tab's input.
 """
 import io
 import itertools
+import secrets
 import threading
 import warnings
-from collections import OrderedDict
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -32,12 +33,13 @@ from ..techniques.gradcam import bilinear_resize, grad_cam
 from ..techniques.gradients import backward_from_target, input_gradient, saliency, smoothgrad
 from ..techniques.occlusion import occlusion
 from . import render
+from .sessions import InputGone, Sessions
 
-__all__ = ["Explorer", "ExploreError", "decode_image", "display_layers", "RULES", "METHODS"]
+__all__ = ["Explorer", "ExploreError", "InputGone", "decode_image", "display_layers",
+           "default_rule", "RULES", "METHODS"]
 
 RULES = ("standard", "deconvnet", "guided")
 METHODS = ("saliency", "smoothgrad", "gradcam", "occlusion")
-MAX_INPUTS = 64                # inputs kept per server (LRU)
 MAX_PIXELS = 40_000_000        # an upload larger than this (width × height) is refused
 _SKIP = (nn.Dropout, nn.Flatten, nn.Identity)
 
@@ -49,20 +51,22 @@ class ExploreError(ValueError):
 def decode_image(data, mode, name="upload"):
     """Bytes of an image file -> PIL image in ``mode`` ("L" or "RGB"), EXIF orientation applied.
     Not an image, or more than MAX_PIXELS pixels: ExploreError naming the file and the size."""
+    too_large = f"{name}: image is too large (at most {MAX_PIXELS:,} pixels); scale it down first"
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # our own limit, checked below from the header, speaks before Pillow's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             w, h = img.size
             if w * h > MAX_PIXELS:
-                raise ExploreError(f"{name}: image of {w}×{h} pixels is too large (at most "
-                                   f"{MAX_PIXELS:,} pixels); scale it down first")
+                raise ExploreError(too_large.replace("image is", f"image of {w}×{h} pixels is"))
             img.load()
+    except Image.DecompressionBombError:        # beyond twice Pillow's limit: refused in open
+        raise ExploreError(too_large) from None
     except UnidentifiedImageError as err:
         raise ExploreError(f"{name}: not an image file ({len(data)} bytes starting "
                            f"{bytes(data[:12])!r}; PNG, JPEG, GIF, BMP, WebP... expected)") from err
-    except (OSError, SyntaxError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as err:
+    except (OSError, SyntaxError) as err:
         raise ExploreError(f"{name}: Pillow cannot read this image ({len(data)} bytes; {err})") \
             from err
     return _to_mode(ImageOps.exif_transpose(img), mode)
@@ -78,6 +82,21 @@ def display_layers(model):
         short = [n for n in names if n.count(".") <= 1]
         leaves = [n for n in short if not any(o.startswith(n + ".") for o in short)]
     return [n for n in leaves if not isinstance(model.get_submodule(n), _SKIP)]
+
+
+def default_rule(model):
+    """(the ReLU rule a unit's projection starts with, {rule: why it shows little}).
+
+    The deconvnet rule ignores which ReLUs were on in the forward pass (``g * (g > 0)``):
+    the only thing it keeps of the image is max-pooling's switches. A network without
+    max-pool (EfficientNet, ResNet's body) then projects every deep unit to one and the same
+    pattern, so such a model starts with guided backprop, which keeps the forward's ReLUs."""
+    if any(isinstance(m, nn.MaxPool2d) for _, m in model.named_modules()):
+        return "deconvnet", {}
+    return "guided", {"deconvnet": "this network has no max-pool: the deconvnet rule keeps "
+                                   "nothing of the image (no switches), so every deep unit "
+                                   "projects to the same pattern; the guided rule keeps the "
+                                   "forward's ReLUs"}
 
 
 class Input:
@@ -100,8 +119,8 @@ class Explorer:
             check_layer(model, n)
         self.labels = list(labels or getattr(model, "labels", None) or [])
         self.lock = threading.RLock()
-        self._inputs, self._ids = OrderedDict(), itertools.count(1)
-        self._inputs_lock = threading.Lock()
+        self.sessions, self._ids = Sessions(), itertools.count(1)
+        self._run = secrets.token_hex(3)   # in input ids: a restarted server's ids are new ones
         self.mode = "L" if self.pre.channels == 1 else "RGB"
         self.size = tuple(self.pre.input_size or (224, 224))
         with self.lock, no_grad(), capture(self.model, self.layers) as acts:
@@ -112,34 +131,36 @@ class Explorer:
         self.classes = out.shape[1]
         if len(self.labels) != self.classes:
             self.labels = [str(k) for k in range(self.classes)]
+        self.default_rule, self.rule_notes = default_rule(model)
+
+    def layer_info(self, name):
+        """{"name", "type", "shape"} of a display layer: what its caption says."""
+        return {"name": name, "type": type(self.model.get_submodule(name)).__name__,
+                "shape": list(self.shapes[name])}
 
     # ------------------------------------------------------------------ inputs
     def fit(self, img):
         """A PIL image (or uint8 array) -> uint8 pixels at the model's input size: the short side
-        resized (to ``preprocess.resize`` when the model has one) and the centre cropped."""
+        resized (to ``preprocess.resize`` when the model has one) and the centre cropped; an image
+        already at the input size is used as it is (so a sample is never resized twice)."""
         img = img if isinstance(img, Image.Image) else Image.fromarray(np.asarray(img, np.uint8))
         img = _to_mode(img, self.mode)
+        if img.size == self.size[::-1]:          # already fitted (a shipped sample): as it is
+            return np.asarray(img, dtype=np.uint8).copy()
         img = resize_short_side(img, self.pre.resize or min(self.size))
         return np.asarray(center_crop(img, self.size), dtype=np.uint8).copy()
 
-    def add_input(self, img):
-        """Keep an image (PIL, or uint8 array of any size) as a new input; returns the Input."""
+    def add_input(self, img, session="default"):
+        """Keep an image (PIL, or uint8 array of any size) as a new input of the tab
+        ``session``; returns the Input."""
         pixels = self.fit(img)
-        x = self.pre.preprocess(pixels)[0]
-        with self._inputs_lock:
-            inp = Input(f"i{next(self._ids)}", pixels, x)
-            self._inputs[inp.key] = inp
-            while len(self._inputs) > MAX_INPUTS:
-                self._inputs.popitem(last=False)
+        inp = Input(f"i{next(self._ids)}-{self._run}", pixels, self.pre.preprocess(pixels)[0])
+        self.sessions.add(session, inp)
         return inp
 
-    def get_input(self, key):
-        with self._inputs_lock:
-            if key not in self._inputs:
-                raise ExploreError(f"input {key!r} is not (or no longer) kept by the server; "
-                                   f"pick the image again (the last {MAX_INPUTS} are kept)")
-            self._inputs.move_to_end(key)
-            return self._inputs[key]
+    def get_input(self, key, session="default"):
+        """The input ``key`` of the tab ``session``; InputGone once no longer kept."""
+        return self.sessions.get(session, key)
 
     def check_unit(self, layer, unit):
         """The layer name and channel index, checked against the layer's output shape."""
@@ -170,35 +191,58 @@ class Explorer:
         layers = []
         for n in self.layers:
             img, geom = render.mosaic(inp.acts[n])
-            layers.append({"name": n, "shape": list(self.shapes[n]), "mosaic": render.png_url(img),
-                           **geom})
+            layers.append({**self.layer_info(n), "mosaic": render.png_url(img), **geom})
         return {"input": inp.key, "image": render.png_url(inp.pixels),
                 "top5": [{"class": int(k), "label": self.labels[k], "prob": float(p[k])}
                          for k in top],
                 "layers": layers}
 
     # ------------------------------------------------------------------ a unit
-    def unit(self, inp, layer, unit, rule="deconvnet"):
+    def unit(self, inp, layer, unit, rule=None):
         """Channel ``unit`` of ``layer`` for this input: its activation map over the image and
         its projection to pixels, one backward pass with the ReLU rule ``rule`` starting from
         the channel's own activation (every other unit 0, as Zeiler & Fergus do)."""
         layer, unit = self.check_unit(layer, unit)
+        rule = rule or self.default_rule
         if rule not in RULES:
             raise ExploreError(f"rule {rule!r} is not a ReLU backward rule; choose one of "
                                f"{', '.join(RULES)}")
         if inp.acts is None:
             self.view(inp)
         act = inp.acts[layer][unit]
-        out = {"layer": layer, "unit": unit, "rule": rule, "max": float(np.max(act))}
+        out = {"layer": layer, "unit": unit, "rule": rule, "max": float(np.max(act)),
+               "input": inp.key, "label": self.unit_label(layer, unit)}
         if act.ndim == 2:
             heat = to_numpy(bilinear_resize(np.asarray(act, np.float64), self.size))
             out["activation"] = render.png_url(render.heat_overlay(inp.pixels, heat))
+            out["activation_bar"] = render.colour_bar("jet", render.display_scale(heat),
+                                                      "activation")
+        else:                                # a dense unit: one number, no map to draw
+            out["value"] = float(act)
         with self.lock:
             g = input_gradient(self.model, inp.x, layer=layer, unit=unit, signal="activation",
                                relu_rule=rule)
         out["projection"] = render.png_url(render.signed_image(g))
+        out["projection_bar"] = render.colour_bar("signed", render.display_scale(g),
+                                                  "∂(unit)/∂(pixel)")
         out["empty"] = not np.any(g)
+        out["note"] = self.rule_notes.get(rule, "")
         return out
+
+    def strongest(self, inp, layer, unit):
+        """(i, j) where channel ``unit`` of ``layer`` responds most to this input ((0, 0) for a
+        dense unit)."""
+        if inp.acts is None:
+            self.view(inp)
+        act = inp.acts[layer][unit]
+        if act.ndim != 2:
+            return 0, 0
+        i, j = np.unravel_index(int(np.argmax(act)), act.shape)
+        return int(i), int(j)
+
+    def unit_label(self, layer, unit):
+        """The class name of an output unit (a layer with one unit per class), else ''."""
+        return self.labels[unit] if self.shapes[layer] == (self.classes,) else ""
 
     # ---------------------------------------------------------------- a class
     def class_map(self, inp, target, method):
@@ -206,28 +250,38 @@ class Explorer:
         target = self.check_target(target)
         if method not in METHODS:
             raise ExploreError(f"method {method!r} is not known; choose one of {', '.join(METHODS)}")
+        side = min(self.size)
+        small = side <= 64
         with self.lock:
             if method == "saliency":
                 m = saliency(self.model, inp.x, target)
             elif method == "smoothgrad":
-                m = np.abs(smoothgrad(self.model, inp.x, target, n_samples=16,
+                # on a big input 8 noisy copies, 2 at a time: larger batches were slower on
+                # EfficientNet-Lite0 (8.6 s for batches of 8, 5.7 s one by one, load 16)
+                n, batch = (16, 16) if small else (8, 2)
+                m = np.abs(smoothgrad(self.model, inp.x, target, n_samples=n, batch_size=batch,
                                       kind="magnitude")).max(axis=-3)   # as saliency shows it
             elif method == "gradcam":
                 m = grad_cam(self.model, inp.x, target)
             else:
-                side = min(self.size)   # a quarter of a small input (8×8 positions), else 7×7
-                size, stride = (side // 4, side // 8) if side <= 64 else (side // 7, side // 7)
+                # a quarter of a small input (8×8 positions); a big one in 4×4 patches (16
+                # forwards instead of 7×7's 50), 4 at a time (faster than 16 on EfficientNet)
+                size, stride = (side // 4, side // 8) if small else (side // 4, side // 4)
                 occ = occlusion(self.model, inp.x, target, size=size, stride=stride,
-                                batch_size=16)
+                                batch_size=16 if small else 4)
                 # the fraction of the class probability lost when a patch covers each pixel
                 m = (occ.base_prob - occ.pixel_map) / max(occ.base_prob, 1e-12)
         if method in ("saliency", "smoothgrad"):
             pic = render.grey_image(m)
+            bar = render.colour_bar("grey", render.display_scale(m), "|∂y/∂x|")
+        elif method == "gradcam":
+            pic = render.heat_overlay(inp.pixels, m, percentile=99.0)
+            bar = render.colour_bar("jet", render.display_scale(m), "Grad-CAM")
         else:
-            pic = render.heat_overlay(inp.pixels, m, percentile=None if method == "occlusion"
-                                      else 99.0)
+            pic = render.heat_overlay(inp.pixels, m, percentile=None)
+            bar = render.colour_bar("jet", 1.0, "share of p lost")
         return {"method": method, "class": target, "label": self.labels[target],
-                "image": render.png_url(pic)}
+                "input": inp.key, "image": render.png_url(pic), "bar": bar}
 
     # --------------------------------------------------- ConvNetJS: weights, gradients
     def weights(self):

@@ -15,7 +15,8 @@ from PIL import Image
 from ..plot.attribution import gradient_image
 from ..plot.core import normalize_map
 
-__all__ = ["png_url", "to_uint8", "mosaic", "heat_overlay", "signed_image", "grey_image", "shrink"]
+__all__ = ["png_url", "to_uint8", "mosaic", "heat_overlay", "signed_image", "grey_image", "shrink",
+           "display_scale", "colour_bar"]
 
 MAX_TILE = 48          # activation maps larger than this are block-averaged down for the grid
 
@@ -111,3 +112,20 @@ def signed_image(g):
 def grey_image(m, percentile=99.0):
     """A non-negative map (H, W) -> uint8 grey picture scaled by its percentile."""
     return to_uint8(normalize_map(m, percentile))
+
+
+def display_scale(m, percentile=99.0):
+    """The value drawn at the top of a map's colour scale: its ``percentile`` of |m| (the
+    largest |m| when that is 0), exactly as ``normalize_map`` scales it."""
+    m = np.abs(np.asarray(m, dtype=np.float64))
+    scale = float(np.percentile(m, percentile)) if m.size else 1.0
+    return scale if scale > 0 else float(m.max() if m.size else 0.0) or 1.0
+
+
+def colour_bar(kind, hi, label, lo=None):
+    """What the page needs to draw a map's colour bar: {"kind": "jet" | "grey" | "signed",
+    "lo", "hi", "label"} (a signed map runs from -hi (black) through 0 (grey) to hi)."""
+    if kind not in ("jet", "grey", "signed"):
+        raise ValueError(f"colour_bar: kind {kind!r} is not jet, grey or signed")
+    lo = (-hi if kind == "signed" else 0.0) if lo is None else lo
+    return {"kind": kind, "lo": float(lo), "hi": float(hi), "label": label}

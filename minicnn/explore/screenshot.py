@@ -1,13 +1,18 @@
-"""The README's picture of the explorer: ``python -m minicnn.explore.screenshot docs/explore.png``.
+"""The README's pictures of the explorer:
+
+    python -m minicnn.explore.screenshot docs/explore.png
+    python -m minicnn.explore.screenshot --train docs/explore-train.png
 
 Serves fashion_net (shipped weights and samples only) on a free port of 127.0.0.1, opens the
 page in headless Chromium with Playwright, picks a sample, clicks a unit, switches to the
-guided rule, visualizes the unit, explains the predicted class, and saves the window.
+guided rule, visualizes the unit, explains the predicted class, and saves the window. With
+``--train``: the Train tab, fashion_net learning from scratch on Fashion-MNIST, caught
+mid-training (after ``steps`` steps).
 """
 import sys
 import threading
 
-__all__ = ["screenshot"]
+__all__ = ["screenshot", "train_screenshot"]
 
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run"]
@@ -41,12 +46,45 @@ def screenshot(out, chromium="/usr/bin/chromium", sample=6, layer="features.6", 
             page.wait_for_timeout(300)
             page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=str(out), full_page=True,
-                            clip={"x": 0, "y": 0, "width": 1400, "height": 1520})
+                            clip={"x": 0, "y": 0, "width": 1400, "height": 1600})
             browser.close()
     finally:                         # (leaving sync_playwright's block closes the browser)
         server.shutdown()
         server.server_close()
 
 
+def train_screenshot(out, chromium="/usr/bin/chromium", steps=300):
+    """The Train tab mid-training (Fashion-MNIST must be installed)."""
+    from playwright.sync_api import sync_playwright
+    from werkzeug.serving import make_server
+    from .server import build, create_app
+    app = create_app(build("fashion_net", installed=False))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"http://127.0.0.1:{server.server_port}/")
+            page.wait_for_function("state.input !== null")
+            page.click("#tabs button[data-tab='train']")
+            page.wait_for_function("document.querySelectorAll('#train-model option').length")
+            page.click("#train-start")
+            page.wait_for_function("Number(document.getElementById('train-status').dataset.step)"
+                                   f" >= {steps}", timeout=600_000)
+            page.wait_for_timeout(1500)              # the pictures of the latest step
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(out), full_page=True)
+            browser.close()
+    finally:
+        app.trainer.pause()                          # the training thread ends with the page
+        server.shutdown()
+        server.server_close()
+
+
 if __name__ == "__main__":
-    screenshot(sys.argv[1] if len(sys.argv) > 1 else "explore.png")
+    args = sys.argv[1:]
+    if args[:1] == ["--train"]:
+        train_screenshot(args[1] if len(args) > 1 else "explore-train.png")
+    else:
+        screenshot(args[0] if args else "explore.png")

@@ -3,8 +3,10 @@
     app = create_app(build("fashion_net"))       # the app, e.g. for Flask's test client
     serve("fashion_net", port=8000)              # what ``minicnn explore`` runs
 
-Routes (JSON unless noted; a bad request answers 400 with {"error": message}, and the
-server keeps serving):
+Routes (JSON unless noted; a bad request answers 400 with {"error": message}, an input no
+longer kept 410 with {"error": message, "gone": true}, and the server keeps serving). Each
+tab sends its session id in the header X-Minicnn-Session (or a ``session`` parameter;
+"default" without one): inputs are kept per tab.
 
     GET  /                       the page (static/index.html, app.js, style.css)
     GET  /api/info               model, layers, classes, samples, ReLU rules, methods
@@ -12,10 +14,18 @@ server keeps serving):
     POST /api/input              {"sample": k} | a file field "image" | an image body (webcam
                                  frame) -> input id, top-5, every layer's activation mosaic
     GET  /api/unit               input, layer, unit, rule -> activation map + projection
-    GET  /api/top                layer, unit -> top-9 dataset patches (or the progress so far)
+    GET  /api/top                layer, unit[, rule] -> top-9 dataset patches (or the progress so
+                                 far) and, with a rule, the unit's projection on each
+    GET  /api/arithmetic         input, layer, unit[, i, j][, target, rule] -> how the unit's
+                                 number is computed (conv, max-pool, linear; at its strongest
+                                 position by default) and, with a target class, its backward
     GET  /api/neuron             layer, unit -> the unit's optimized image
     GET  /api/class              input, target, method -> saliency / smoothgrad / gradcam / occlusion
     GET  /api/weights            every layer's weights; GET /api/gradients input, target
+    GET  /api/train              the Train tab: the run's curves and pictures (``version``: the
+                                 pictures only when newer), the networks that can train here
+    POST /api/train              {"action": "start" | "pause" | "reset" | "save", "network",
+                                 "lr", "batch_size"} -> the same
 """
 import copy
 import sys
@@ -24,6 +34,9 @@ from flask import Flask, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from .compute import METHODS, RULES, Explorer, ExploreError, decode_image
+from .neuron import arithmetic, backward_arithmetic
+from .sessions import InputGone, check_session
+from .train import Trainer
 from .units import NeuronImages, TopImages, gather_dataset
 
 __all__ = ["create_app", "build", "serve", "MAX_UPLOAD"]
@@ -31,11 +44,22 @@ __all__ = ["create_app", "build", "serve", "MAX_UPLOAD"]
 MAX_UPLOAD = 32 * 1024 * 1024        # bytes of one request body
 
 
-def build(model="fashion_net", images=None, backend="numpy", installed=True, start=True):
+def build(model="fashion_net", images=None, backend="numpy", installed=True, start=True,
+          weights=None):
     """An Explorer for a model (a name, or a pretrained Module named by its ``arch``) with its
-    top-9 table started (or loaded from the cache); ``start=False`` leaves it to the caller."""
+    top-9 table started (or loaded from the cache); ``start=False`` leaves it to the caller.
+    ``weights``: a weight file for the named model instead of its pretrained weights (e.g. a
+    run saved by the Train tab)."""
     from .. import models
-    net = models.get_model(model, pretrained=True) if isinstance(model, str) else model
+    from ..models.pretrained import load_pretrained
+    if isinstance(model, str) and ":" in model:
+        model = user_model(model)
+    if not isinstance(model, str):
+        net = model
+    elif weights is not None:
+        net = load_pretrained(models.get_model(model, pretrained=False), weights).eval()
+    else:
+        net = models.get_model(model, pretrained=True)
     if backend != "numpy":
         net.to(backend)
     ex = Explorer(net, model if isinstance(model, str) else getattr(net, "arch", "model"))
@@ -46,6 +70,33 @@ def build(model="fashion_net", images=None, backend="numpy", installed=True, sta
     if start:
         ex.top_images.start()
     return ex
+
+
+def user_model(spec):
+    """``"module:function"`` -> the Module that ``function()`` of the importable ``module``
+    returns (the current folder is searched too): a network a student defines in a few lines.
+    It needs a ``preprocess`` (``minicnn.data.images.Preprocess`` with its input_size)."""
+    import importlib
+    import os
+    from .. import nn
+    module, _, fn = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        make = getattr(importlib.import_module(module), fn)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"--model {spec}: cannot import {fn!r} from {module!r} ({err})") from None
+    net = make()
+    if not isinstance(net, nn.Module):
+        raise ValueError(f"--model {spec}: {fn}() returned a {type(net).__name__}, not an "
+                         f"nn.Module")
+    pre = getattr(net, "preprocess", None)
+    if pre is None or not pre.input_size:
+        raise ValueError(f"--model {spec}: the network needs a preprocess with an input size, "
+                         f"e.g. net.preprocess = minicnn.models.small.FASHION_PREPROCESS "
+                         f"(28×28 grey)")
+    net.arch = getattr(net, "arch", None) or fn
+    return net.eval()
 
 
 def _int(name):
@@ -65,14 +116,42 @@ def _str(name, default=None):
     return value
 
 
-def create_app(ex):
-    """The Flask app serving one Explorer ``ex`` (built by ``build``)."""
+def _session():
+    sid = request.headers.get("X-Minicnn-Session") or request.values.get("session", "default")
+    try:
+        return check_session(sid)
+    except ValueError as err:
+        raise ExploreError(str(err)) from None
+
+
+def _input(ex):
+    """The input named by the request's ``input`` parameter, in the request's session."""
+    return ex.get_input(_str("input"), _session())
+
+
+def create_app(ex, trainer=None):
+    """The Flask app serving one Explorer ``ex`` (built by ``build``) and the Train tab's
+    ``trainer`` (a new ``train.Trainer`` by default)."""
     app = Flask(__name__, static_folder="static", static_url_path="/static")
+    trainer = trainer or Trainer()
+    app.trainer = trainer
     app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD
+
+    @app.after_request
+    def no_store(response):
+        # every answer depends on the server's state (inputs kept, training run): never
+        # cached, not even a 410, which browsers would otherwise keep and replay
+        if request.path.startswith("/api/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
     @app.errorhandler(ExploreError)
     def bad_request(err):
         return jsonify(error=str(err)), 400
+
+    @app.errorhandler(InputGone)
+    def gone(err):
+        return jsonify(error=str(err), gone=True), 410
 
     @app.errorhandler(HTTPException)
     def http_error(err):
@@ -93,11 +172,12 @@ def create_app(ex):
     @app.get("/api/info")
     def info():
         from .render import png_url
-        return jsonify(model=ex.name, layers=[{"name": n, "shape": list(ex.shapes[n])}
-                                              for n in ex.layers],
-                       labels=ex.labels, size=list(ex.size), channels=ex.pre.channels,
-                       samples=[png_url(p) for p in ex.samples], rules=list(RULES),
-                       methods=list(METHODS), top=ex.top_images.status())
+        return jsonify(model=ex.name, layers=[ex.layer_info(n) for n in ex.layers],
+                       labels=ex.labels, classes=ex.classes, size=list(ex.size),
+                       channels=ex.pre.channels, samples=[png_url(p) for p in ex.samples],
+                       rules=list(RULES), default_rule=ex.default_rule,
+                       rule_notes=ex.rule_notes, methods=list(METHODS),
+                       top=ex.top_images.status())
 
     @app.get("/api/progress")
     def progress():
@@ -120,19 +200,49 @@ def create_app(ex):
                 raise ExploreError("POST /api/input needs {\"sample\": k}, a file field 'image' "
                                    "or an image as the request body")
             img = decode_image(data, ex.mode, name="frame")
-        return jsonify(ex.view(ex.add_input(img)))
+        return jsonify(ex.view(ex.add_input(img, _session())))
 
     @app.get("/api/unit")
     def unit():
-        inp = ex.get_input(_str("input"))
-        return jsonify(ex.unit(inp, _str("layer"), _int("unit"), _str("rule", "deconvnet")))
+        inp = _input(ex)
+        return jsonify(ex.unit(inp, _str("layer"), _int("unit"), _str("rule", ex.default_rule)))
 
     @app.get("/api/top")
     def top():
-        found = ex.top_images.top(_str("layer"), _int("unit"))
-        return jsonify(status=ex.top_images.status(),
-                       images=None if found is None else [u for u, _ in found],
-                       indices=None if found is None else [i for _, i in found])
+        rule = request.values.get("rule")
+        if rule is not None and rule not in RULES:
+            raise ExploreError(f"rule {rule!r} is not a ReLU backward rule; choose one of "
+                               f"{', '.join(RULES)}")
+        found = ex.top_images.top(_str("layer"), _int("unit"), rule)
+        return jsonify(status=ex.top_images.status(), rule=rule,
+                       images=None if found is None else [u for u, _, _ in found],
+                       indices=None if found is None else [i for _, i, _ in found],
+                       projections=None if found is None or rule is None
+                       else [p for _, _, p in found])
+
+    @app.get("/api/arithmetic")
+    def unit_arithmetic():
+        inp = _input(ex)
+        layer, unit = ex.check_unit(_str("layer"), _int("unit"))
+        i, j = request.values.get("i"), request.values.get("j")
+        if i is None or j is None:          # at the unit's strongest position
+            i, j = ex.strongest(inp, layer, unit)
+        else:
+            i, j = _int("i"), _int("j")
+        target = request.values.get("target")
+        rule = _str("rule", ex.default_rule)
+        if rule not in RULES:
+            raise ExploreError(f"rule {rule!r} is not a ReLU backward rule; choose one of "
+                               f"{', '.join(RULES)}")
+        try:
+            with ex.lock:
+                out = arithmetic(ex.model, inp.x, layer, unit, i, j)
+                if target is not None and out["kind"] == "conv" and "relu" in out:
+                    out["backward"] = backward_arithmetic(ex.model, inp.x, layer, unit, i, j,
+                                                          ex.check_target(_int("target")), rule)
+            return jsonify(out)
+        except ValueError as err:
+            raise ExploreError(str(err)) from None
 
     @app.get("/api/neuron")
     def neuron():
@@ -140,7 +250,7 @@ def create_app(ex):
 
     @app.get("/api/class")
     def class_map():
-        inp = ex.get_input(_str("input"))
+        inp = _input(ex)
         return jsonify(ex.class_map(inp, _int("target"), _str("method")))
 
     @app.get("/api/weights")
@@ -149,15 +259,50 @@ def create_app(ex):
 
     @app.get("/api/gradients")
     def gradients():
-        return jsonify(ex.gradients(ex.get_input(_str("input")), _int("target")))
+        return jsonify(ex.gradients(_input(ex), _int("target")))
+
+    @app.get("/api/train")
+    def train_state():
+        since = request.values.get("version", "-1")
+        try:
+            since = int(since)
+        except ValueError:
+            raise ExploreError(f"parameter 'version' must be an integer, got {since!r}") from None
+        return jsonify(networks=trainer.available(), **trainer.snapshot(since))
+
+    @app.post("/api/train")
+    def train_control():
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ExploreError('POST /api/train needs JSON {"action": "start" | "pause" | '
+                               '"reset" | "save", ...}')
+        action, network = body.get("action"), body.get("network")
+        lr, batch = body.get("lr"), body.get("batch_size")
+        saved = None
+        if action == "start":
+            trainer.start(network, lr=lr, batch_size=batch)
+        elif action == "pause":
+            trainer.pause()
+        elif action == "reset":
+            trainer.reset(network)
+            trainer.configure(lr, batch)
+        elif action == "save":
+            saved = str(trainer.save())
+        elif action == "configure":
+            trainer.configure(lr, batch)
+        else:
+            raise ExploreError(f"action {action!r} is not known; choose start, pause, reset, "
+                               f"save or configure")
+        return jsonify(networks=trainer.available(), saved_path=saved, **trainer.snapshot())
 
     return app
 
 
-def serve(model="fashion_net", port=8000, images=None, host="127.0.0.1", backend="numpy"):
+def serve(model="fashion_net", port=8000, images=None, host="127.0.0.1", backend="numpy",
+          weights=None):
     """Build the explorer, print its address, serve until Ctrl-C. port 0: a free port."""
     from werkzeug.serving import make_server
-    ex = build(model, images, backend)
+    ex = build(model, images, backend, weights=weights)
     server = make_server(host, port, create_app(ex), threaded=True)
     print(f"minicnn explore: {model} at http://{host}:{server.server_port}/  "
           f"(top images over {ex.top_images.status()['dataset']}; Ctrl-C stops)", flush=True)

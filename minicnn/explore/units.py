@@ -116,6 +116,7 @@ class TopImages:
         digest.update(np.ascontiguousarray(pixels).tobytes())
         self.path = cache_dir() / "explore" / f"top9-{explorer.name}-{digest.hexdigest()[:16]}.npz"
         self._thread = None
+        self._projections = {}                 # (layer, unit, rule) -> (k, C, H, W)
 
     def start(self):
         """Load the cached tables, or start computing them in a daemon thread."""
@@ -183,8 +184,10 @@ class TopImages:
         except Exception as err:          # shown on the page; the server keeps serving
             self.error = f"{type(err).__name__}: {err}"
 
-    def top(self, layer, unit):
-        """[(png url, dataset index)] of the unit's top-k patches, or None while computing."""
+    def top(self, layer, unit, rule=None):
+        """[(png url, dataset index, projection png url or None)] of the unit's top-k patches,
+        or None while computing. With a ReLU ``rule``, each patch's projection too (DeepVis:
+        the unit's deconv on each of its top images), cropped to the same receptive field."""
         layer, unit = self.ex.check_unit(layer, unit)
         if layer not in self.tables:
             return None
@@ -193,13 +196,35 @@ class TopImages:
             rf = receptive_field(self.ex.model, layer) if positions[unit, 0, 0] >= 0 else None
         except ValueError:
             rf = None
+        projections = [None] * len(indices[unit])
+        if rule is not None:
+            projections = self.projections(layer, unit, rule, indices[unit])
         out = []
-        for idx, pos in zip(indices[unit], positions[unit]):
+        for idx, pos, g in zip(indices[unit], positions[unit], projections):
             img = self.pixels[int(idx)]
             if rf is not None:
                 img = _crop(img, rf_box(rf, pos))
-            out.append((render.png_url(img), int(idx)))
+                g = None if g is None else np.moveaxis(_crop(np.moveaxis(g, 0, -1),
+                                                             rf_box(rf, pos)), -1, 0)
+            out.append((render.png_url(img), int(idx),
+                        None if g is None else render.png_url(render.signed_image(g))))
         return out
+
+    def projections(self, layer, unit, rule, indices):
+        """The unit's projection to pixels on each dataset image of ``indices`` (C, H, W) each:
+        one batched backward pass from the unit's channel, every other unit 0 (each image's
+        gradient depends on that image alone: the model is in eval mode)."""
+        key = (layer, unit, rule)
+        if key not in self._projections:
+            from ..techniques.gradients import input_gradient
+            x = self.ex.pre.preprocess(self.pixels[np.asarray(indices, dtype=np.int64)])
+            with self.ex.lock:
+                g = input_gradient(self.ex.model, x, layer=layer, unit=unit,
+                                   signal="activation", relu_rule=rule)
+            if len(self._projections) > 256:           # bounded: the oldest go first
+                self._projections.pop(next(iter(self._projections)))
+            self._projections[key] = np.asarray(to_numpy(g), dtype=np.float64)
+        return self._projections[key]
 
 
 def _weights_id(model):

@@ -1,0 +1,153 @@
+"""One unit's arithmetic in the explorer (CNN Explainer's view): every number is the
+engine's — the window times the kernel, summed with the bias, is the captured activation."""
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn.explore import build, create_app
+from minicnn.explore.neuron import arithmetic
+
+
+@pytest.fixture(scope="module")
+def explorer(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINICNN_HOME", str(tmp_path_factory.mktemp("home")))
+        yield build("fashion_net", installed=False, start=False)
+
+
+def captured(ex, x, layer):
+    with mc.no_grad(), mc.capture(ex.model, [layer]) as acts:
+        ex.model(mc.tensor(x[None].astype(np.float32)))
+    return mc.to_numpy(acts[layer].data[0]).astype(np.float64)
+
+
+@pytest.mark.parametrize("layer,unit,i,j", [("features.0", 3, 0, 0),      # in the padding
+                                             ("features.0", 9, 14, 20),
+                                             ("features.2", 5, 10, 7),
+                                             ("features.7", 30, 13, 0)])
+def test_a_conv_units_window_times_its_kernel_plus_bias_is_its_activation(explorer, layer,
+                                                                         unit, i, j):
+    x = explorer.add_input(explorer.samples[4]).x
+    r = arithmetic(explorer.model, x, layer, unit, i, j)
+    y = captured(explorer, x, layer)[unit, i, j]
+    assert r["matches"] and r["engine"] == pytest.approx(y, rel=1e-6, abs=1e-7)
+    # the parts add up: Σ products per channel, Σ channels + bias = total = the engine's
+    prods = np.asarray(r["products"])
+    np.testing.assert_allclose(prods.sum(axis=(1, 2)), r["channel_sums"][:len(prods)],
+                               rtol=1e-12)
+    np.testing.assert_allclose(prods, np.asarray(r["windows"]) * np.asarray(r["weights"]),
+                               rtol=1e-12)
+    assert np.sum(r["channel_sums"]) + r["bias"] == pytest.approx(r["total"], rel=1e-12)
+    assert abs(r["total"] - y) <= 1e-5 * max(1.0, abs(y))
+    w = mc.to_numpy(explorer.model.get_submodule(layer).weight.data)
+    np.testing.assert_array_equal(np.asarray(r["weights"]), w[unit, :len(prods)])
+    # the ReLU after it: max(y, 0), the captured value of the next layer
+    relu = captured(explorer, x, r["relu"]["layer"])[unit, i, j]
+    assert r["relu"]["value"] == pytest.approx(max(y, 0.0), abs=1e-7) == pytest.approx(relu)
+    assert r["code"] == "ops/conv.py: conv2d_naive"
+
+
+def test_the_window_of_a_corner_unit_reaches_into_the_zero_padding(explorer):
+    x = explorer.add_input(explorer.samples[0]).x
+    r = arithmetic(explorer.model, x, "features.0", 0, 0, 0)
+    assert r["origin"] == [-1, -1]
+    assert np.all(np.asarray(r["windows"])[:, 0, :] == 0)     # the padded row is zeros
+
+
+def test_a_max_pool_unit_is_its_windows_maximum_and_names_the_switch(explorer):
+    x = explorer.add_input(explorer.samples[6]).x
+    layer = "features.4"
+    inp = captured(explorer, x, "features.3")
+    out = captured(explorer, x, layer)
+    _, idx = mc.ops.max_pool2d(mc.tensor(inp[None].astype(np.float32)), 2, 2,
+                               return_indices=True)
+    idx = mc.to_numpy(idx)[0]
+    for c, i, j in [(2, 3, 4), (11, 6, 0), (15, 13, 13)]:
+        r = arithmetic(explorer.model, x, layer, c, i, j)
+        assert r["total"] == out[c, i, j] == r["engine"] and r["matches"]
+        assert inp[c][tuple(r["winner"])] == out[c, i, j]
+        if np.sum(np.asarray(r["window"]) == r["total"]) == 1:   # no tie: the op's switch
+            assert r["switch"] == idx[c, i, j]
+
+
+def test_a_linear_unit_is_the_sum_of_its_products_and_bias(explorer):
+    x = explorer.add_input(explorer.samples[2]).x
+    r = arithmetic(explorer.model, x, "classifier.3", 2)
+    logits = captured(explorer, x, "classifier.3")
+    assert r["engine"] == pytest.approx(logits[2], rel=1e-6) and r["matches"]
+    shown = sum(t["product"] for t in r["top"])
+    assert shown + r["rest"] + r["bias"] == pytest.approx(r["total"], rel=1e-9, abs=1e-9)
+    mags = [abs(t["product"]) for t in r["top"]]
+    assert mags == sorted(mags, reverse=True) and r["inputs"] == 128
+
+
+def test_the_route_defaults_to_the_strongest_position_and_refuses_bad_ones(explorer):
+    client = create_app(explorer).test_client()
+    key = client.post("/api/input", json={"sample": 7}).json["input"]
+    r = client.get(f"/api/arithmetic?input={key}&layer=features.2&unit=4").json
+    act = explorer.get_input(key).acts["features.2"][4]
+    assert (r["i"], r["j"]) == np.unravel_index(np.argmax(act), act.shape)
+    assert r["engine"] == pytest.approx(act.max(), rel=1e-6)
+    bad = client.get(f"/api/arithmetic?input={key}&layer=features.2&unit=4&i=28&j=0")
+    assert bad.status_code == 400 and "outside" in bad.json["error"]
+    relu = client.get(f"/api/arithmetic?input={key}&layer=features.1&unit=0")
+    assert relu.status_code == 400 and "is a ReLU" in relu.json["error"]
+
+
+def test_a_students_own_network_is_explored_by_module_and_function(tmp_path, monkeypatch):
+    """``--model mymodule:make_net``: a network defined in a few lines, explored and its
+    arithmetic checked against the engine like the shipped ones."""
+    (tmp_path / "mynet.py").write_text(
+        "import minicnn as mc\n"
+        "from minicnn.models.small import FASHION_PREPROCESS\n"
+        "def make_net():\n"
+        "    net = mc.nn.Sequential(mc.nn.Conv2d(1, 4, 5, padding=2, rng=1), mc.nn.ReLU(),\n"
+        "                           mc.nn.MaxPool2d(2), mc.nn.Flatten(), mc.nn.Linear(784, 10, rng=2))\n"
+        "    net.preprocess = FASHION_PREPROCESS\n"
+        "    return net\n"
+        "def not_a_net():\n"
+        "    return 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "home"))
+    ex = build("mynet:make_net", installed=False, start=False)
+    assert ex.name == "make_net" and ex.layers == ["0", "1", "2", "4"]
+    x = ex.add_input(ex.samples[1]).x
+    for layer, unit, i, j in [("0", 2, 13, 0), ("2", 3, 5, 6), ("4", 7, 0, 0)]:
+        r = arithmetic(ex.model, x, layer, unit, i, j)
+        assert r["matches"], layer
+    with pytest.raises(ValueError, match="not an nn.Module"):
+        build("mynet:not_a_net", installed=False, start=False)
+    with pytest.raises(ValueError, match="cannot import 'nope'"):
+        build("mynet:nope", installed=False, start=False)
+
+
+@pytest.mark.parametrize("rule", ["standard", "deconvnet", "guided"])
+def test_the_backward_at_a_conv_unit_is_the_engines_under_each_rule(explorer, rule):
+    """What arrives at the ReLU, what the rule lets through (its formula at this unit), and
+    this unit's share of the gradient at its input window: g · w[f] (the transposed conv)."""
+    from minicnn.explore.neuron import backward_arithmetic
+    x = explorer.add_input(explorer.samples[5]).x
+    layer, unit, target = "features.2", 6, 5
+    y = captured(explorer, x, layer)
+    i, j = np.unravel_index(np.argmax(y[unit]), y[unit].shape)   # a unit that is on
+    b = backward_arithmetic(explorer.model, x, layer, unit, int(i), int(j), target, rule)
+    with mc.capture(explorer.model, [layer, "features.3"]) as acts:
+        xt = mc.tensor(x[None].astype(np.float32), requires_grad=True)
+        explorer.model(xt)[0, target].backward(relu_rule=rule)
+    g = mc.to_numpy(acts["features.3"].grad)[0, unit, i, j]
+    through = mc.to_numpy(acts[layer].grad)[0, unit, i, j]
+    assert b["g"] == pytest.approx(g, abs=1e-12) and b["through"] == pytest.approx(through)
+    passes = {"standard": b["y"] > 0, "deconvnet": g > 0, "guided": b["y"] > 0 and g > 0}[rule]
+    assert b["passes"] == passes and through == pytest.approx(g if passes else 0.0, abs=1e-12)
+    # this unit alone sends g·w[f] to its window: a conv's backward from a one-hot upstream
+    w = mc.to_numpy(explorer.model.get_submodule(layer).weight.data)
+    bias = mc.to_numpy(explorer.model.get_submodule(layer).bias.data)
+    inp = mc.tensor(captured(explorer, x, "features.1")[None].astype(np.float64),
+                    requires_grad=True)
+    out = mc.ops.conv2d(inp, mc.tensor(w.astype(np.float64)), mc.tensor(bias.astype(np.float64)),
+                        padding=1)
+    up = np.zeros(out.shape)
+    up[0, unit, i, j] = through
+    out.backward(up)
+    window = np.pad(mc.to_numpy(inp.grad)[0], ((0, 0), (1, 1), (1, 1)))[:, i:i + 3, j:j + 3]
+    np.testing.assert_allclose(np.asarray(b["to_input"]), window, rtol=1e-6, atol=1e-12)
