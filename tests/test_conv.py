@@ -87,8 +87,12 @@ ROAD_CASES = CONV_CASES + [((2, 4, 6, 6), (6, 4, 3, 3), 1, 1, 1),       # stride
                            # kernel reaching two frames on; strides (2, 1); 3 images
                            ((2, 6, 9, 8), (6, 1, 5, 5), 2, 2, 6),
                            ((2, 3, 8, 7), (3, 1, 3, 3), (2, 1), (1, 0), 3),
-                           ((3, 4, 7, 7), (8, 1, 3, 3), 1, 1, 4)]
-ROAD_IDS = CONV_IDS + ["s1p1", "5x3-p20", "depthwise-5x5s2", "depthwise-s21", "depthwise-n3x2"]
+                           ((3, 4, 7, 7), (8, 1, 3, 3), 1, 1, 4),
+                           # more channels than positions per channel: rows stored channels-last
+                           ((1, 24, 3, 3), (24, 1, 3, 3), 1, 1, 24),
+                           ((2, 40, 4, 5), (40, 1, 3, 3), 2, 1, 40)]
+ROAD_IDS = CONV_IDS + ["s1p1", "5x3-p20", "depthwise-5x5s2", "depthwise-s21", "depthwise-n3x2",
+                       "depthwise-channels-last", "depthwise-channels-last-s2"]
 
 
 def _values_and_grads(fn, arrays, dout):

@@ -221,9 +221,9 @@ def _format(row, peak):
 
 def _load_section_modules():
     """Import every section module of ``minicnn/bench/``: each registers its sections with
-    @section (reference_torch and opcheck are not sections)."""
+    @section (reference_torch, opcheck and before_after are not sections)."""
     for info in pkgutil.iter_modules([os.path.dirname(os.path.abspath(__file__))]):
-        if info.name not in ("core", "reference_torch", "opcheck"):
+        if info.name not in ("core", "reference_torch", "opcheck", "before_after"):
             importlib.import_module(f"minicnn.bench.{info.name}")
 
 

@@ -59,13 +59,23 @@ class PhaseRows:
         self.count = (N - 1) * self.height * self.width + Ho * self.width
         reach = (kh - 1) // sh * self.width + (kw - 1) // sw
         self.length = max(N * self.height * self.width, self.count + reach)
+        self.channels_last = C >= self.count
         self.rows = None
+
+    def array(self, like, lead, channels, length, *, zero=True):
+        """A (*lead, channels, length) array on ``like``'s backend and dtype, stored with the
+        positions outermost where a run of positions is shorter than the number of channels
+        (``channels_last``: a multiply-add then runs over all channels of a position at
+        once, 1152 values on EfficientNet's 7×7 maps, instead of 77 positions per channel)."""
+        xp = get_array_module(like)
+        make = xp.zeros if zero else xp.empty
+        if self.channels_last:
+            return make(lead + (length, channels), dtype=like.dtype).swapaxes(-1, -2)
+        return make(lead + (channels, length), dtype=like.dtype)
 
     def fill(self, x):
         """Lay x out in the phase rows (one copy of x, zeros around it); returns self."""
-        xp = get_array_module(x)
-        sh, sw = self.stride
-        self.rows = xp.zeros((sh, sw, self.channels, self.length), dtype=x.dtype)
+        self.rows = self.array(x, self.stride, self.channels, self.length)
         for a, b, rows_i, cols_j, x_slice in self._parts():
             self._frames(self.rows[a, b])[:, :, rows_i, cols_j] = x[x_slice].transpose(1, 0, 2, 3)
         return self
@@ -94,11 +104,6 @@ class PhaseRows:
             for v in range(kw):
                 yield u, v, u % sh, v % sw, (u // sh) * self.width + v // sw
 
-    def zeros(self, like, channels):
-        """Zero phase rows, (sh, sw, channels, length), on ``like``'s backend and dtype."""
-        xp = get_array_module(like)
-        return xp.zeros(self.stride + (channels, self.length), dtype=like.dtype)
-
     def to_image(self, rows):
         """The inverse of the layout: (sh, sw, C, length) phase rows -> (N, C, H, W), padding
         dropped, stored channel-first ((C, N, H, W) memory) like conv2d's dx."""
@@ -110,9 +115,9 @@ class PhaseRows:
         return out.transpose(1, 0, 2, 3)
 
     def _outputs(self, grid):
-        """The (F, N, Ho, Wo) valid outputs in a contiguous (F, count) grid, as a view."""
+        """The (F, N, Ho, Wo) valid outputs in an (F, count) grid (``array``), as a view."""
         xp = get_array_module(grid)
-        (Ho, Wo), step = self.out_hw, grid.itemsize
+        (Ho, Wo), step = self.out_hw, grid.strides[1]
         return xp.lib.stride_tricks.as_strided(
             grid, shape=(grid.shape[0], self.batch, Ho, Wo),
             strides=(grid.strides[0], self.height * self.width * step, self.width * step, step))
@@ -120,8 +125,7 @@ class PhaseRows:
     def on_grid(self, y):
         """y: (N, F, Ho, Wo) -> (F, count): at the flat positions of its pixels, zeros at the
         dropped positions."""
-        xp = get_array_module(y)
-        grid = xp.zeros((y.shape[1], self.count), dtype=y.dtype)
+        grid = self.array(y, (), y.shape[1], self.count)
         self._outputs(grid)[...] = y.transpose(1, 0, 2, 3)
         return grid
 
@@ -133,9 +137,12 @@ class PhaseRows:
 
 
 def _per_group(w, groups):
-    """w: (F, C/G, kh, kw) -> (G, F/G, C/G, kh, kw)."""
+    """w: (F, C/G, kh, kw) -> (G, F/G, C/G, kh, kw), stored offset-first so that one
+    offset's weights, w5[..., u, v], are contiguous (as the channels-last rows are)."""
+    xp = get_array_module(w)
     F, Cg, kh, kw = w.shape
-    return w.reshape(groups, F // groups, Cg, kh, kw)
+    w_t = xp.ascontiguousarray(w.reshape(groups, F // groups, Cg, kh, kw).transpose(3, 4, 0, 1, 2))
+    return w_t.transpose(2, 3, 4, 0, 1)
 
 
 def depthwise_filters(x_rows, w, b=None, *, groups):
@@ -147,7 +154,8 @@ def depthwise_filters(x_rows, w, b=None, *, groups):
     G, L = groups, x_rows.count
     w5 = _per_group(w, G)
     dtype = xp.result_type(x_rows.rows, w)
-    y = xp.empty((G, F // G, L), dtype=dtype)
+    y = x_rows.array(x_rows.rows.astype(dtype, copy=False), (), F, L, zero=False)
+    y = y.reshape(G, F // G, L)
     term = xp.empty_like(y)
     first = True
     for u, v, a, b_, shift in x_rows.offsets():
@@ -173,8 +181,8 @@ def depthwise_input_grad(g, w, layout, *, groups):
     G, L = groups, layout.count
     w5 = _per_group(w, G)
     g_grid = layout.on_grid(g).reshape(G, F // G, -1)
-    dx_rows = layout.zeros(g_grid, G * Cg)
-    term = xp.empty((G, L), dtype=g_grid.dtype)
+    dx_rows = layout.array(g_grid, layout.stride, G * Cg, layout.length)
+    term = xp.empty_like(g_grid[:, 0])
     for u, v, a, b, shift in layout.offsets():
         dx_g = dx_rows[a, b].reshape(G, Cg, -1)
         for c in range(Cg):
