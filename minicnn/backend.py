@@ -19,8 +19,7 @@ import contextvars
 import numpy as np
 
 __all__ = ["get_array_module", "as_backend", "like", "to_numpy", "backend_name",
-           "use", "default_backend", "register_backend", "available_backends",
-           "keep_freed_memory"]
+           "use", "default_backend", "register_backend", "available_backends"]
 
 
 class _Backend:
@@ -158,28 +157,3 @@ def use(name):
     """
     _get(name).module  # load now so a missing GPU fails here, not later
     return _reset_on_exit(_default.set(name))
-
-
-def keep_freed_memory():
-    """Let this process reuse the memory of freed arrays instead of handing it back.
-
-    A forward and backward pass frees and makes again arrays of the same sizes, layer
-    after layer. By default glibc's malloc gives large freed blocks back to the system
-    (arrays over 128 kB to 32 MB come from their own mmap, and the heap is trimmed as
-    soon as its free top passes a threshold), so the next array of that size starts on
-    fresh pages, and the system zero-fills each 4 kB page on its first write: on a
-    loaded two-core machine that cost more than the arithmetic (a depthwise input
-    gradient of 32×112×112: 9 ms, 0.9 ms with the memory kept). This turns both off:
-    every array comes from the heap, which keeps what is freed. The process's memory
-    then stays at its peak. A no-op where the C library is not glibc; returns whether
-    it took effect. ``minicnn``'s commands call it; call it first in scripts of your own.
-    """
-    import ctypes
-    import ctypes.util
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4              # glibc's malloc.h
-    return bool(mallopt(M_TRIM_THRESHOLD, 1 << 30) and mallopt(M_MMAP_MAX, 0))

@@ -16,8 +16,6 @@ import sys
 import time
 import traceback
 
-from .backend import keep_freed_memory
-
 __all__ = ["main"]
 
 
@@ -338,7 +336,6 @@ def main(argv=None):
     Ctrl-C in 130; an unexpected internal error in one line naming the log file holding
     its traceback, and exit 3."""
     args = build_parser().parse_args(argv)
-    keep_freed_memory()              # reuse freed arrays' pages (see backend.keep_freed_memory)
     try:
         return args.fn(args)
     except KeyboardInterrupt:
