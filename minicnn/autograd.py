@@ -267,7 +267,11 @@ def tensor(data, requires_grad=False, dtype=None, backend=None):
 # ------------------------------------------------------------------- Function
 
 class Context:
-    """Per-call storage: forward puts exactly what backward needs here (ctx.x, ctx.indices)."""
+    """Per-call storage: forward puts exactly what backward needs here (ctx.x, ctx.indices).
+
+    ``ctx.needs_input_grad``: per positional input, whether the backward will be asked for
+    its gradient — all False when the call is not recorded (``no_grad``, or no input
+    requires a gradient), so a forward keeps nothing then."""
     pass
 
 
@@ -303,7 +307,7 @@ class Function:
         needs = [isinstance(x, Tensor) and x.requires_grad for x in inputs]
         record = _grad_enabled.get() and any(needs)
         ctx = Context()
-        ctx.needs_input_grad = tuple(needs)
+        ctx.needs_input_grad = tuple(n and record for n in needs)
         result = cls.forward(ctx, *arrays, **params)
         extras = ()
         if isinstance(result, tuple):

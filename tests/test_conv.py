@@ -82,8 +82,17 @@ def test_conv2d_im2col_equals_the_loops_and_conv2d(rng, dtype, tol, xs, ws, s, p
 FORCED = [("im2col", False), ("im2col", True), ("depthwise", None), ("blocked", True),
           ("blocked", False)]
 ROAD_CASES = CONV_CASES + [((2, 4, 6, 6), (6, 4, 3, 3), 1, 1, 1),       # stride 1, blocks
-                           ((2, 2, 6, 5), (3, 2, 5, 3), 1, (2, 0), 1)]
-ROAD_IDS = CONV_IDS + ["s1p1", "5x3-p20"]
+                           ((2, 2, 6, 5), (3, 2, 5, 3), 1, (2, 0), 1),
+                           # depthwise on the phase rows: 2×2 phases of odd sizes, a 5×5
+                           # kernel reaching two frames on; strides (2, 1); 3 images
+                           ((2, 6, 9, 8), (6, 1, 5, 5), 2, 2, 6),
+                           ((2, 3, 8, 7), (3, 1, 3, 3), (2, 1), (1, 0), 3),
+                           ((3, 4, 7, 7), (8, 1, 3, 3), 1, 1, 4),
+                           # more channels than positions per channel: rows stored channels-last
+                           ((1, 24, 3, 3), (24, 1, 3, 3), 1, 1, 24),
+                           ((2, 40, 4, 5), (40, 1, 3, 3), 2, 1, 40)]
+ROAD_IDS = CONV_IDS + ["s1p1", "5x3-p20", "depthwise-5x5s2", "depthwise-s21", "depthwise-n3x2",
+                       "depthwise-channels-last", "depthwise-channels-last-s2"]
 
 
 def _values_and_grads(fn, arrays, dout):

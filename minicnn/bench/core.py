@@ -135,6 +135,56 @@ def bench_conv2d(repeat):
     return rows
 
 
+DEPTHWISE_SHAPES = [  # (N, C, H, W, k, stride): EfficientNet-Lite0's depthwise layers at 224²
+    (1, 32, 112, 112, 3, 1),
+    (1, 144, 56, 56, 5, 2),
+    (1, 480, 14, 14, 3, 1),
+    (1, 1152, 7, 7, 5, 1),
+    (16, 144, 28, 28, 3, 1),    # a batch: the explorer's and the gallery's batched maps
+]
+
+
+@section("depthwise_conv2d")
+def bench_depthwise_conv2d(repeat):
+    """Depthwise conv2d (groups = channels, one 'same' k×k filter per channel) forward
+    (no graph) and forward+backward (dx, dW), float32."""
+    import minicnn as mc
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    rows = []
+    for N, C, H, W, k, s in DEPTHWISE_SHAPES:
+        p = k // 2
+        x, w = (rng.standard_normal(shape).astype(np.float32)
+                for shape in ((N, C, H, W), (C, 1, k, k)))
+        Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+        dout = np.ones((N, C, Ho, Wo), np.float32)
+        flops = 2 * N * C * k * k * Ho * Wo
+        name = f"{N}x{C}x{H}x{W} {k}x{k} s{s}"
+        conv = dict(stride=s, padding=p, groups=C)
+        ours = [mc.tensor(x), mc.tensor(w)]
+        ours_grad = [mc.tensor(x, requires_grad=True), mc.tensor(w, requires_grad=True)]
+
+        def ours_fwd():
+            with mc.no_grad():
+                mc.ops.conv2d(*ours, **conv)
+        ours_fwd_bwd = _fwd_bwd(lambda x, w: mc.ops.conv2d(x, w, **conv), ours_grad, dout)
+        torch_fwd = torch_fwd_bwd = None
+        if torch is not None:
+            tconv = torch.nn.functional.conv2d
+            theirs = [torch.from_numpy(x), torch.from_numpy(w)]
+            theirs_grad = [torch.from_numpy(a).requires_grad_() for a in (x, w)]
+
+            def torch_fwd():
+                with torch.no_grad():
+                    tconv(*theirs, **conv)
+            torch_fwd_bwd = _fwd_bwd(lambda x, w: tconv(x, w, **conv), theirs_grad,
+                                     torch.from_numpy(dout))
+        rows.append(compare(f"depthwise fwd     {name}", ours_fwd, torch_fwd, flops, repeat))
+        rows.append(compare(f"depthwise fwd+bwd {name}", ours_fwd_bwd, torch_fwd_bwd,
+                            3 * flops, repeat))
+    return rows
+
+
 @section("max_pool2d")
 def bench_max_pool2d(repeat):
     """max_pool2d 2×2 / 2 forward+backward on the first conv shape (when the op exists)."""
@@ -171,9 +221,9 @@ def _format(row, peak):
 
 def _load_section_modules():
     """Import every section module of ``minicnn/bench/``: each registers its sections with
-    @section (reference_torch and opcheck are not sections)."""
+    @section (reference_torch, opcheck and before_after are not sections)."""
     for info in pkgutil.iter_modules([os.path.dirname(os.path.abspath(__file__))]):
-        if info.name not in ("core", "reference_torch", "opcheck"):
+        if info.name not in ("core", "reference_torch", "opcheck", "before_after"):
             importlib.import_module(f"minicnn.bench.{info.name}")
 
 

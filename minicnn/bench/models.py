@@ -85,12 +85,13 @@ def bench_fashion_epoch(repeat):
 
 @section("imagenet_models")
 def bench_imagenet_models(repeat):
-    """squeezenet1_1 and vgg16 at 1×3×224×224: forward, and forward + backward to the input."""
+    """squeezenet1_1, vgg16 and efficientnet_lite0 (depthwise convolutions, BatchNorm,
+    TF-SAME padding) at 1×3×224×224: forward, and forward + backward to the input."""
     torch = _torch()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
     rows = []
-    for name in ("squeezenet1_1", "vgg16"):
+    for name in ("squeezenet1_1", "vgg16", "efficientnet_lite0"):
         model = getattr(models, name)().eval()
         net = None
         if torch is not None:

@@ -24,9 +24,10 @@ class ReLU(Function):
     y = max(x, 0).  x: any shape.   dx = rule(g, x > 0)  (standard: g · (x > 0))."""
     @staticmethod
     def forward(ctx, x):
-        y = x.copy(order="K")           # x's memory order; a compact copy of a strided view
-        ctx.active = y > 0
-        y *= ctx.active                 # in place: about half the time of x * (x > 0)
+        xp = get_array_module(x)
+        y = xp.maximum(x, 0)            # in x's memory order, compact where x is a strided view
+        if ctx.needs_input_grad[0]:     # the mask only where a backward will read it
+            ctx.active = y > 0
         return y
 
     @staticmethod
@@ -43,8 +44,10 @@ class Clamp(Function):
     @staticmethod
     def forward(ctx, x, lo, hi):
         xp = get_array_module(x)
-        ctx.active = (x > lo) & (x < hi)
-        return xp.clip(x, lo, hi)
+        if ctx.needs_input_grad[0]:
+            ctx.active = (x > lo) & (x < hi)
+        y = xp.maximum(x, lo)
+        return xp.minimum(y, hi, out=y)
 
     @staticmethod
     def backward(ctx, g):

@@ -17,7 +17,8 @@ The roads:
              overlapping col2im additions.
   depthwise  every group one input or one output channel: the columns would be mostly
              copies feeding tiny K×1 products, so sum over the kh·kw kernel offsets
-             instead, y = Σ_{u,v} w[..., u, v] · (strided slice of x_pad at (u, v)).
+             instead, y = Σ_{u,v} w[..., u, v] · (strided slice of x_pad at (u, v)), each
+             slice one long flat run of x's stride phases (conv_depthwise.py).
   blocked    stride 1, 64 to 1152 rows of columns: the columns are built a few MB at
              a time from ``PaddedRows`` and used while they are in the cache
              (conv_blocked.py).
@@ -36,7 +37,9 @@ from typing import ClassVar
 from ..backend import get_array_module
 from .conv_blocked import (BLOCK_BYTES, PaddedRows, blocked_filters, blocked_grads,
                            blocked_weight_grad)
-from .im2col import col2im, im2col, pad_hw
+from .conv_depthwise import (PhaseRows, depthwise_filters, depthwise_input_grad,
+                             depthwise_weight_grad)
+from .im2col import col2im, im2col
 
 __all__ = ["choose_road", "forced_road", "ROADS", "filter_major"]
 
@@ -62,14 +65,6 @@ def _rows(y, groups):
     """(N, F, Ho, Wo) -> (G, F/G, N·Ho·Wo): one row per filter, as the matmul wants it."""
     F = y.shape[1]
     return y.transpose(1, 0, 2, 3).reshape(groups, F // groups, -1)
-
-
-def _windows(x_pad, kh, kw, stride, Ho, Wo):
-    """For each kernel offset (u, v): the strided (·, ·, Ho, Wo) view of x_pad it touches."""
-    sh, sw = stride
-    for u in range(kh):
-        for v in range(kw):
-            yield u, v, x_pad[:, :, u:u + sh * Ho:sh, v:v + sw * Wo:sw]
 
 
 # --------------------------------------------------------------------- the roads
@@ -133,49 +128,24 @@ class Im2colRoad:
 
 @dataclass(frozen=True, kw_only=True)
 class DepthwiseRoad(Im2colRoad):
-    """Sums over the kh·kw kernel offsets, no columns: what it keeps for dW is x_pad."""
+    """Sums over the kh·kw kernel offsets, no columns (conv_depthwise.py): x laid out in
+    ``PhaseRows``, where every offset's slice is one long run; that is what it keeps for dW."""
     name: ClassVar[str] = "depthwise"
 
-    def unfold(self, x):
-        return pad_hw(x, self.padding)
+    def _layout(self):
+        return PhaseRows(self.x_shape, self.padding, self.stride, self.w_shape[2:])
 
-    def apply_filters(self, x_pad, w, b=None):
-        xp = get_array_module(x_pad, w)
-        (N, _, Ho, Wo), (F, Cg, kh, kw), G = self._out_shape(x_pad), w.shape, self.groups
-        w5 = w.reshape(G, F // G, Cg, kh, kw)
-        y = xp.zeros((N, G, F // G, Ho, Wo), dtype=xp.result_type(x_pad, w))
-        for u, v, xs in _windows(x_pad, kh, kw, self.stride, Ho, Wo):
-            y += xp.einsum("gfc,ngchw->ngfhw", w5[..., u, v], xs.reshape(N, G, Cg, Ho, Wo))
-        y = y.reshape(N, F, Ho, Wo)
-        if b is not None:
-            y += b.reshape(1, F, 1, 1)
-        return y
+    def unfold(self, x):
+        return self._layout().fill(x)
+
+    def apply_filters(self, x_rows, w, b=None):
+        return depthwise_filters(x_rows, w, b, groups=self.groups)
 
     def input_grad(self, g, w):
-        xp = get_array_module(g, w)
-        (F, Cg, kh, kw), G = w.shape, self.groups
-        N, _, Ho, Wo = g.shape
-        C, H, W = self.x_shape[1:]
-        ph, pw = self.padding
-        w5, g5 = w.reshape(G, F // G, Cg, kh, kw), g.reshape(N, G, F // G, Ho, Wo)
-        dx_pad = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=xp.result_type(g, w))
-        for u, v, window in _windows(dx_pad, kh, kw, self.stride, Ho, Wo):
-            window += xp.einsum("gfc,ngfhw->ngchw", w5[..., u, v], g5).reshape(N, C, Ho, Wo)
-        return dx_pad[:, :, ph:ph + H, pw:pw + W]
+        return depthwise_input_grad(g, w, self._layout(), groups=self.groups)
 
-    def weight_grad(self, g, x_pad):
-        xp = get_array_module(g, x_pad)
-        (F, Cg, kh, kw), G = self.w_shape, self.groups
-        N, _, Ho, Wo = g.shape
-        g5 = g.reshape(N, G, F // G, Ho, Wo)
-        dw = xp.empty((G, F // G, Cg, kh, kw), dtype=xp.result_type(g, x_pad))
-        for u, v, xs in _windows(x_pad, kh, kw, self.stride, Ho, Wo):
-            dw[..., u, v] = xp.einsum("ngfhw,ngchw->gfc", g5, xs.reshape(N, G, Cg, Ho, Wo))
-        return dw.reshape(self.w_shape)
-
-    def _out_shape(self, x_pad):
-        (N, _, Hp, Wp), (kh, kw), (sh, sw) = x_pad.shape, self.w_shape[2:], self.stride
-        return N, self.w_shape[0], (Hp - kh) // sh + 1, (Wp - kw) // sw + 1
+    def weight_grad(self, g, x_rows):
+        return depthwise_weight_grad(g, x_rows, w_shape=self.w_shape, groups=self.groups)
 
 
 @dataclass(frozen=True, kw_only=True)

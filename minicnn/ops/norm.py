@@ -27,6 +27,8 @@ class BatchNorm(Function):
         training:  mu, var = mean and biased variance of x over (N, H, W)   (m values each)
         eval:      mu, var = running_mean, running_var
         xhat = (x - mu) / sqrt(var + eps),    y = gamma * xhat + beta
+        (eval computes it as y = x * scale + shift, scale = gamma / sqrt(var + eps),
+         shift = beta - mu * scale: two passes over x)
 
     backward, training (mu and var depend on x; sums over the m values of a channel):
         dxhat = g * gamma
@@ -39,32 +41,45 @@ class BatchNorm(Function):
     def forward(ctx, x, gamma, beta, running_mean=None, running_var=None, training=True, eps=1e-5):
         xp = get_array_module(x)
         axes = (0,) + tuple(range(2, x.ndim))
-        if training:
-            mean = x.mean(axis=axes)
-            xc = x - _per_channel(mean, x.ndim)
-            var = (xc * xc).mean(axis=axes)
-        else:
+        ctx.axes, ctx.training, ctx.gamma = axes, training, gamma
+        if not training:                     # a fixed affine map, y = x · scale + shift
             mean, var = running_mean, running_var
-            xc = x - _per_channel(mean, x.ndim)
+            inv_std = 1 / xp.sqrt(var + eps)
+            scale = inv_std if gamma is None else gamma * inv_std
+            shift = -mean * scale if beta is None else beta - mean * scale
+            y = x * _per_channel(scale, x.ndim)
+            y += _per_channel(shift, x.ndim)                 # two passes over x, not four
+            ctx.x = x if ctx.needs_input_grad[1] else None  # for dgamma only
+            ctx.mean, ctx.inv_std, ctx.scale = mean, inv_std, scale
+            return y, mean, var
+        mean = x.mean(axis=axes)
+        xc = x - _per_channel(mean, x.ndim)
+        var = (xc * xc).mean(axis=axes)
         inv_std = 1 / xp.sqrt(var + eps)
         xhat = xc * _per_channel(inv_std, x.ndim)
         y = xhat if gamma is None else xhat * _per_channel(gamma, x.ndim)
         y = y if beta is None else y + _per_channel(beta, x.ndim)
-        ctx.xhat, ctx.inv_std, ctx.gamma = xhat, inv_std, gamma
-        ctx.axes, ctx.training = axes, training
+        ctx.xhat, ctx.inv_std = xhat, inv_std
         return y, mean, var
 
     @staticmethod
     def backward(ctx, g):
-        xhat, axes, ndim = ctx.xhat, ctx.axes, g.ndim
+        axes, ndim = ctx.axes, g.ndim
+        if not ctx.training:
+            dx = g * _per_channel(ctx.scale, ndim)           # gamma / sqrt(var + eps)
+            dgamma = dbeta = None
+            if ctx.needs_input_grad[1]:                      # xhat made only when asked for
+                xhat = (ctx.x - _per_channel(ctx.mean, ndim)) * _per_channel(ctx.inv_std, ndim)
+                dgamma = (g * xhat).sum(axis=axes)
+            if ctx.needs_input_grad[2]:
+                dbeta = g.sum(axis=axes)
+            return dx, dgamma, dbeta
+        xhat = ctx.xhat
         dxhat = g if ctx.gamma is None else g * _per_channel(ctx.gamma, ndim)
-        if ctx.training:
-            m = g.size // g.shape[1]
-            dx = _per_channel(ctx.inv_std / m, ndim) * (
-                m * dxhat - dxhat.sum(axis=axes, keepdims=True)
-                - xhat * (dxhat * xhat).sum(axis=axes, keepdims=True))
-        else:
-            dx = dxhat * _per_channel(ctx.inv_std, ndim)
+        m = g.size // g.shape[1]
+        dx = _per_channel(ctx.inv_std / m, ndim) * (
+            m * dxhat - dxhat.sum(axis=axes, keepdims=True)
+            - xhat * (dxhat * xhat).sum(axis=axes, keepdims=True))
         dgamma = (g * xhat).sum(axis=axes) if ctx.needs_input_grad[1] else None
         dbeta = g.sum(axis=axes) if ctx.needs_input_grad[2] else None
         return dx, dgamma, dbeta

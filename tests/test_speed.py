@@ -1,0 +1,32 @@
+"""What the engine's speed work rests on, beyond the conv roads (those are in test_conv.py)."""
+import os
+
+
+def test_the_depthwise_bench_rows_time_the_depthwise_road():
+    """Every shape of the depthwise_conv2d bench section takes the depthwise road (the rows
+    measure the road they are named after), in both memory layouts of its rows."""
+    from minicnn.bench.core import DEPTHWISE_SHAPES
+    from minicnn.ops.conv_depthwise import PhaseRows
+    from minicnn.ops.conv_fast import choose_road
+    layouts = set()
+    for N, C, H, W, k, s in DEPTHWISE_SHAPES:
+        road = choose_road((N, C, H, W), (C, 1, k, k), stride=(s, s), padding=(k // 2, k // 2),
+                           groups=C)
+        assert road.name == "depthwise"
+        layouts.add(PhaseRows((N, C, H, W), (k // 2,) * 2, (s, s), (k, k)).channels_last)
+    assert layouts == {False, True}
+
+
+def test_before_after_times_every_row_in_both_checkouts():
+    """bench.before_after against this same checkout: one line per row of the section with
+    a time from each worker and their ratio (the table a change's speed-up is read from)."""
+    import io
+    from minicnn.bench.before_after import compare_checkouts
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = io.StringIO()
+    compare_checkouts(root, ["max_pool2d"], repeat=1, file=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split()[:3] == ["row", "(minicnn", "side)"]
+    assert len(lines) == 2 and lines[1].startswith("max_pool2d 2x2 fwd+bwd")
+    before, after, ratio = (float(v.rstrip("x")) for v in lines[1].split()[-4:-1])
+    assert before > 0 and after > 0 and abs(ratio - after / before) < 0.01 + 0.01 * ratio
