@@ -59,73 +59,117 @@ def _magnitude(m, title=None, bar="|map| / p99"):
     return draw
 
 
-def _completeness(info, x, t, ig):
-    """'Σ IG = a of y(x) − y(0) = b': how complete the attribution came out."""
-    from ...training import predict
-    y = predict(info.model, np.stack([x, np.zeros_like(x)]))[:, t]
-    return f"ΣIG={ig.sum():.2f} of Δy={y[0] - y[1]:.2f}"
+def black_image(info, x):
+    """The black image (pixels 0) in the model's input space, shape of x (C, H, W): the
+    baseline of integrated gradients (on Fashion-MNIST's black background x − x' is then 0,
+    so the attribution there is exactly 0; on a photo, "no light" rather than the mean grey)."""
+    pre = info.preprocess
+    shape = x.shape[1:] if pre.channels == 1 else x.shape[1:] + (pre.channels,)
+    return pre.preprocess(np.zeros(shape, np.uint8))[0].astype(x.dtype)
+
+
+# the saliency figure's settings: (SmoothGrad samples, noise, kind; IG steps) per model kind
+SALIENCY_SETTINGS = {"small": dict(n=32, noise=0.15, kind="gradient", steps=128),
+                     "photo": dict(n=16, noise=0.3, kind="square", steps=64)}
+
+
+def saliency_maps(info, x, t, seed=0, quick=False):
+    """The saliency figure's maps of one image x (C, H, W) for class t, at the gallery's
+    settings: {"saliency": ∂y/∂x, "smoothgrad": …, "ig": …, "ig_gap": completeness gap}.
+
+    fashion_net: SmoothGrad of the signed gradient times (x − black) — on a black
+    background the gradient is large where *adding* light would change the class, so any
+    gradient map is brightest on the empty canvas; times the input it keeps what is there.
+    Photos: SmoothGrad-Squared (mean of (∂y/∂x)², Hooker et al. 2019), which lets the few
+    strong gradients on the object outweigh the speckle. IG: from the black image, steps
+    placed where the score rises (``adaptive_integrated_gradients``)."""
+    from ...techniques.gradients import (adaptive_integrated_gradients, input_gradient,
+                                         smoothgrad)
+    cfg = SALIENCY_SETTINGS[info.kind]
+    n, steps = (max(4, cfg["n"] // 2), max(16, cfg["steps"] // 4)) if quick else \
+        (cfg["n"], cfg["steps"])
+    batch = 32 if info.kind == "small" else 8
+    black = black_image(info, x)
+    sg = smoothgrad(info.model, x, t, n_samples=n, noise_level=cfg["noise"],
+                    batch_size=min(n, batch), seed=seed, kind=cfg["kind"])
+    if info.kind == "small":
+        sg = sg * (x - black)
+    ig, gap = adaptive_integrated_gradients(info.model, x, t, black, steps=steps,
+                                            batch_size=batch)
+    return {"saliency": input_gradient(info.model, x, t), "smoothgrad": sg, "ig": ig,
+            "ig_gap": gap, "n": n, "steps": steps}
 
 
 @section("saliency", "7 · Saliency maps, SmoothGrad, integrated gradients")
 def saliency_section(ctx):
-    from ...techniques.gradients import input_gradient, integrated_gradients, smoothgrad
-    smoothed = {}                       # the photo's SmoothGrad map, shared by both figures
+    from ...techniques.common import mass_in_box
+    maps = {}                            # the photo's maps, shared with the segmentation
 
-    def smooth(info, x, t, n):
-        key = (info.name, x.tobytes(), t, n)
-        if key not in smoothed:
-            smoothed[key] = smoothgrad(info.model, x, t, n_samples=n, batch_size=min(n, 32)
-                                       if info.kind == "small" else 8, seed=ctx.seed,
-                                       kind="magnitude")
-        return smoothed[key]
+    def row(info, x, pix, t, name=None):
+        m = maps[(info.name, name)] = saliency_maps(info, x, t, ctx.seed, ctx.quick)
+        box = _photo_box(name, pix.shape[0]) if name else None
 
-    def row(info, x, pix, t):
-        small = info.kind == "small"
-        n, steps = (32, 64) if small else (ctx.pick(8, 16), ctx.pick(8, 32))
-        batch = 32 if small else 8
-        w = input_gradient(info.model, x, t)              # saliency(...) is np.abs(w).max(0)
-        sg = smooth(info, x, t, n)
-        ig = integrated_gradients(info.model, x, t, steps=steps, batch_size=batch)
-        return [_img(pix, _name(info, t)), _magnitude(w, "saliency |∂y/∂x|"),
-                _magnitude(sg, f"SmoothGrad: mean |∂y/∂x|\nover {n} noisy copies"),
-                _magnitude(ig, f"integrated gradients ({steps} steps)\n"
-                               f"{_completeness(info, x, t, ig)}")]
+        def inside(a):
+            return f"\n{mass_in_box(np.abs(a).max(axis=0), box):.0%} in the box" if box else ""
+        sg_title = (f"SmoothGrad ⊙ (x − black):\nmean ∂y/∂x, {m['n']} noisy copies"
+                    if info.kind == "small" else
+                    f"SmoothGrad²: mean (∂y/∂x)²,\n{m['n']} noisy copies")
+        return [_box_img(pix, _name(info, t), box),
+                _magnitude(m["saliency"], "saliency |∂y/∂x|" + inside(m["saliency"])),
+                _magnitude(m["smoothgrad"], sg_title + inside(m["smoothgrad"])),
+                _magnitude(m["ig"], f"IG from black, {m['steps']} steps:\n"
+                                    f"ΣIG misses Δy by {m['ig_gap']:.1%}" + inside(m["ig"]))]
 
     def figure(info):
         def build():
             if info.kind == "small":
                 xs, pixs, labels, _ = ctx.samples(ctx.pick(3, 5))
+                names = [None] * len(xs)
             else:
                 ph = ctx.photos()
                 xs, pixs, labels = [p.x[0] for p in ph], [p.pixels for p in ph], [None] * len(ph)
-            return _grid([row(info, x, pix, ctx.target(info, x[None], lab))
-                          for x, pix, lab in zip(xs, pixs, labels)], cell=2.6)
+                names = [p.name for p in ph]
+            return _grid([row(info, x, pix, ctx.target(info, x[None], lab), name)
+                          for x, pix, lab, name in zip(xs, pixs, labels, names)], cell=2.6)
+        cfg = SALIENCY_SETTINGS[info.kind]
+        if info.kind == "small":
+            sg = ("SmoothGrad ⊙ (x − black): the signed mean of ∂y_c/∂x over "
+                  "x + N(0, (0.15·range)²), times the input's difference from black (on a "
+                  "black background the gradient is largest where adding light would change "
+                  "the class; times the input it keeps what is there)")
+        else:
+            sg = ("SmoothGrad²: mean of (∂y_c/∂x)² over x + N(0, (0.3·range)²) (Hooker et al. "
+                  "2019's SmoothGrad-Squared: the strong gradients on the object outweigh the "
+                  "speckle; the red box is the object's, the titles give each map's share of "
+                  "mass in it)")
         return Figure(f"{info.name}-saliency", build,
                       "saliency beside SmoothGrad and integrated gradients",
-                      "saliency S = max_ch |∂y_c/∂x|;  SmoothGrad: mean of |∂y_c/∂x| over "
-                      "x + N(0, (0.15·range)²);  IG: (x − 0)·mean of ∂y_c/∂x along 0 → x, "
-                      "Σ IG → y_c(x) − y_c(0) as the steps grow (ΣIG vs Δy in the titles)",
+                      "saliency S = max_ch |∂y_c/∂x|;  " + sg + ";  IG: (x − x')·∫ ∂y_c/∂x "
+                      "along x' → x from the black image x', trapezoids refined where their "
+                      "sum misses the score's rise; Σ IG = y_c(x) − y_c(x') (completeness: the "
+                      "miss in the titles)",
                       "Simonyan et al. 2014; Smilkov et al. 2017; Sundararajan et al. 2017",
-                      {"noise": "15% of the input range", "baseline": "0 in input space",
-                       "completeness": "fashion_net's 64 steps reach 1% (tested); on "
-                       "EfficientNet-Lite0 the class score jumps within the first ~5% of the "
-                       "path from the zero image, so a few dozen steps leave the gap the "
-                       "title shows"},
+                      {"SmoothGrad": f"{cfg['n']} copies, noise {cfg['noise']:.0%} of the "
+                                     f"input range",
+                       "IG": f"baseline black, up to {cfg['steps']} path points (adaptive)"},
                       info)
     figs = [figure(info) for info in _models(ctx)]
     photo = _try(lambda: ctx.photo)
     if photo is not None:
-        n = ctx.pick(8, 16)
-
         def segment():
             from ...plot.attribution import segmentation_figure
             from ...techniques.grabcut import saliency_segmentation
-            _, x, pix = ctx.photos()[0]
-            s = smooth(photo, x[0], ctx.target(photo, x), n).max(axis=0)
+            name, x, pix = ctx.photos()[0]
+            key = (photo.name, name)
+            if key not in maps:
+                row(photo, x[0], pix, ctx.target(photo, x), name)
+            m = maps[key]
+            s = np.abs(m["smoothgrad"]).max(axis=0)
             step = ctx.pick(2, 1)                   # --quick: the graph cut at half resolution
             pix, s = pix[::step, ::step], s[::step, ::step]
             return segmentation_figure(pix, s, saliency_segmentation(pix, s, seed=ctx.seed),
-                                       map_title=f"SmoothGrad: mean |∂y/∂x| over {n} copies")
+                                       map_title=f"SmoothGrad²: mean (∂y/∂x)² over "
+                                                 f"{m['n']} copies")
         figs.append(Figure(f"{photo.name}-segmentation", segment,
                            "weakly supervised segmentation from SmoothGrad saliency (graph cut)",
                            "seeds: fg = saliency > 95th percentile; bg = saliency < 5th "
@@ -137,9 +181,30 @@ def saliency_section(ctx):
                             "border": "1/56 of the short side, top, left and right (GrabCut's "
                             "prior: the frame's border is background; not the bottom, which a "
                             "portrait's shoulders cross)",
-                            "map": "SmoothGrad: the single gradient of this net is speckle, "
-                            "its seeds scatter"}, photo))
+                            "map": "the saliency figure's SmoothGrad²: the single gradient of "
+                            "this net is speckle, its seeds scatter"}, photo))
     return figs
+
+
+def _photo_box(name, size):
+    """The object's box (top, left, bottom, right) of a shipped sample photo, or None."""
+    from ...data.samples import SAMPLE_PHOTOS, photo_box
+    if name not in SAMPLE_PHOTOS or SAMPLE_PHOTOS[name].box is None:
+        return None
+    return photo_box(name, size)
+
+
+def _box_img(pix, title, box):
+    """A cell: the image, with the object's box in red when it is known."""
+    from ...plot.core import plt
+
+    def draw(ax):
+        _img(pix, title)(ax)
+        if box is not None:
+            top, left, bottom, right = box
+            ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), right - left, bottom - top,
+                                       fill=False, edgecolor="red", linewidth=1))
+    return draw
 
 
 @section("deconvnet", "8 · Deconvnet")
@@ -238,6 +303,60 @@ def _cam(pix, m, title):
     return lambda ax: heatmap_overlay(ax, pix, m, title=title, colorbar="L / p99")
 
 
+def _probability(c):
+    """Target function: the softmax probability p_c of every image (Grad-CAM of p_c)."""
+    from ... import ops
+    return lambda z: ops.softmax(z, axis=1)[:, c].sum()
+
+
+def _guided_cam(info, x, t, cam):
+    """A cell: guided Grad-CAM = guided backprop of the class ⊙ its (ReLU'd) Grad-CAM map."""
+    from ...techniques.gradients import guided_backprop
+    return _signed(guided_backprop(info.model, x, t) * cam[None],
+                   f"guided Grad-CAM: {_name(info, t)}")
+
+
+def composite_classes(info, x):
+    """{photo name: class} for the two-object composite: of each photo's own ImageNet classes
+    (``SAMPLE_PHOTOS[name].imagenet``), the one the model finds most probable."""
+    from ...data.samples import SAMPLE_PHOTOS
+    from ...training import predict
+    p = predict(info.model, x)[0]
+    names = [_name(info, k) for k in range(len(info.labels))]
+    return {photo: max((names.index(c) for c in SAMPLE_PHOTOS[photo].imagenet if c in names),
+                       key=lambda k: p[k])
+            for photo in ("chelsea", "coffee")}
+
+
+def composite_cams(info, x):
+    """{photo name: (class, Grad-CAM map (H, W) of its probability)} on the two-object
+    composite x (1, 3, H, W)."""
+    from ...techniques.gradcam import grad_cam
+    return {photo: (c, grad_cam(info.model, x[0], _probability(c)))
+            for photo, c in composite_classes(info, x).items()}
+
+
+def own_half(cam, boxes, photo):
+    """The share of a map's mass on the half of the composite where ``photo`` is."""
+    from ...techniques.common import mass_in_box
+    top, left, bottom, right = boxes[photo]
+    H, W = cam.shape
+    half = (0, 0, H, W // 2) if right <= W // 2 else (0, W // 2, H, W)
+    return mass_in_box(cam, half)
+
+
+def _composite_row(ctx, info):
+    """Image | Grad-CAM of the cat | of the cup | guided Grad-CAM of both, on the composite."""
+    comp, boxes = ctx.composite()
+    cams = composite_cams(info, comp.x)
+    row = [_img(comp.pixels, "a cat and an espresso cup\n(two photos side by side)")]
+    for photo, (c, cam) in cams.items():
+        row.append(_cam(comp.pixels, cam, f"Grad-CAM: p({_name(info, c)})\n"
+                                          f"{own_half(cam, boxes, photo):.0%} on its half"))
+    row += [_guided_cam(info, comp.x[0], c, cam) for c, cam in cams.values()]
+    return row
+
+
 @section("grad_cam", "10 · Grad-CAM")
 def grad_cam_section(ctx):
     from ...plot.attribution import attribution_panel
@@ -261,35 +380,27 @@ def grad_cam_section(ctx):
     if photo is not None:
         def two_classes():
             from ...techniques.gradcam import most_different_classes
-            from ...techniques.gradients import guided_backprop
-            rows = []
-            for name, x, pix in ctx.photos():
-                score = "logit"
-                (a, b), cams, r = most_different_classes(photo.model, x[0], k=5)
-                if r > 0.5:                         # the logits' maps are alike: SqueezeNet
-                    score = "probability"
-                    (a, b), cams, r = most_different_classes(photo.model, x[0], k=5,
-                                                             score=score)
-                row = [_img(pix, "image")]
-                row += [_cam(pix, cams[i], f"Grad-CAM: {_name(photo, t)}")
-                        for i, t in enumerate((a, b))]
-                for c, t in list(zip(cams, (a, b)))[:ctx.pick(1, 2)]:
-                    # = guided_grad_cam(model, x, t), reusing the map computed above
-                    row.append(_signed(guided_backprop(photo.model, x[0], t) * c[None],
-                                       f"guided Grad-CAM: {_name(photo, t)}"))
-                plural = {"logit": "logits", "probability": "probabilities"}[score]
-                row[0] = _img(pix, f"{name}\nmaps of the {plural}: r = {r:.2f}")
-                rows.append(row)
+            rows = [_composite_row(ctx, photo)]
+            name, x, pix = ctx.photos()[0]
+            (a, b), cams, r = most_different_classes(photo.model, x[0], k=5,
+                                                     score="probability")
+            row = [_img(pix, f"{name}\nmaps of the probabilities: r = {r:.2f}")]
+            row += [_cam(pix, c, f"Grad-CAM: {_name(photo, t)}") for c, t in zip(cams, (a, b))]
+            row += [_guided_cam(photo, x[0], t, c) for c, t in zip(cams, (a, b))]
+            rows.append(row)
             return _grid(rows, cell=2.6)
         figs.append(Figure(f"{photo.name}-classes", two_classes, "Grad-CAM is class-"
-                           "discriminative: the top class beside the one of the top 5 whose map "
-                           "differs most from it (r: the two maps' correlation), and guided "
-                           "Grad-CAM", formula, paper,
+                           "discriminative: on a photo of a cat beside an espresso cup, the "
+                           "cat's map lies on the cat and the cup's on the cup (the share of "
+                           "each map on its object's half in the titles); below, the top class "
+                           "of the cup photo beside the one of its top 5 whose map differs most "
+                           "(r: the two maps' correlation); and guided Grad-CAM", formula, paper,
                            {"layer": photo.model.default_cam_layer,
-                            "second class": "of the top 5, the least correlated map",
-                            "score": "the logit y_c, or the softmax probability p_c where "
-                                     "the logits' maps correlate above 0.5 (SqueezeNet: p_c is "
-                                     "the logit minus what all classes share)"},
+                            "classes": "the most probable of the photo's own ImageNet classes "
+                                       "(cat: Egyptian cat, tabby, tiger cat; cup: espresso, cup)",
+                            "score": "the softmax probability p_c (the logit minus what all "
+                                     "classes share; the cat's logit map also touches the cup)",
+                            "second class": "of the top 5, the least correlated map"},
                            photo))
     if not figs:
         _models(ctx)                                   # raises Skip with the reasons
