@@ -173,3 +173,43 @@ def test_without_max_pool_the_deconvnet_image_ignores_the_input():
     assert not has_switches(strided) and has_switches(pooled)
     np.testing.assert_allclose(deconvnet(strided, a, 1), deconvnet(strided, b, 1), atol=1e-12)
     assert not np.allclose(deconvnet(pooled, a, 1), deconvnet(pooled, b, 1))
+
+
+def test_strongest_activations_keep_the_top_fraction_of_each_images_layer():
+    """The signal keeps, per image, exactly the activations at or above its own k-th largest
+    (k = fraction of the layer's size), unchanged, and zeros every other one."""
+    from minicnn.nn import capture
+    from minicnn.techniques.deconvnet import strongest_activations
+    model, x = model_and_images("fashion_net", n=2)
+    sig = strongest_activations(model, x, "features.6", fraction=0.05)
+    with mc.no_grad(), capture(model, ["features.6"]) as acts:
+        model(mc.tensor(x))
+    a = acts["features.6"].numpy()
+    k = int(round(0.05 * a[0].size))
+    for s, ai in zip(sig, a):
+        kept = s != 0
+        assert kept.sum() == k
+        np.testing.assert_array_equal(s[kept], ai[kept])
+        assert ai[~kept].max() <= ai[kept].min()
+    with pytest.raises(ValueError, match="fraction must be in"):
+        strongest_activations(model, x, "features.6", fraction=0)
+
+
+def test_gallery_deconvnet_of_the_strongest_middle_activations_draws_each_images_edges():
+    """The gallery's deconvnet figure for fashion_net (features.6, its top 5% activations per
+    image) over 100 Fashion-MNIST test images, as its title says: |projection| correlates
+    with the image's own edges (measured mean r 0.32) far more than with another image's
+    (0.02), and more for at least 80% of the images (measured 96%)."""
+    from minicnn.data import load_fashion_mnist
+    from minicnn.gallery.figure import ModelInfo
+    from minicnn.gallery.sections.attribution import edge_agreement
+    try:
+        pix, _ = load_fashion_mnist("test", download=False)
+    except (OSError, ValueError):
+        pytest.skip("the Fashion-MNIST test set is not installed")
+    model = mc.models.fashion_net(pretrained=True)
+    info = ModelInfo("fashion_net", model, True, "", [], "small")
+    order = np.sort(np.random.default_rng(0).permutation(len(pix))[:100])   # as ctx.dataset
+    own, other, wins = edge_agreement(info, model.preprocess.preprocess(pix[order]), pix[order])
+    assert own > other + 0.15, (own, other)
+    assert wins >= 0.8, wins

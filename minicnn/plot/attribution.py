@@ -117,7 +117,7 @@ def attribution_panel(model, images, targets, labels=None, layer=None, cell=2.3,
         show_image(row[4], gradient_image(maps["guided Grad-CAM"]), value_range=(0, 1))
         top = max(float(np.abs(maps["occlusion"]).max()), 1e-3)     # this map's own scale
         heatmap_overlay(row[5], img, maps["occlusion"], value_range=(-top, top), cmap="RdBu_r",
-                        colorbar="Δp" if r == len(images) - 1 else " ")
+                        colorbar="red: p drops\nblue: p rises" if r == len(images) - 1 else " ")
     for ax, title in zip(axes[0], cols):
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
@@ -213,7 +213,7 @@ def occlusion_figure(image, result, labels=None):
     heatmap_overlay(axes[1], image, drop, alpha=0.55, cmap="RdBu_r", value_range=(-top, top),
                     title=f"drop in p({name}) with the patch there\n"
                           f"(p = {result.base_prob:.2f} without it)",
-                    colorbar=f"Δp({name})")
+                    colorbar=f"p({name}) without − with the patch\nred: p drops · blue: p rises")
     classes, inverse = np.unique(result.top_class, return_inverse=True)
     colours = plt.get_cmap("tab10")
     axes[2].imshow(inverse.reshape(result.top_class.shape), cmap=colours, vmin=0, vmax=9.5,
