@@ -331,14 +331,52 @@ def guided_section(ctx):
 
     def cells(info, x, pix, t):
         unit_layer = _photo_layers(info)[1]
-        cells = [_signed(guided_backprop(info.model, x, t), "class")]
+        cells = [_contrast(guided_backprop(info.model, x, t), "class")]
         if info.kind == "small" or not ctx.quick:
-            cells.append(_signed(guided_backprop(info.model, x, layer=unit_layer, unit=0),
-                                 f"{unit_layer} ch 0"))
+            c = varying_channel(info, x, unit_layer)
+            cells.append(_contrast(guided_backprop(info.model, x, layer=unit_layer, unit=c),
+                                   f"{unit_layer}\nits most varying channel, {c}"))
         return cells
-    return _per_image(ctx, _models(ctx), n_small=ctx.pick(3, 5),
-                      technique="guided backpropagation (class, and one channel of a hidden "
-                      "layer)", formula=formula, paper=paper, key="guided", cells=cells)
+
+    def figure(info):
+        def build():
+            if info.kind == "small":
+                xs, pixs, labels, _ = ctx.samples(ctx.pick(3, 5))
+            else:
+                ph = ctx.photos()
+                xs, pixs, labels = [p.x[0] for p in ph], [p.pixels for p in ph], [None] * len(ph)
+            rows = []
+            for x, pix, lab in zip(xs, pixs, labels):
+                t = ctx.target(info, x[None], lab)
+                rows.append([_img(pix, _name(info, t))] + cells(info, x, pix, t))
+            return _grid(rows, cell=1.7 if info.kind == "small" else 3.2)
+        return Figure(f"{info.name}-guided", build, "guided backpropagation (class, and the "
+                      "channel of a hidden layer that varies most over the image)", formula, paper,
+                      {"display": "grey = 0, each map scaled to its 98th percentile of |g|"},
+                      info)
+    return [figure(info) for info in _models(ctx)]
+
+
+def varying_channel(info, x, layer):
+    """The channel of ``layer`` whose activation varies most over image x (C, H, W) (largest
+    standard deviation over positions): a feature found in some places of the image. (The
+    largest *mean* picks channels that are high everywhere through their BatchNorm shift;
+    on EfficientNet their guided maps come out blank.)"""
+    from ... import no_grad, tensor
+    from ...nn import capture
+    with no_grad(), capture(info.model, [layer], stop=True) as acts:
+        info.model(tensor(x[None]))
+    a = acts[layer].numpy()[0]
+    return int(a.reshape(len(a), -1).std(axis=1).argmax())
+
+
+def _contrast(g, title=None):
+    """A cell: a signed map as grey ± colour, scaled to its 98th percentile (contrast: a
+    photo's guided map is a thin tracing, at p99 most of it stays near grey)."""
+    from ...plot.attribution import gradient_image
+    from ...plot.core import show_image
+    return lambda ax: show_image(ax, gradient_image(g, percentile=98.0), title,
+                                 value_range=(0, 1))
 
 
 def _cam(pix, m, title):
