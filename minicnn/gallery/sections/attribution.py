@@ -227,10 +227,16 @@ def deconvnet_section(ctx):
             rows = np.argsort(-best.scores[:, 0], kind="stable")[:n_channels]
             # each channel's top 9 are its top 9 within the union: one pass over the data
             subset = x[np.unique(best.indices[rows])]
-            return deconvnet_panel(small.model, subset, layer, best.units[rows], k=9)
-        figs.append(Figure(f"{small.name}-panel", panel, "deconvnet projections of the top-9 "
-                           "activations per channel (Zeiler & Fergus Fig. 2)", formula, paper,
-                           {"layer": layer, "channels": f"the {n_channels} strongest"}, small))
+            return deconvnet_panel(small.model, subset, layer, best.units[rows], k=9,
+                                   crop=False)
+        figs.append(Figure(f"{small.name}-panel", panel, "deconvnet projections of a channel "
+                           "in its 9 most activating test images (Zeiler & Fergus Fig. 2, each "
+                           "from the channel's whole map and shown over the whole image: one "
+                           "unit's projection, cropped to its 10-pixel field, is nearly the "
+                           "same picture for all nine)", formula, paper,
+                           {"layer": layer, "channels": f"the {n_channels} strongest",
+                            "signal": "the channel's activation map, every other channel 0"},
+                           small))
 
     def by_class(info, x, pix, t):
         d = deconvnet(info.model, x, t)
