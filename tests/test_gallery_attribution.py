@@ -7,8 +7,8 @@ import pytest
 
 import minicnn as mc
 from minicnn.gallery.figure import ModelInfo
-from minicnn.gallery.sections.attribution import (black_image, composite_cams, own_half,
-                                                  saliency_maps)
+from minicnn.gallery.sections.attribution import composite_cams, own_half
+from minicnn.gallery.sections.sensitivity import SALIENCY_SETTINGS, black_image, saliency_maps
 from minicnn.techniques.common import mass_in_box
 
 
@@ -53,7 +53,6 @@ def test_smoothgrad_squared_on_the_cup_photo_is_in_its_box_and_drives_the_segmen
     from minicnn.techniques.gradients import input_gradient, smoothgrad
     from minicnn.techniques.grabcut import iou, saliency_segmentation
     from minicnn.techniques.occlusion import box_blur
-    from minicnn.gallery.sections.attribution import SALIENCY_SETTINGS
     info = photo_model()
     x, t, box = gallery_photo(info, "coffee")
     cfg = SALIENCY_SETTINGS["photo"]
