@@ -330,6 +330,8 @@ def adaptive_integrated_gradients(model, x, target, baseline=None, steps=32, bat
             break
         worst = np.argsort(-miss, kind="stable")[:min(room, batch_size)]
         evaluate([(alphas[k] + alphas[k + 1]) / 2 for k in worst])
+        if len(points) == len(alphas):              # intervals below float precision: done
+            break
     widths = np.diff(alphas)
     mean_g = sum(w * (points[a][1] + points[b][1]) / 2
                  for w, a, b in zip(widths, alphas[:-1], alphas[1:]))
