@@ -79,19 +79,20 @@ def test_smoothgrad_squared_on_the_cup_photo_is_in_its_box_and_drives_the_segmen
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["coffee", "chelsea"])
 def test_photo_saliency_figure_maps_point_at_the_object_and_ig_is_complete(name):
-    """The saliency figure's maps of both gallery photos at its full settings: integrated
-    gradients complete within 5% (measured: cup 1.1%, cat 0.1%), SmoothGrad² more
-    concentrated in the object's box than plain saliency and at least 60% inside it (cup
-    70% vs 51%, cat 82% vs 58%), and on the cup, whose box is 42% of the image, IG's map
-    60% or more inside it too (measured 72%; the cat's box is 59% of its picture, IG 60%)."""
+    """The saliency figure's maps of both gallery photos at its full settings: SmoothGrad²
+    more concentrated in the object's box than plain saliency and at least 60% inside it
+    (cup 70% vs 51%, cat 82% vs 58%); on the cup, the first photo, whose box is 42% of the
+    image, integrated gradients complete within 5% (measured 1.1%) and 60% or more of
+    their map inside the box (measured 72%). (The figure shows IG for the cup only; the
+    cat's, measured with the same setting: 0.1%, 60% in a box of 59% of the picture.)"""
     info = photo_model()
     x, t, box = gallery_photo(info, name)
-    m = saliency_maps(info, x, t, seed=0)
+    m = saliency_maps(info, x, t, seed=0, with_ig=name == "coffee")
     share = {k: mass_in_box(np.abs(m[k]).max(axis=0), box)
-             for k in ("saliency", "smoothgrad", "ig")}
-    assert m["ig_gap"] <= 0.05, m["ig_gap"]
+             for k in ("saliency", "smoothgrad", "ig") if m[k] is not None}
     assert share["smoothgrad"] >= 0.6 and share["smoothgrad"] > share["saliency"], share
     if name == "coffee":
+        assert m["ig_gap"] <= 0.05, m["ig_gap"]
         assert share["ig"] >= 0.6, share
 
 

@@ -73,9 +73,10 @@ SALIENCY_SETTINGS = {"small": dict(n=32, noise=0.15, kind="gradient", steps=128)
                      "photo": dict(n=16, noise=0.3, kind="square", steps=64)}
 
 
-def saliency_maps(info, x, t, seed=0, quick=False):
+def saliency_maps(info, x, t, seed=0, quick=False, with_ig=True):
     """The saliency figure's maps of one image x (C, H, W) for class t, at the gallery's
-    settings: {"saliency": ∂y/∂x, "smoothgrad": …, "ig": …, "ig_gap": completeness gap}.
+    settings: {"saliency": ∂y/∂x, "smoothgrad": …, "ig": …, "ig_gap": completeness gap}
+    ("ig" None without ``with_ig``: on a photo it costs 64 passes).
 
     fashion_net: SmoothGrad of the signed gradient times (x − black) — on a black
     background the gradient is large where *adding* light would change the class, so any
@@ -95,7 +96,7 @@ def saliency_maps(info, x, t, seed=0, quick=False):
     if info.kind == "small":
         sg = sg * (x - black)
     ig, gap = adaptive_integrated_gradients(info.model, x, t, black, steps=steps,
-                                            batch_size=batch)
+                                            batch_size=batch) if with_ig else (None, None)
     return {"saliency": input_gradient(info.model, x, t), "smoothgrad": sg, "ig": ig,
             "ig_gap": gap, "n": n, "steps": steps}
 
@@ -105,8 +106,8 @@ def saliency_section(ctx):
     from ...techniques.common import mass_in_box
     maps = {}                            # the photo's maps, shared with the segmentation
 
-    def row(info, x, pix, t, name=None):
-        m = maps[(info.name, name)] = saliency_maps(info, x, t, ctx.seed, ctx.quick)
+    def row(info, x, pix, t, name=None, with_ig=True):
+        m = maps[(info.name, name)] = saliency_maps(info, x, t, ctx.seed, ctx.quick, with_ig)
         box = _photo_box(name, pix.shape[0]) if name else None
 
         def inside(a):
@@ -117,6 +118,7 @@ def saliency_section(ctx):
         return [_box_img(pix, _name(info, t), box),
                 _magnitude(m["saliency"], "saliency |∂y/∂x|" + inside(m["saliency"])),
                 _magnitude(m["smoothgrad"], sg_title + inside(m["smoothgrad"])),
+                None if m["ig"] is None else
                 _magnitude(m["ig"], f"IG from black, {m['steps']} steps:\n"
                                     f"ΣIG misses Δy by {m['ig_gap']:.1%}" + inside(m["ig"]))]
 
@@ -126,11 +128,14 @@ def saliency_section(ctx):
                 xs, pixs, labels, _ = ctx.samples(ctx.pick(3, 5))
                 names = [None] * len(xs)
             else:
-                ph = ctx.photos()
+                ph = ctx.photos()[:ctx.pick(1, None)]        # --quick: the first photo only
                 xs, pixs, labels = [p.x[0] for p in ph], [p.pixels for p in ph], [None] * len(ph)
                 names = [p.name for p in ph]
-            return _grid([row(info, x, pix, ctx.target(info, x[None], lab), name)
-                          for x, pix, lab, name in zip(xs, pixs, labels, names)], cell=2.6)
+            # a photo's IG takes 64 passes: shown for the first (main) photo only
+            return _grid([row(info, x, pix, ctx.target(info, x[None], lab), name,
+                              with_ig=info.kind == "small" or k == 0)
+                          for k, (x, pix, lab, name) in enumerate(zip(xs, pixs, labels, names))],
+                         cell=2.6)
         cfg = SALIENCY_SETTINGS[info.kind]
         if info.kind == "small":
             sg = ("SmoothGrad ⊙ (x − black): the signed mean of ∂y_c/∂x over "
@@ -151,7 +156,8 @@ def saliency_section(ctx):
                       "Simonyan et al. 2014; Smilkov et al. 2017; Sundararajan et al. 2017",
                       {"SmoothGrad": f"{cfg['n']} copies, noise {cfg['noise']:.0%} of the "
                                      f"input range",
-                       "IG": f"baseline black, up to {cfg['steps']} path points (adaptive)"},
+                       "IG": f"baseline black, up to {cfg['steps']} path points (adaptive)"
+                             + ("" if info.kind == "small" else ", on the first photo")},
                       info)
     figs = [figure(info) for info in _models(ctx)]
     photo = _try(lambda: ctx.photo)
@@ -162,7 +168,7 @@ def saliency_section(ctx):
             name, x, pix = ctx.photos()[0]
             key = (photo.name, name)
             if key not in maps:
-                row(photo, x[0], pix, ctx.target(photo, x), name)
+                row(photo, x[0], pix, ctx.target(photo, x), name, with_ig=False)
             m = maps[key]
             s = np.abs(m["smoothgrad"]).max(axis=0)
             step = ctx.pick(2, 1)                   # --quick: the graph cut at half resolution
