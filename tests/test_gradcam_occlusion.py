@@ -361,7 +361,10 @@ def test_attribution_and_occlusion_figures(tmp_path):
     assert len(bars) == 6                  # saliency, Grad-CAM and occlusion on both rows
     save_figure(fig, str(tmp_path / "panel.png"))
     res = occlusion(model, x[0], 3, size=8, stride=4)
-    save_figure(occlusion_figure(pixels[0], res), str(tmp_path / "occlusion.png"))
+    fig = occlusion_figure(pixels[0], res)
+    labels = [ax.get_ylabel() for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert any("red: p drops" in label for label in labels), labels   # which colour is "drop"
+    save_figure(fig, str(tmp_path / "occlusion.png"))
     g = np.random.default_rng(9).standard_normal((3, 5, 5))
     img = gradient_image(g)
     assert img.shape == (5, 5, 3) and img.min() >= 0 and img.max() <= 1

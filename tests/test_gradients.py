@@ -8,7 +8,8 @@ from minicnn import nn
 from minicnn.backend import as_backend, backend_name as name_of
 from minicnn.nn import UnknownLayerError
 from minicnn.techniques.deconvnet import deconvnet
-from minicnn.techniques.gradients import (guided_backprop, input_gradient, integrated_gradients,
+from minicnn.techniques.gradients import (adaptive_integrated_gradients, guided_backprop,
+                                          input_gradient, integrated_gradients,
                                           neuron_gradient, saliency, smoothgrad)
 
 
@@ -307,6 +308,32 @@ def test_integrated_gradients_are_complete_on_trained_fashion_net(baseline):
     ig = integrated_gradients(model, x, label, base, steps=64, batch_size=32)
     gap = class_score(model, x, label) - class_score(model, base, label)
     assert abs(ig.sum() - gap) < 0.01 * abs(gap), (ig.sum(), gap)
+
+
+def test_adaptive_integrated_gradients_are_complete_and_report_their_gap_honestly():
+    """The adaptive trapezoids on a ReLU net: Σ IG within 1% of y(x) − y(x') with 96 path
+    points (measured 0.09%; 48: 1.4%), the returned gap is exactly |Σ IG − Δy| / |Δy|
+    recomputed by hand, and on a linear model (constant gradient) the trapezoids are exact
+    from the first grid."""
+    net = tiny_cnn(seed=3)
+    x = 3 * np.random.default_rng(0).normal(size=(2, 8, 8))
+    base = np.zeros_like(x)
+    c = int(np.argmax(net(mc.tensor(x[None])).numpy()[0]))
+    ig, gap = adaptive_integrated_gradients(net, x, c, base, steps=96, batch_size=8, rtol=0)
+    delta = class_score(net, x, c) - class_score(net, base, c)
+    assert abs(ig.sum() - delta) < 0.01 * abs(delta), (ig.sum(), delta)
+    assert gap == pytest.approx(abs(ig.sum() - delta) / abs(delta), rel=1e-6, abs=1e-9)
+    rng = np.random.default_rng(1)
+    lin = nn.Sequential(nn.Flatten(), nn.Linear(12, 2)).double()
+    set_weights(lin[1], rng.normal(size=(2, 12)))
+    x, base = rng.normal(size=(3, 2, 2)), rng.normal(size=(3, 2, 2))
+    ig, gap = adaptive_integrated_gradients(lin, x, 1, base, steps=9, start=2)
+    np.testing.assert_allclose(ig, (x - base) * lin[1].weight.data[1].reshape(3, 2, 2))
+    assert gap < 1e-9
+    with pytest.raises(ValueError, match="must be more than start"):
+        adaptive_integrated_gradients(lin, x, 1, steps=4, start=8)
+    with pytest.raises(ValueError, match="one class index"):
+        adaptive_integrated_gradients(lin, x, [1])
 
 
 def test_on_a_linear_model_ig_is_input_times_weight_and_smoothgrad_the_weight():

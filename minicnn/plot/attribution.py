@@ -10,11 +10,11 @@ Every function returns a matplotlib figure (save it with ``save_figure``).
 import numpy as np
 
 from ..backend import to_numpy
-from ..techniques.deconvnet import deconvnet_projection
+from ..techniques.deconvnet import deconvnet, deconvnet_projection
 from ..techniques.gradcam import grad_cam
 from ..techniques.gradients import guided_backprop, saliency
 from ..techniques.occlusion import occlusion
-from ..techniques.top_activations import top_patches
+from ..techniques.top_activations import top_activations, top_patches
 from .core import normalize_map, plt, show_image
 
 __all__ = ["gradient_image", "add_colorbar", "heatmap_overlay", "attribution_maps",
@@ -117,7 +117,7 @@ def attribution_panel(model, images, targets, labels=None, layer=None, cell=2.3,
         show_image(row[4], gradient_image(maps["guided Grad-CAM"]), value_range=(0, 1))
         top = max(float(np.abs(maps["occlusion"]).max()), 1e-3)     # this map's own scale
         heatmap_overlay(row[5], img, maps["occlusion"], value_range=(-top, top), cmap="RdBu_r",
-                        colorbar="Δp" if r == len(images) - 1 else " ")
+                        colorbar="red: p drops\nblue: p rises" if r == len(images) - 1 else " ")
     for ax, title in zip(axes[0], cols):
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
@@ -136,28 +136,42 @@ def _mosaic(tiles, ncols=3, gap=1):
     return out
 
 
-def deconvnet_panel(model, images, layer, channels, k=9, batch_size=64):
+def deconvnet_panel(model, images, layer, channels, k=9, batch_size=64, crop=True):
     """Zeiler & Fergus' Fig. 2 for one layer: for each channel, the deconvnet projections of its
-    k strongest activations over ``images`` (N, C, H, W model inputs), each cropped to the
-    unit's receptive field, next to the image patches that field covers. The projections'
-    mean pairwise correlation r is in the title: how alike the channel draws its 9 inputs."""
+    k strongest activations over ``images`` (N, C, H, W model inputs) next to the images.
+
+    crop=True: each projection starts from the single strongest unit (c, i, j) and is cropped
+    to its receptive field, beside the patch that field covers — the paper's layout; the
+    projections' mean pairwise correlation r is in the title (on a shallow net the nine come
+    out nearly alike: one unit's down-pass is mostly its own filters). crop=False: from the
+    channel's whole activation map of each top image (every other channel 0), shown over the
+    whole image — where in each image the channel finds its feature."""
     channels = list(np.atleast_1d(channels))
     fig, axes = plt.subplots(len(channels), 2, figsize=(6.0, 2.5 * len(channels)), squeeze=False)
 
     def project(x, unit):
         return deconvnet_projection(model, x, layer, unit if unit[1] >= 0 else unit[0])
     for (left, right), c in zip(axes, channels):
-        top = top_patches(model, images, layer, int(c), k, batch_size=batch_size, project=project)
-        proj = [gradient_image(p) for p in top["projections"]]
-        pics = [np.clip(_pixels(model, p) / 255, 0, 1) for p in top["patches"]]
-        flat = np.array([np.ravel(p) for p in top["projections"]])
-        r = np.corrcoef(flat)[~np.eye(len(flat), dtype=bool)].mean() if len(flat) > 1 else 1.0
-        for ax, tiles, what in ((left, proj, f"projections (mean r {r:.2f})"),
-                                (right, pics, "patches")):
+        if crop:
+            top = top_patches(model, images, layer, int(c), k, batch_size=batch_size,
+                              project=project)
+            maps, pics = top["projections"], top["patches"]
+            flat = np.array([np.ravel(p) for p in maps])
+            r = np.corrcoef(flat)[~np.eye(len(flat), dtype=bool)].mean() if len(flat) > 1 \
+                else 1.0
+            what = f"projections (mean r {r:.2f})", "patches"
+        else:
+            best = top_activations(model, images, layer, [int(c)], k, batch_size)
+            pics = np.stack([to_numpy(images[int(i)]) for i in best.indices[0]])
+            maps = deconvnet(model, pics, layer=layer, unit=int(c), signal="activation")
+            what = "deconvnet of the channel's map", f"its top {len(pics)} images"
+        proj = [gradient_image(p) for p in maps]
+        pics = [np.clip(_pixels(model, p) / 255, 0, 1) for p in pics]
+        for ax, tiles, title in ((left, proj, what[0]), (right, pics, what[1])):
             ax.imshow(_mosaic(tiles), cmap="gray" if tiles[0].ndim == 2 else None,
                       vmin=0, vmax=1)
             ax.set_axis_off()
-            ax.set_title(f"{layer} ch {c}:\n{what}", fontsize=8)
+            ax.set_title(f"{layer} ch {c}:\n{title}", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -213,7 +227,7 @@ def occlusion_figure(image, result, labels=None):
     heatmap_overlay(axes[1], image, drop, alpha=0.55, cmap="RdBu_r", value_range=(-top, top),
                     title=f"drop in p({name}) with the patch there\n"
                           f"(p = {result.base_prob:.2f} without it)",
-                    colorbar=f"Δp({name})")
+                    colorbar=f"p({name}) without − with the patch\nred: p drops · blue: p rises")
     classes, inverse = np.unique(result.top_class, return_inverse=True)
     colours = plt.get_cmap("tab10")
     axes[2].imshow(inverse.reshape(result.top_class.shape), cmap=colours, vmin=0, vmax=9.5,

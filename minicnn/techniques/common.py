@@ -14,7 +14,7 @@ from ..backend import as_backend, backend_name, get_array_module
 from ..nn.module import UnknownLayerError
 
 __all__ = ["frozen", "model_backend", "model_dtype", "as_input", "check_target", "unit_score",
-           "unit_gradient", "check_layer", "check_image", "NonFiniteInputError"]
+           "unit_gradient", "check_layer", "check_image", "NonFiniteInputError", "mass_in_box"]
 
 
 def _first_parameter(model):
@@ -183,3 +183,18 @@ def frozen(model, *, eval_mode):
             p.requires_grad = flag
         for m, flag in modes:
             m.training = flag
+
+
+def mass_in_box(m, box):
+    """The share of a map's mass inside a box: Σ |m| over m[top:bottom, left:right] ÷ Σ |m|.
+    m: (H, W) or (C, H, W) (channels summed); box: (top, left, bottom, right) as
+    ``data.samples.photo_box`` gives it. How well a map points at a known object: a map
+    spread evenly scores the box's share of the image."""
+    a = np.abs(np.asarray(m, dtype=np.float64))
+    a = a.sum(axis=0) if a.ndim == 3 else a
+    top, left, bottom, right = box
+    if not (0 <= top < bottom <= a.shape[0] and 0 <= left < right <= a.shape[1]):
+        raise ValueError(f"box {tuple(box)} (top, left, bottom, right) is not inside the "
+                         f"{a.shape[0]}×{a.shape[1]} map")
+    total = a.sum()
+    return float(a[top:bottom, left:right].sum() / total) if total > 0 else 0.0

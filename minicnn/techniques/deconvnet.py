@@ -50,7 +50,7 @@ from .common import check_layer
 from .gradients import image_batch, input_gradient, unit_signal
 
 __all__ = ["deconvnet", "deconvnet_projection", "forward_chain", "has_switches",
-           "edge_correlation"]
+           "edge_correlation", "strongest_activations", "edge_strength"]
 
 _INVERTIBLE = (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Linear, nn.Flatten, nn.Dropout, nn.Identity)
 
@@ -74,15 +74,39 @@ def has_switches(model):
     return any(isinstance(m, nn.MaxPool2d) for _, m in model.named_modules())
 
 
+def strongest_activations(model, x, layer, fraction=0.01):
+    """The signal that projects a layer's strongest activations at once: per image, the
+    activations of ``layer`` in the top ``fraction`` of that image's whole layer output
+    (all channels and positions), every other one 0. x: (N, C, H, W) or (C, H, W). Give it
+    to ``deconvnet(model, x, layer=layer, signal=...)``: the picture of what the layer
+    found most strongly in this image, wherever it lies."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    xt, _ = image_batch(model, x)
+    with no_grad(), capture(model, [check_layer(model, layer)], stop=True) as acts:
+        model(xt)
+    a = to_numpy(acts[layer].data)
+    flat = a.reshape(len(a), -1)
+    keep = max(1, int(round(fraction * flat.shape[1])))
+    threshold = np.sort(flat, axis=1)[:, -keep][:, None]               # the keep-th largest
+    return np.where(flat >= threshold, flat, 0).reshape(a.shape).astype(a.dtype)
+
+
+def edge_strength(pixels):
+    """Edge strength of an image (H, W[, 3]): the norm of its finite-difference gradient,
+    max over colours, (H, W)."""
+    img = np.asarray(to_numpy(pixels), dtype=np.float64)
+    img = img[..., None] if img.ndim == 2 else img
+    gy, gx = np.gradient(img, axis=(0, 1))
+    return np.hypot(gx, gy).max(axis=-1)
+
+
 def edge_correlation(projection, pixels):
     """Pearson correlation of |projection| (C, H, W) (max over channels) with the image's edge
     strength: the norm of the finite-difference gradient of ``pixels`` (H, W[, 3]), max
     over colours. High: the projection draws this image's contours."""
     p = np.abs(np.asarray(to_numpy(projection), dtype=np.float64)).max(axis=0)
-    img = np.asarray(to_numpy(pixels), dtype=np.float64)
-    img = img[..., None] if img.ndim == 2 else img
-    gy, gx = np.gradient(img, axis=(0, 1))
-    return float(np.corrcoef(p.ravel(), np.hypot(gx, gy).max(axis=-1).ravel())[0, 1])
+    return float(np.corrcoef(p.ravel(), edge_strength(pixels).ravel())[0, 1])
 
 
 def _leaves(model):

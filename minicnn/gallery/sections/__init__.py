@@ -2,7 +2,7 @@
 returns the figures it wants (``gallery.Figure``: a builder and its caption).
 
 One module per part of the course — ``representations`` (filters → PCA/t-SNE),
-``attribution`` (occlusion → Grad-CAM), ``optimization`` (class visualization → style
+``sensitivity`` (occlusion, saliency maps), ``attribution`` (deconvnet → Grad-CAM), ``optimization`` (class visualization → style
 transfer), ``adversarial`` (adversarial examples, robustness), ``segmentation`` — each
 registering its sections with ``@section`` (``_common.py``); importing them in this order
 fills ``SECTIONS`` in lecture order.
@@ -14,4 +14,5 @@ not available, which skips the figure (or, at the top of a section, the section)
 """
 from ._common import SECTIONS, section  # noqa: F401
 # imported for their @section registrations, which fill SECTIONS in this order
-from . import representations, attribution, optimization, adversarial, segmentation  # noqa: F401
+from . import (representations, sensitivity, attribution, optimization,  # noqa: F401
+               adversarial, segmentation)

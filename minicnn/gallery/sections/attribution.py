@@ -1,147 +1,13 @@
-"""Sections 6–10: occlusion, saliency, deconvnet, guided backprop, Grad-CAM."""
+"""Sections 8–10: deconvnet, guided backprop, Grad-CAM — what the network sees, drawn back
+into the image."""
 import numpy as np
 
 from ..figure import Figure
-from ._common import (_grid, _img, _models, _name, _per_image, _photo_layers, _signed, _try,
-                      section)
+from ._common import (_gray, _grid, _img, _models, _name, _per_image, _photo_layers, _signed,
+                      _try, section)
 
 
 # ============================================================ attribution
-@section("occlusion", "6 · Occlusion")
-def occlusion_section(ctx):
-    from ...plot.attribution import occlusion_figure
-    from ...techniques.occlusion import occlusion
-    formula = ("drop in p: p(c | x) − p(c | x with a patch at (r, s)), per pixel the mean "
-               "over the patches covering it")
-    paper = "Zeiler & Fergus 2014, Fig. 7"
-    figs = []
-    small = _try(lambda: ctx.small)
-    if small is not None:
-        # a 10×10 patch hides a sleeve or a heel of a 28×28 item (8×8 patches moved the
-        # 99.7%-confident T-shirt by at most 0.10); on Fashion-MNIST's black background a
-        # black patch removes what it covers, where a grey one adds a square to the picture
-        size, stride = 10, ctx.pick(3, 2)
-        fill = "black" if small.name == "fashion_net" else "gray"
-        for i in range(ctx.pick(1, 3)):
-            def build(i=i):
-                x, pix, labels, _ = ctx.samples(ctx.pick(1, 3))
-                t = ctx.target(small, x[i:i + 1], labels[i])
-                res = occlusion(small.model, x[i], t, size, stride, fill, batch_size=64)
-                return occlusion_figure(pix[i], res, small.labels)
-            figs.append(Figure(f"{small.name}-{i}", build, "occlusion sensitivity", formula,
-                               paper, {"patch": size, "stride": stride, "fill": fill}, small))
-    photo = _try(lambda: ctx.photo)
-    if photo is not None and not ctx.quick:
-        def build_photo():
-            name, x, pix = ctx.photos()[0]
-            res = occlusion(photo.model, x, None, 48, 24, "gray", batch_size=16)
-            return occlusion_figure(pix, res, [_name(photo, k) for k in range(len(photo.labels))])
-        figs.append(Figure(f"{photo.name}-photo", build_photo, "occlusion sensitivity", formula,
-                           paper, {"patch": 48, "stride": 24, "fill": "gray"}, photo))
-    elif photo is not None:
-        ctx.full_only("occlusion")
-    if not figs:
-        _models(ctx)                                   # raises Skip with the reasons
-    return figs
-
-
-def _magnitude(m, title=None, bar="|map| / p99"):
-    """A cell: max over channels of |m| (C, H, W), scaled to its 99th percentile, colour bar."""
-    from ...plot.attribution import add_colorbar
-    from ...plot.core import normalize_map
-
-    def draw(ax):
-        im = ax.imshow(normalize_map(np.abs(m).max(axis=0)), cmap="gray", vmin=0, vmax=1)
-        ax.set_axis_off()
-        if title:
-            ax.set_title(title, fontsize=8)
-        add_colorbar(ax, im, bar)
-    return draw
-
-
-def _completeness(info, x, t, ig):
-    """'Σ IG = a of y(x) − y(0) = b': how complete the attribution came out."""
-    from ...training import predict
-    y = predict(info.model, np.stack([x, np.zeros_like(x)]))[:, t]
-    return f"ΣIG={ig.sum():.2f} of Δy={y[0] - y[1]:.2f}"
-
-
-@section("saliency", "7 · Saliency maps, SmoothGrad, integrated gradients")
-def saliency_section(ctx):
-    from ...techniques.gradients import input_gradient, integrated_gradients, smoothgrad
-    smoothed = {}                       # the photo's SmoothGrad map, shared by both figures
-
-    def smooth(info, x, t, n):
-        key = (info.name, x.tobytes(), t, n)
-        if key not in smoothed:
-            smoothed[key] = smoothgrad(info.model, x, t, n_samples=n, batch_size=min(n, 32)
-                                       if info.kind == "small" else 8, seed=ctx.seed,
-                                       kind="magnitude")
-        return smoothed[key]
-
-    def row(info, x, pix, t):
-        small = info.kind == "small"
-        n, steps = (32, 64) if small else (ctx.pick(8, 16), ctx.pick(8, 32))
-        batch = 32 if small else 8
-        w = input_gradient(info.model, x, t)              # saliency(...) is np.abs(w).max(0)
-        sg = smooth(info, x, t, n)
-        ig = integrated_gradients(info.model, x, t, steps=steps, batch_size=batch)
-        return [_img(pix, _name(info, t)), _magnitude(w, "saliency |∂y/∂x|"),
-                _magnitude(sg, f"SmoothGrad: mean |∂y/∂x|\nover {n} noisy copies"),
-                _magnitude(ig, f"integrated gradients ({steps} steps)\n"
-                               f"{_completeness(info, x, t, ig)}")]
-
-    def figure(info):
-        def build():
-            if info.kind == "small":
-                xs, pixs, labels, _ = ctx.samples(ctx.pick(3, 5))
-            else:
-                ph = ctx.photos()
-                xs, pixs, labels = [p.x[0] for p in ph], [p.pixels for p in ph], [None] * len(ph)
-            return _grid([row(info, x, pix, ctx.target(info, x[None], lab))
-                          for x, pix, lab in zip(xs, pixs, labels)], cell=2.6)
-        return Figure(f"{info.name}-saliency", build,
-                      "saliency beside SmoothGrad and integrated gradients",
-                      "saliency S = max_ch |∂y_c/∂x|;  SmoothGrad: mean of |∂y_c/∂x| over "
-                      "x + N(0, (0.15·range)²);  IG: (x − 0)·mean of ∂y_c/∂x along 0 → x, "
-                      "Σ IG → y_c(x) − y_c(0) as the steps grow (ΣIG vs Δy in the titles)",
-                      "Simonyan et al. 2014; Smilkov et al. 2017; Sundararajan et al. 2017",
-                      {"noise": "15% of the input range", "baseline": "0 in input space",
-                       "completeness": "fashion_net's 64 steps reach 1% (tested); on "
-                       "EfficientNet-Lite0 the class score jumps within the first ~5% of the "
-                       "path from the zero image, so a few dozen steps leave the gap the "
-                       "title shows"},
-                      info)
-    figs = [figure(info) for info in _models(ctx)]
-    photo = _try(lambda: ctx.photo)
-    if photo is not None:
-        n = ctx.pick(8, 16)
-
-        def segment():
-            from ...plot.attribution import segmentation_figure
-            from ...techniques.grabcut import saliency_segmentation
-            _, x, pix = ctx.photos()[0]
-            s = smooth(photo, x[0], ctx.target(photo, x), n).max(axis=0)
-            step = ctx.pick(2, 1)                   # --quick: the graph cut at half resolution
-            pix, s = pix[::step, ::step], s[::step, ::step]
-            return segmentation_figure(pix, s, saliency_segmentation(pix, s, seed=ctx.seed),
-                                       map_title=f"SmoothGrad: mean |∂y/∂x| over {n} copies")
-        figs.append(Figure(f"{photo.name}-segmentation", segment,
-                           "weakly supervised segmentation from SmoothGrad saliency (graph cut)",
-                           "seeds: fg = saliency > 95th percentile; bg = saliency < 5th "
-                           "percentile and the top, left and right border strip; colour GMMs; "
-                           "min-cut",
-                           "Simonyan et al. 2014 §6; Rother et al. 2004 (GrabCut); "
-                           "Smilkov et al. 2017",
-                           {"fg_quantile": 0.95, "bg_quantile": 0.05,
-                            "border": "1/56 of the short side, top, left and right (GrabCut's "
-                            "prior: the frame's border is background; not the bottom, which a "
-                            "portrait's shoulders cross)",
-                            "map": "SmoothGrad: the single gradient of this net is speckle, "
-                            "its seeds scatter"}, photo))
-    return figs
-
-
 @section("deconvnet", "8 · Deconvnet")
 def deconvnet_section(ctx):
     from ...plot.attribution import deconvnet_panel
@@ -162,28 +28,35 @@ def deconvnet_section(ctx):
             rows = np.argsort(-best.scores[:, 0], kind="stable")[:n_channels]
             # each channel's top 9 are its top 9 within the union: one pass over the data
             subset = x[np.unique(best.indices[rows])]
-            return deconvnet_panel(small.model, subset, layer, best.units[rows], k=9)
-        figs.append(Figure(f"{small.name}-panel", panel, "deconvnet projections of the top-9 "
-                           "activations per channel (Zeiler & Fergus Fig. 2)", formula, paper,
-                           {"layer": layer, "channels": f"the {n_channels} strongest"}, small))
+            return deconvnet_panel(small.model, subset, layer, best.units[rows], k=9,
+                                   crop=False)
+        figs.append(Figure(f"{small.name}-panel", panel, "deconvnet projections of a channel "
+                           "in its 9 most activating test images (Zeiler & Fergus Fig. 2, each "
+                           "from the channel's whole map and shown over the whole image: one "
+                           "unit's projection, cropped to its 10-pixel field, is nearly the "
+                           "same picture for all nine)", formula, paper,
+                           {"layer": layer, "channels": f"the {n_channels} strongest",
+                            "signal": "the channel's activation map, every other channel 0"},
+                           small))
 
     def by_class(info, x, pix, t):
         d = deconvnet(info.model, x, t)
-        if info.kind != "small":
-            noise = np.random.default_rng(ctx.seed).uniform(0, 255, pix.shape)
-            return [_signed(d, f"deconvnet\nr(|d|, edges) = {edge_correlation(d, pix):.2f}"),
-                    _img(noise, f"noise: r(|d|, its edges)\n= {edge_correlation(d, noise):.2f}")]
-        others = [o for o in ctx.samples(ctx.pick(2, 4)).pixels if not np.array_equal(o, pix)]
-        cells = [_signed(d, f"deconvnet\nr(|d|, edges) = {edge_correlation(d, pix):.2f}")]
-        if others:
-            cells.append(_img(others[0], "another image: r(|d|, its\nedges) = "
-                                         f"{edge_correlation(d, others[0]):.2f}"))
-        return cells
+        noise = np.random.default_rng(ctx.seed).uniform(0, 255, pix.shape)
+        return [_signed(d, f"deconvnet\nr(|d|, edges) = {edge_correlation(d, pix):.2f}"),
+                _img(noise, f"noise: r(|d|, its edges)\n= {edge_correlation(d, noise):.2f}")]
     for info in _models(ctx):
-        if info.kind == "small" or has_switches(info.model):
+        if info.kind == "small":
+            figs.append(Figure(f"{info.name}-class", lambda info=info: strongest_figure(ctx, info),
+                               "deconvnet projection of a middle layer's strongest activations: "
+                               "it draws the image's own contours", formula, paper,
+                               {"layer": DECONV_LAYER, "signal": "the top 5% of the layer's "
+                                "activations of that image, all others 0",
+                                "r": "Pearson correlation of |projection| with the edge "
+                                     "strength of the image, or of another test image"}, info))
+        elif has_switches(info.model):
             figs += _per_image(ctx, [info], n_small=ctx.pick(2, 4),
                                technique="deconvnet (ReLU rule) for a class: |projection| "
-                               "correlates with the image's own edges, not with another image's",
+                               "correlates with the image's own edges, not with noise's",
                                formula=formula, paper=paper, key="class", cells=by_class)
         else:
             figs.append(Figure(f"{info.name}-class", lambda info=info: no_switches(ctx, info),
@@ -191,6 +64,49 @@ def deconvnet_section(ctx):
                                {"reason": "no max-pool layer: nothing of the image reaches the "
                                           "deconvnet's down-pass"}, info))
     return figs
+
+
+DECONV_LAYER = "features.6"       # fashion_net's middle: after one max-pool, before the last
+
+
+def strongest_projections(info, x, layer=DECONV_LAYER, fraction=0.05):
+    """Deconvnet projections (N, C, H, W) of each image's strongest activations of ``layer``."""
+    from ...techniques.deconvnet import deconvnet, strongest_activations
+    return deconvnet(info.model, x, layer=layer,
+                     signal=strongest_activations(info.model, x, layer, fraction))
+
+
+def edge_agreement(info, x, pixels, layer=DECONV_LAYER):
+    """Over the images x (N ≥ 2): mean r(|projection|, own edges), mean r with the next
+    image's edges, and the share of images whose own r is the higher."""
+    from ...techniques.deconvnet import edge_correlation
+    d = strongest_projections(info, x, layer)
+    own = np.array([edge_correlation(d[i], pixels[i]) for i in range(len(d))])
+    other = np.array([edge_correlation(d[i], pixels[(i + 1) % len(d)]) for i in range(len(d))])
+    return float(own.mean()), float(other.mean()), float((own > other).mean())
+
+
+def strongest_figure(ctx, info):
+    """Image | deconvnet of its strongest middle-layer activations | the image's edges; the
+    title's numbers are measured over 100 test images (dropped when fewer are installed)."""
+    from ...plot.core import plt
+    from ...techniques.deconvnet import edge_strength
+    layer = DECONV_LAYER if DECONV_LAYER in info.model.layer_names() \
+        else info.model.default_cam_layer
+    x, pix, _, _ = ctx.samples(ctx.pick(2, 4))
+    d = strongest_projections(info, x, layer)
+    rows = [[_img(p, "image"), _signed(di, f"deconvnet of {layer}'s\ntop 5% activations"),
+             _gray(edge_strength(p), "the image's edges")] for p, di in zip(pix, d)]
+    fig = _grid(rows, cell=2.2)
+    n, _, _ = ctx.dataset_info(100)
+    if n >= 100:
+        tx, tpix, _ = ctx.dataset(100)
+        own, other, wins = edge_agreement(info, tx, tpix, layer)
+        fig.suptitle(f"over {n} test images: r(|projection|, own edges) = {own:.2f},\n"
+                     f"with another image's edges {other:.2f}; own higher for {wins:.0%}",
+                     fontsize=8)
+        plt.subplots_adjust(top=1 - 1.1 / fig.get_figheight())
+    return fig
 
 
 def no_switches(ctx, info):
@@ -222,20 +138,112 @@ def guided_section(ctx):
 
     def cells(info, x, pix, t):
         unit_layer = _photo_layers(info)[1]
-        cells = [_signed(guided_backprop(info.model, x, t), "class")]
+        cells = [_contrast(guided_backprop(info.model, x, t), "class")]
         if info.kind == "small" or not ctx.quick:
-            cells.append(_signed(guided_backprop(info.model, x, layer=unit_layer, unit=0),
-                                 f"{unit_layer} ch 0"))
+            c = varying_channel(info, x, unit_layer)
+            cells.append(_contrast(guided_backprop(info.model, x, layer=unit_layer, unit=c),
+                                   f"{unit_layer}\nits most varying channel, {c}"))
         return cells
-    return _per_image(ctx, _models(ctx), n_small=ctx.pick(3, 5),
-                      technique="guided backpropagation (class, and one channel of a hidden "
-                      "layer)", formula=formula, paper=paper, key="guided", cells=cells)
+
+    def figure(info):
+        def build():
+            if info.kind == "small":
+                xs, pixs, labels, _ = ctx.samples(ctx.pick(3, 5))
+            else:
+                ph = ctx.photos()
+                xs, pixs, labels = [p.x[0] for p in ph], [p.pixels for p in ph], [None] * len(ph)
+            rows = []
+            for x, pix, lab in zip(xs, pixs, labels):
+                t = ctx.target(info, x[None], lab)
+                rows.append([_img(pix, _name(info, t))] + cells(info, x, pix, t))
+            return _grid(rows, cell=1.7 if info.kind == "small" else 3.2)
+        return Figure(f"{info.name}-guided", build, "guided backpropagation (class, and the "
+                      "channel of a hidden layer that varies most over the image)", formula, paper,
+                      {"display": "grey = 0, each map scaled to its 98th percentile of |g|"},
+                      info)
+    return [figure(info) for info in _models(ctx)]
+
+
+def varying_channel(info, x, layer):
+    """The channel of ``layer`` whose activation varies most over image x (C, H, W) (largest
+    standard deviation over positions): a feature found in some places of the image. (The
+    largest *mean* picks channels that are high everywhere through their BatchNorm shift;
+    on EfficientNet their guided maps come out blank.)"""
+    from ... import no_grad, tensor
+    from ...nn import capture
+    with no_grad(), capture(info.model, [layer], stop=True) as acts:
+        info.model(tensor(x[None]))
+    a = acts[layer].numpy()[0]
+    return int(a.reshape(len(a), -1).std(axis=1).argmax())
+
+
+def _contrast(g, title=None):
+    """A cell: a signed map as grey ± colour, scaled to its 98th percentile (contrast: a
+    photo's guided map is a thin tracing, at p99 most of it stays near grey)."""
+    from ...plot.attribution import gradient_image
+    from ...plot.core import show_image
+    return lambda ax: show_image(ax, gradient_image(g, percentile=98.0), title,
+                                 value_range=(0, 1))
 
 
 def _cam(pix, m, title):
     """A cell: the Grad-CAM map over the image, scaled to its 99th percentile, colour bar."""
     from ...plot.attribution import heatmap_overlay
     return lambda ax: heatmap_overlay(ax, pix, m, title=title, colorbar="L / p99")
+
+
+def _probability(c):
+    """Target function: the softmax probability p_c of every image (Grad-CAM of p_c)."""
+    from ... import ops
+    return lambda z: ops.softmax(z, axis=1)[:, c].sum()
+
+
+def _guided_cam(info, x, t, cam):
+    """A cell: guided Grad-CAM = guided backprop of the class ⊙ its (ReLU'd) Grad-CAM map."""
+    from ...techniques.gradients import guided_backprop
+    return _signed(guided_backprop(info.model, x, t) * cam[None],
+                   f"guided Grad-CAM: {_name(info, t)}")
+
+
+def composite_classes(info, x):
+    """{photo name: class} for the two-object composite: of each photo's own ImageNet classes
+    (``SAMPLE_PHOTOS[name].imagenet``), the one the model finds most probable."""
+    from ...data.samples import SAMPLE_PHOTOS
+    from ...training import predict
+    p = predict(info.model, x)[0]
+    names = [_name(info, k) for k in range(len(info.labels))]
+    return {photo: max((names.index(c) for c in SAMPLE_PHOTOS[photo].imagenet if c in names),
+                       key=lambda k: p[k])
+            for photo in ("chelsea", "coffee")}
+
+
+def composite_cams(info, x):
+    """{photo name: (class, Grad-CAM map (H, W) of its probability)} on the two-object
+    composite x (1, 3, H, W)."""
+    from ...techniques.gradcam import grad_cam
+    return {photo: (c, grad_cam(info.model, x[0], _probability(c)))
+            for photo, c in composite_classes(info, x).items()}
+
+
+def own_half(cam, boxes, photo):
+    """The share of a map's mass on the half of the composite where ``photo`` is."""
+    from ...techniques.common import mass_in_box
+    top, left, bottom, right = boxes[photo]
+    H, W = cam.shape
+    half = (0, 0, H, W // 2) if right <= W // 2 else (0, W // 2, H, W)
+    return mass_in_box(cam, half)
+
+
+def _composite_row(ctx, info):
+    """Image | Grad-CAM of the cat | of the cup | guided Grad-CAM of both, on the composite."""
+    comp, boxes = ctx.composite()
+    cams = composite_cams(info, comp.x)
+    row = [_img(comp.pixels, "a cat and an espresso cup\n(two photos side by side)")]
+    for photo, (c, cam) in cams.items():
+        row.append(_cam(comp.pixels, cam, f"Grad-CAM: p({_name(info, c)})\n"
+                                          f"{own_half(cam, boxes, photo):.0%} on its half"))
+    row += [_guided_cam(info, comp.x[0], c, cam) for c, cam in cams.values()]
+    return row
 
 
 @section("grad_cam", "10 · Grad-CAM")
@@ -261,35 +269,27 @@ def grad_cam_section(ctx):
     if photo is not None:
         def two_classes():
             from ...techniques.gradcam import most_different_classes
-            from ...techniques.gradients import guided_backprop
-            rows = []
-            for name, x, pix in ctx.photos():
-                score = "logit"
-                (a, b), cams, r = most_different_classes(photo.model, x[0], k=5)
-                if r > 0.5:                         # the logits' maps are alike: SqueezeNet
-                    score = "probability"
-                    (a, b), cams, r = most_different_classes(photo.model, x[0], k=5,
-                                                             score=score)
-                row = [_img(pix, "image")]
-                row += [_cam(pix, cams[i], f"Grad-CAM: {_name(photo, t)}")
-                        for i, t in enumerate((a, b))]
-                for c, t in list(zip(cams, (a, b)))[:ctx.pick(1, 2)]:
-                    # = guided_grad_cam(model, x, t), reusing the map computed above
-                    row.append(_signed(guided_backprop(photo.model, x[0], t) * c[None],
-                                       f"guided Grad-CAM: {_name(photo, t)}"))
-                plural = {"logit": "logits", "probability": "probabilities"}[score]
-                row[0] = _img(pix, f"{name}\nmaps of the {plural}: r = {r:.2f}")
-                rows.append(row)
+            rows = [_composite_row(ctx, photo)]
+            name, x, pix = ctx.photos()[0]
+            (a, b), cams, r = most_different_classes(photo.model, x[0], k=5,
+                                                     score="probability")
+            row = [_img(pix, f"{name}\nmaps of the probabilities: r = {r:.2f}")]
+            row += [_cam(pix, c, f"Grad-CAM: {_name(photo, t)}") for c, t in zip(cams, (a, b))]
+            row += [_guided_cam(photo, x[0], t, c) for c, t in zip(cams, (a, b))]
+            rows.append(row)
             return _grid(rows, cell=2.6)
         figs.append(Figure(f"{photo.name}-classes", two_classes, "Grad-CAM is class-"
-                           "discriminative: the top class beside the one of the top 5 whose map "
-                           "differs most from it (r: the two maps' correlation), and guided "
-                           "Grad-CAM", formula, paper,
+                           "discriminative: on a photo of a cat beside an espresso cup, the "
+                           "cat's map lies on the cat and the cup's on the cup (the share of "
+                           "each map on its object's half in the titles); below, the top class "
+                           "of the cup photo beside the one of its top 5 whose map differs most "
+                           "(r: the two maps' correlation); and guided Grad-CAM", formula, paper,
                            {"layer": photo.model.default_cam_layer,
-                            "second class": "of the top 5, the least correlated map",
-                            "score": "the logit y_c, or the softmax probability p_c where "
-                                     "the logits' maps correlate above 0.5 (SqueezeNet: p_c is "
-                                     "the logit minus what all classes share)"},
+                            "classes": "the most probable of the photo's own ImageNet classes "
+                                       "(cat: Egyptian cat, tabby, tiger cat; cup: espresso, cup)",
+                            "score": "the softmax probability p_c (the logit minus what all "
+                                     "classes share; the cat's logit map also touches the cup)",
+                            "second class": "of the top 5, the least correlated map"},
                            photo))
     if not figs:
         _models(ctx)                                   # raises Skip with the reasons
