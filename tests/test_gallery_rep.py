@@ -1,0 +1,125 @@
+"""The gallery's representation, adversarial and segmentation figures, each checked for the
+property that makes it that technique, on the gallery's own inputs and settings."""
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn.techniques import adversarial as adv
+from minicnn.training import predict
+from tests.conftest import fashion_mnist_or_skip
+
+
+def _context(tmp_path, quick=True, model=None):
+    from minicnn.gallery.core import Context
+    return Context(tmp_path / "out", quick, "numpy", 0, model, ())
+
+
+def _small(ctx):
+    from minicnn.gallery.figure import Skip
+    try:
+        info = ctx.small
+    except Skip as s:
+        pytest.skip(str(s))
+    if not info.trained:
+        pytest.skip("needs the trained fashion_net weights (weights/fashion_net.npz)")
+    return info
+
+
+def _photo(ctx):
+    from minicnn.gallery.figure import Skip
+    try:
+        return ctx.photo, ctx.photos()
+    except Skip as s:
+        pytest.skip(str(s))
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# ------------------------------------------------------------------ adversarial
+def _linear_rgb(seed=0):
+    from minicnn import nn
+    from minicnn.data.images import Preprocess
+    rng = np.random.default_rng(seed)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 6 * 6, 3, rng=rng)).double().eval()
+    net.preprocess = Preprocess(mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), scale=1 / 255)
+    return net
+
+
+def test_smallest_grey_levels_flip_at_k_and_not_at_k_minus_one_on_8_bit_images():
+    """The answer is a whole number k of grey levels: FGSM at k/255 rounded to 8 bits flips
+    the label, at k − 1 it does not, and the example differs from the photo by at most k."""
+    net = _linear_rgb()
+    pix = np.random.default_rng(1).integers(60, 200, (6, 6, 6, 3)).astype(np.uint8)
+    x = net.preprocess.preprocess(pix, dtype=np.float64)
+    y = predict(net, x).argmax(axis=1)
+    levels, x_adv = adv.smallest_grey_levels(net, x, y, adv.fgsm, max_levels=128)
+    assert (levels >= 1).all(), levels
+    assert len(set(levels.tolist())) > 1                 # not one answer for every image
+    for i, k in enumerate(levels):
+        out = net.preprocess.deprocess(x_adv[i])
+        assert np.abs(out - np.round(out)).max() < 1e-6          # whole grey levels
+        assert np.abs(out - pix[i]).max() <= k + 1e-6
+        assert predict(net, x_adv[i:i + 1]).argmax() != y[i]
+        if k > 1:
+            below = adv.fgsm(net, x[i:i + 1], int(y[i]), (k - 1) / 255)
+            below = net.preprocess.preprocess(np.clip(np.round(net.preprocess.deprocess(below)),
+                                                      0, 255), dtype=np.float64)
+            assert predict(net, below).argmax() == y[i]
+
+
+def test_smallest_grey_levels_say_when_nothing_flips_and_refuse_bad_limits():
+    """−1 where max_levels is not enough, 0 for an image misclassified to begin with."""
+    net = _linear_rgb()
+    pix = np.random.default_rng(2).integers(60, 200, (2, 6, 6, 3)).astype(np.uint8)
+    x = net.preprocess.preprocess(pix, dtype=np.float64)
+    y = predict(net, x).argmax(axis=1)
+    levels, x_adv = adv.smallest_grey_levels(net, x, y, lambda m, xi, yi, e: xi, max_levels=4)
+    assert levels.tolist() == [-1, -1] and np.array_equal(x_adv, x)
+    wrong = (y + 1) % 3
+    assert adv.smallest_grey_levels(net, x, wrong)[0].tolist() == [0, 0]
+    with pytest.raises(ValueError, match="max_levels"):
+        adv.smallest_grey_levels(net, x, y, max_levels=0)
+
+
+def test_the_gallery_fgsm_flips_the_confident_photo_with_whole_grey_levels(tmp_path):
+    """The photo figure: the espresso cup, which EfficientNet-Lite0 is sure of (p ≥ 0.8;
+    measured 0.91), flips at the smallest whole number of grey levels (measured 1/255:
+    p(espresso) 0.91 → consomme), in an 8-bit image that differs by exactly that many levels."""
+    from minicnn.gallery.sections.adversarial import photo_attack_rows
+    ctx = _context(tmp_path, model="efficientnet_lite0")
+    info, photos = _photo(ctx)
+    rows = photo_attack_rows(info, photos[:1], "fgsm")
+    r = rows[0]
+    assert r["name"] == "coffee" and r["p"].max() >= 0.8, (r["name"], r["p"].max())
+    assert r["levels"] >= 1
+    assert r["p_adv"].argmax() != r["p"].argmax()
+    d = np.abs(r["adversarial"].astype(int) - r["pixels"].astype(int))
+    assert r["adversarial"].dtype == np.uint8 and d.max() == r["levels"]
+    # the probabilities drawn are the model's on the rounded image
+    again = _softmax(predict(info.model, info.preprocess.preprocess(r["adversarial"])))[0]
+    assert np.abs(again - r["p_adv"]).max() < 1e-4
+
+
+@pytest.mark.parametrize("quick", [True, pytest.param(False, marks=pytest.mark.slow)])
+def test_the_gallery_one_pixel_figure_shows_as_many_successes_as_failures(tmp_path, quick):
+    """The one-pixel figure's images (test images the net is sure of, not certain): the
+    gallery's setting finds as many flipped as held labels, and each title's probabilities
+    are the model's on the attacked image (quick: 3 pixels, 1 + 1; full: 1 pixel, 2 + 2)."""
+    fashion_mnist_or_skip()
+    from minicnn.gallery.sections.adversarial import (ONE_PIXEL, ONE_PIXEL_BAND,
+                                                      one_pixel_examples)
+    ctx = _context(tmp_path, quick)
+    info = _small(ctx)
+    x, _, y = ctx.dataset(ctx.pick(200, 500))
+    n = ctx.pick(1, 2)
+    shown, attacked = one_pixel_examples(info, x, y, n, **ONE_PIXEL(ctx))
+    assert [r["success"] for r, _, _ in shown] == [True] * n + [False] * n
+    assert attacked <= 12
+    for r, p, q in shown:
+        assert ONE_PIXEL_BAND[0] <= p[r["label"]] <= ONE_PIXEL_BAND[1]
+        assert np.abs(_softmax(predict(info.model, r["image"]))[0] - q).max() < 1e-6
+        assert (q.argmax() != r["label"]) == r["success"]
+        assert len(r["pixels"]) == ONE_PIXEL(ctx)["pixels"]
