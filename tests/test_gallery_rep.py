@@ -167,3 +167,21 @@ def test_the_gallery_fcn_labels_each_item_from_its_own_window_and_shows_only_its
             assert sum(ax.get_label() == "<colorbar>" for ax in fig.axes) == 1
     print(f"item-centred windows right: {right} of {total}")
     assert right >= 0.7 * total, (right, total)
+
+
+# ------------------------------------------------------------------ representations
+@pytest.mark.parametrize("quick", [True, pytest.param(False, marks=pytest.mark.slow)])
+def test_the_gallery_neighbours_of_mirrored_queries_favour_features_over_pixels(tmp_path,
+                                                                                 quick):
+    """Penultimate features find neighbours with the query's label far more often than pixels
+    when the query is mirrored (measured over the 200 queries: quick 84% vs 46%, full 90% vs
+    62%): at least 20 points ahead, and features at least 75%."""
+    fashion_mnist_or_skip()
+    from minicnn.gallery.sections.representations import mirrored_neighbours
+    ctx = _context(tmp_path, quick)
+    info = _small(ctx)
+    x, pix, y = ctx.dataset(ctx.pick(1000, 10000))
+    q_pix, found, agree = mirrored_neighbours(info.model, x, pix, y)
+    assert np.array_equal(q_pix[:, :, ::-1], pix[:len(q_pix)])      # the queries are mirrored
+    assert found["features"].shape == found["pixels"].shape == (200, 7)
+    assert agree["features"] >= 0.75 and agree["features"] - agree["pixels"] >= 0.2, agree

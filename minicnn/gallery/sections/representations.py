@@ -112,12 +112,34 @@ def top_images(ctx):
             info)]
 
 
+# the neighbours figure: mirrored queries (left–right), their label agreement measured over
+# NEIGHBOUR_QUERIES of them; k neighbours each
+NEIGHBOUR_QUERIES, NEIGHBOUR_K = 200, 7
+
+
+def mirrored_neighbours(model, x, pix, labels, queries=NEIGHBOUR_QUERIES, k=NEIGHBOUR_K):
+    """The first ``queries`` images, mirrored left–right, looked up among the others by
+    penultimate features and by pixels: (query pixels, {"features": (Q, k), "pixels": (Q, k)}
+    indices into the database = images[queries:], {method: label agreement})."""
+    from ...techniques.neighbors import extract_features, label_agreement, nearest_neighbors
+    pre = model.preprocess
+    q_pix = np.ascontiguousarray(pix[:queries, :, ::-1])
+    q_x = pre.preprocess(q_pix, dtype=x.dtype)
+    db_x, db_y = x[queries:], np.asarray(labels)[queries:]
+    found = {"features": nearest_neighbors(extract_features(model, q_x),
+                                           extract_features(model, db_x), k)[0],
+             "pixels": nearest_neighbors(q_x.reshape(len(q_x), -1),
+                                         db_x.reshape(len(db_x), -1), k)[0]}
+    found = {m: np.asarray(_np(i)) for m, i in found.items()}
+    agree = {m: label_agreement(i, db_y, np.asarray(labels)[:queries]) for m, i in found.items()}
+    return q_pix, found, agree
+
+
 @section("neighbors", "4 · Nearest neighbours")
 def neighbors(ctx):
     from ...plot.representations import plot_neighbors
-    from ...techniques.neighbors import extract_features, label_agreement, nearest_neighbors
     info = ctx.small
-    n, q, k = ctx.pick(1000, 10000), ctx.pick(4, 6), 7
+    n, q, k = ctx.pick(1000, 10000), ctx.pick(4, 6), NEIGHBOUR_K
     n, source, installed = ctx.dataset_info(n)
     if not installed:
         raise Skip(f"needs {ctx.dataset_how_to_get or 'a labelled test set'}; only {n} images "
@@ -125,20 +147,28 @@ def neighbors(ctx):
 
     def build():
         x, pix, y = ctx.dataset(n)
-        feats = extract_features(info.model, x)
-        i_f, _ = nearest_neighbors(feats[:q], feats, k, exclude_self=True)
-        i_p, _ = nearest_neighbors(x[:q].reshape(q, -1), x.reshape(len(x), -1), k,
-                                   exclude_self=True)
-        i_f, i_p = (np.asarray(_np(i)) for i in (i_f, i_p))
-        agree = [label_agreement(i, y, y[:q]) for i in (i_f, i_p)]
-        fig = plot_neighbors(pix[:q], pix, {"features": i_f, "pixels": i_p}, labels=(y, y[:q]))
-        return fig, (f"same label as the query: {_pct(agree[0])} (features) vs "
-                     f"{_pct(agree[1])} (pixels); red frame = other label")
+        q_pix, found, agree = mirrored_neighbours(info.model, x, pix, y)
+        # the rows drawn: the first query of each of q classes (three trousers say less)
+        first = {}
+        for i, label in enumerate(y[:NEIGHBOUR_QUERIES]):
+            first.setdefault(int(label), i)
+        shown = sorted(first.values())[:q]
+        rows = {m: i[shown] for m, i in found.items()}
+        fig = plot_neighbors(q_pix[shown], pix[NEIGHBOUR_QUERIES:], rows,
+                             labels=(y[NEIGHBOUR_QUERIES:], y[shown]))
+        fig.suptitle(f"mirrored queries: {k} nearest with the query's label, over "
+                     f"{NEIGHBOUR_QUERIES} queries — features {_pct(agree['features'])}, "
+                     f"pixels {_pct(agree['pixels'])}", fontsize=9)
+        fig.tight_layout()
+        return fig, (f"same label as the query: {_pct(agree['features'])} (features) vs "
+                     f"{_pct(agree['pixels'])} (pixels) over {NEIGHBOUR_QUERIES} mirrored "
+                     "queries; rows: the first query of each class; red frame = other label")
     return [Figure(f"{info.name}-neighbours", build, "nearest neighbours: features vs pixels",
                    "‖φ(q) − φ(x)‖₂ in the penultimate layer vs ‖q − x‖₂ on pixels",
                    "Krizhevsky, Sutskever & Hinton 2012, Fig. 4",
-                   {"layer": "penultimate", "k": k, "database": f"{n} images from {source}"},
-                   info)]
+                   {"layer": "penultimate", "k": k, "queries": f"{NEIGHBOUR_QUERIES} test images "
+                    "mirrored left–right", "database": f"the other {n - NEIGHBOUR_QUERIES} of "
+                    f"{n} images from {source}"}, info)]
 
 
 def _np(a):
