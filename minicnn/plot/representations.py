@@ -172,10 +172,16 @@ def plot_embedding(Y, labels=None, class_names=None, title=None, size=6.0, s=Non
     return fig
 
 
-def thumbnail_canvas(Y, images, canvas=2000, thumb=None, background=255):
+def thumbnail_canvas(Y, images, canvas=2000, thumb=None, background=255, overlap=True,
+                     return_drawn=False):
     """Karpathy's t-SNE picture: each image pasted at its (scaled) 2-D position, later ones
     on top, on a (canvas, canvas[, 3]) uint8 array. thumb: thumbnail side (default: the
-    images' own size). The first axis of Y is horizontal, the second vertical (up)."""
+    images' own size). The first axis of Y is horizontal, the second vertical (up).
+
+    overlap=False: the canvas is cut into thumb × thumb cells and each cell shows the first
+    image whose position falls in it, the others are left out — every thumbnail whole and
+    readable, the layout kept to within one cell. return_drawn: also return the indices of
+    the images drawn."""
     Y = np.asarray(to_numpy(Y), dtype=np.float64)
     ims = [_hwc(im) for im in images]
     h, w = ims[0].shape[:2]
@@ -189,14 +195,22 @@ def thumbnail_canvas(Y, images, canvas=2000, thumb=None, background=255):
     u = (Y - Y.min(0)) / np.where(np.ptp(Y, 0) > 0, np.ptp(Y, 0), 1)
     cols = (u[:, 0] * (canvas - w)).astype(int)
     rows = ((1 - u[:, 1]) * (canvas - h)).astype(int)
-    for im, r, c in zip(ims, rows, cols):
-        out[r:r + h, c:c + w] = np.clip(im, 0, 255).astype(np.uint8)
-    return out
+    drawn = np.arange(len(ims))
+    if not overlap:                         # snap to the cell grid, first image per cell
+        first = {}
+        for i, cell in enumerate(zip(rows // h, cols // w)):
+            first.setdefault(cell, i)
+        drawn = np.array(sorted(first.values()), dtype=np.int64)
+        rows, cols = rows // h * h, cols // w * w
+    for i in drawn:
+        out[rows[i]:rows[i] + h, cols[i]:cols[i] + w] = np.clip(ims[i], 0, 255).astype(np.uint8)
+    return (out, drawn) if return_drawn else out
 
 
-def plot_thumbnails(Y, images, canvas=2000, thumb=None, title=None, size=10.0):
+def plot_thumbnails(Y, images, canvas=2000, thumb=None, title=None, size=10.0, background=255,
+                    overlap=True):
     """Figure of ``thumbnail_canvas`` (images at their t-SNE positions)."""
-    c = thumbnail_canvas(Y, images, canvas, thumb)
+    c = thumbnail_canvas(Y, images, canvas, thumb, background, overlap)
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(c, cmap="gray" if c.ndim == 2 else None, vmin=0, vmax=255)
     ax.set_axis_off()

@@ -217,9 +217,16 @@ def embedding(ctx):
         return plot_embedding(embed(), y, info.labels, title=f"t-SNE of {info.name} features")
 
     def thumbs():
+        from ...plot.representations import thumbnail_canvas
         _, pix, _ = feats()
-        return plot_thumbnails(embed(), pix, canvas=ctx.pick(700, 1400), size=8.0,
-                               title="t-SNE with the images at their positions")
+        # one whole thumbnail per cell, at the size the page shows (90 dpi): no dark blobs
+        size = ctx.pick(7.0, 10.0)
+        canvas = int(90 * size)
+        _, drawn = thumbnail_canvas(embed(), pix, canvas, overlap=False, return_drawn=True)
+        return plot_thumbnails(embed(), pix, canvas=canvas, size=size, overlap=False,
+                               title=f"t-SNE with the images at their positions: one per "
+                                     f"{pix.shape[1]}-pixel cell, {len(drawn)} of {len(pix)} "
+                                     "shown")
 
     def mosaic():
         _, pix, _ = feats()
