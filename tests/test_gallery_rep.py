@@ -205,3 +205,26 @@ def test_tsne_thumbnails_without_overlap_are_whole_and_within_one_cell_of_their_
     assert covered == 36 * len(drawn)                      # no two thumbnails share a pixel
     # the overlapping picture of the same points covers far fewer pixels per image drawn
     assert (thumbnail_canvas(Y, ims, canvas=120) != 255).sum() < 0.8 * 36 * 400
+
+
+def test_the_gallery_activation_grid_of_features_8_is_not_black_and_shows_its_input(tmp_path):
+    """features.8 of the gallery's sample (the T-shirt) fires in 10% of its positions; on the
+    layer's own maximum its median positive response was drawn at 10% brightness. On the
+    gallery's scale (the 98th percentile of the positive values) it is drawn at ≥ 15%
+    (measured 20%), and the input is drawn beside the maps."""
+    from minicnn.gallery.sections.representations import ACTIVATION_PERCENTILE
+    from minicnn.plot.representations import activation_scale, plot_activation_grid
+    from minicnn.techniques.filters import activation_grids
+    ctx = _context(tmp_path)
+    info = _small(ctx)
+    s = ctx.samples(1)
+    act = activation_grids(info.model, s.x, ["features.8"])["features.8"]
+    positive = act[act > 0]
+    top = activation_scale(act, ACTIVATION_PERCENTILE)
+    assert np.median(positive) / top >= 0.15, np.median(positive) / top
+    assert np.median(positive) / activation_scale(act) < 0.15     # what the maximum did
+    fig = plot_activation_grid(act, "features.8", cmap="inferno", image=s.pixels[0],
+                               percentile=ACTIVATION_PERCENTILE)
+    drawn = fig.axes[0].get_images()[0].get_array()
+    assert fig.axes[0].get_title() == "input" and drawn.shape[:2] == s.pixels[0].shape[:2]
+    assert fig.axes[1].get_images()[0].get_clim() == (0.0, top)

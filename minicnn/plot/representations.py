@@ -9,7 +9,7 @@ import numpy as np
 from ..backend import to_numpy
 from .core import plt, show_image
 
-__all__ = ["tile", "plot_filters", "plot_activation_grid", "plot_activation_grids",
+__all__ = ["tile", "plot_filters", "activation_scale", "plot_activation_grid", "plot_activation_grids",
            "plot_top_patches", "plot_neighbors", "plot_embedding", "thumbnail_canvas",
            "plot_thumbnails", "grid_mosaic", "plot_grid_mosaic"]
 
@@ -68,27 +68,59 @@ def plot_filters(model, layer=None, per_channel=None, title=None, ncols=None, ce
     return fig
 
 
-def plot_activation_grid(act, name, per_channel=False, cmap="gray", size=6.0):
+def activation_scale(act, percentile=None):
+    """The activation value drawn as full brightness: the layer's maximum, or with
+    ``percentile`` that percentile of its positive values (a few hot pixels then no longer
+    push every other response into black; larger values are clipped)."""
+    a = np.asarray(to_numpy(act), dtype=np.float64)
+    positive = a[a > 0]
+    if percentile is None or positive.size == 0:
+        return float(np.nanmax(a)) if a.size else 1.0
+    return float(np.percentile(positive, percentile))
+
+
+def plot_activation_grid(act, name, per_channel=False, cmap="gray", size=6.0, image=None,
+                         percentile=None):
     """All channels of one layer's activation (C, h, w) (or a vector (D,)) in one figure,
     titled with the layer's name and output shape. Scale: 0..max over the whole layer
-    (dead channels stay black), or each channel on its own with ``per_channel``."""
+    (dead channels stay black) — or 0.. the ``percentile`` of its positive values, with a
+    colour bar in activation units — or each channel on its own with ``per_channel``.
+    image: the input (H, W[, 3], 0–255), drawn on the left, so the maps can be read
+    against what they respond to."""
     a = np.asarray(to_numpy(act), dtype=np.float64)
     shape = f"(1, {', '.join(map(str, a.shape))})"
     if a.ndim == 1:
         side = int(np.ceil(np.sqrt(a.size)))
         a = np.pad(a, (0, side * side - a.size), constant_values=np.nan).reshape(1, side, side)
+    silent = int((np.nan_to_num(a).reshape(len(a), -1).max(axis=1) <= 0).sum())
+    lo, hi = 0.0, 1.0
     if per_channel:
-        lo = np.nanmin(a, axis=(1, 2), keepdims=True)
-        hi = np.nanmax(a, axis=(1, 2), keepdims=True)
-        a = (a - lo) / np.where(hi > lo, hi - lo, 1)
+        lo_c = np.nanmin(a, axis=(1, 2), keepdims=True)
+        hi_c = np.nanmax(a, axis=(1, 2), keepdims=True)
+        a = (a - lo_c) / np.where(hi_c > lo_c, hi_c - lo_c, 1)
     else:
-        lo, hi = min(0.0, np.nanmin(a)), np.nanmax(a)
-        a = (a - lo) / (hi - lo if hi > lo else 1)
+        lo, hi = min(0.0, np.nanmin(a)), activation_scale(a, percentile)
+        hi = hi if hi > lo else lo + 1
     mosaic = tile(a)
-    fig, ax = plt.subplots(figsize=(size, size * mosaic.shape[0] / mosaic.shape[1] + 0.4))
-    ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    aspect = mosaic.shape[0] / mosaic.shape[1]
+    if image is None:
+        fig, ax = plt.subplots(figsize=(size, size * aspect + 0.4))
+    else:
+        fig, (ax_in, ax) = plt.subplots(1, 2, figsize=(size * 1.3, size * aspect + 0.4),
+                                        gridspec_kw={"width_ratios": [0.45, 1]})
+        show_image(ax_in, image, "input")
+    im = ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=lo, vmax=hi,
+                   interpolation="nearest")
     ax.set_axis_off()
-    ax.set_title(f"{name}  {shape}", fontsize=9)
+    title = f"{name}  {shape}"
+    if silent:
+        title += f"; {silent} of {len(a)} channels silent for this input"
+    ax.set_title(title, fontsize=9)
+    if percentile is not None and not per_channel:
+        bar = fig.colorbar(im, ax=ax, fraction=0.035, pad=0.02)
+        bar.ax.tick_params(labelsize=7)
+        bar.set_label(f"activation (top: {percentile:g}th percentile of the positive values)",
+                      fontsize=7)
     return fig
 
 

@@ -34,6 +34,10 @@ def filters(ctx):
     return figs
 
 
+# activation grids: full brightness at this percentile of the layer's positive values
+ACTIVATION_PERCENTILE = 98
+
+
 @section("activations", "2 · Activations")
 def activations(ctx):
     from ...plot.representations import plot_activation_grid
@@ -43,14 +47,20 @@ def activations(ctx):
         layers = _photo_layers(info)[:2] if info.kind == "photo" else ("features.1", "features.8")
 
         def build(info=info, layer=None):
-            x = ctx.samples(1).x if info.kind == "small" else ctx.photos()[0].x
+            if info.kind == "small":
+                s = ctx.samples(1)
+                x, pix = s.x, s.pixels[0]
+            else:
+                x, pix = ctx.photos()[0].x, ctx.photos()[0].pixels
             act = activation_grids(info.model, x, [layer])[layer]
             return plot_activation_grid(act[:64], f"{layer} (first 64 channels)"
-                                        if len(act) > 64 else layer)
+                                        if len(act) > 64 else layer, cmap="inferno", image=pix,
+                                        percentile=ACTIVATION_PERCENTILE)
         for layer in layers:
             figs.append(Figure(f"{info.name}-{layer}", lambda b=build, l=layer, i=info: b(i, l),
                                "activation grid: every channel of one layer for one input",
-                               "a_l(x)[c] for each channel c, scaled 0..max over the layer",
+                               f"a_l(x)[c] for each channel c, one scale for the layer: 0 to the "
+                               f"{ACTIVATION_PERCENTILE}th percentile of its positive values",
                                "Yosinski et al. 2015, Understanding neural networks through "
                                "deep visualization", {"layer": layer}, info))
     return figs
