@@ -11,7 +11,8 @@ from .core import plt, show_image
 
 __all__ = ["tile", "plot_filters", "activation_scale", "plot_activation_grid", "plot_activation_grids",
            "plot_top_patches", "plot_neighbors", "plot_embedding", "thumbnail_canvas",
-           "plot_thumbnails", "grid_mosaic", "plot_grid_mosaic"]
+           "plot_thumbnails", "grid_mosaic", "plot_grid_mosaic",
+           "erf_theory_figure"]
 
 
 def _hwc(img):
@@ -272,3 +273,43 @@ def plot_grid_mosaic(images, rows, cols, side, title=None, size=10.0):
         ax.set_title(title, fontsize=10)
     return fig
 
+
+
+def erf_theory_figure(maps, boxes, mass=0.9, cell=2.0):
+    """The effective receptive field beside the theoretical one, one column per layer.
+
+    maps: {layer: ERF (H, W)} (``effective_receptive_field``); boxes: {layer: (top, left,
+    bottom, right)} of the same unit's geometric field (``centre_unit_boxes``). Top: the ERF
+    with the geometric field outlined (cyan) and the pixels holding ``mass`` of it (white
+    contour). Bottom: the ERF summed over rows against the geometric field, which weighs
+    every pixel it contains alike."""
+    from ..techniques.receptive_field import mass_fraction
+    fig, axes = plt.subplots(2, len(maps), figsize=(cell * len(maps), 2 * cell + 0.3),
+                             squeeze=False, gridspec_kw={"height_ratios": [1, 0.6]})
+    for j, (name, m) in enumerate(maps.items()):
+        m = np.asarray(m, np.float64)
+        top, left, bottom, right = boxes[name]
+        ax = axes[0, j]
+        ax.imshow(m / (m.max() or 1), cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+        ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), right - left, bottom - top,
+                                   fill=False, edgecolor="cyan", lw=1, ls="--"))
+        v = np.sort(m.ravel())[::-1]
+        level = v[int(np.searchsorted(np.cumsum(v), mass * v.sum()))]
+        ax.contour((m >= level).astype(float), levels=[0.5], colors="white", linewidths=0.8)
+        ax.set_axis_off()
+        frac = mass_fraction(m, boxes[name], mass)
+        ax.set_title(f"{name}\ngeometric {bottom - top}×{right - left} px\n{mass:.0%} of the ERF "
+                     f"in {frac:.0%} of it", fontsize=7)
+        ax = axes[1, j]
+        row = m.sum(axis=0)
+        ax.plot(np.arange(len(row)), row / (row.max() or 1), color="C3", lw=1.2, label="effective")
+        ax.fill_between([left - 0.5, right - 0.5], 0, 1, color="cyan", alpha=0.3, step=None,
+                        label="geometric")
+        ax.set_ylim(0, 1.05)
+        ax.set_yticks([])
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("column (ERF summed over rows)", fontsize=6)
+        if j == 0:
+            ax.legend(fontsize=6, loc="upper left", frameon=False)
+    fig.tight_layout()
+    return fig

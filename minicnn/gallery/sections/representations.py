@@ -68,11 +68,10 @@ def activations(ctx):
 
 @section("top_images", "3 · Top images and receptive fields")
 def top_images(ctx):
-    from ...plot.attribution import erf_figure
     from ...plot.core import image_grid
-    from ...plot.representations import plot_top_patches
+    from ...plot.representations import erf_theory_figure, plot_top_patches
     from ...techniques.deconvnet import deconvnet_projection
-    from ...techniques.receptive_field import effective_receptive_field
+    from ...techniques.receptive_field import centre_unit_boxes, effective_receptive_field
     from ...techniques.top_activations import top_activations, top_patches
     info = ctx.small
     n, k, layer, shown = ctx.pick(1000, 10000), 8, info.model.default_cam_layer, ctx.pick(4, 8)
@@ -115,11 +114,14 @@ def top_images(ctx):
                 "top patches (receptive field crops) with deconvnet projections", formula, paper,
                 {**params, "channel": f"the {r + 1}. strongest"}, info)
          for r in range(ctx.pick(1, 3))] + \
-        [Figure(f"{info.name}-erf", lambda: erf_figure(effective_receptive_field(
-            info.model, relus, n_samples=ctx.pick(8, 32), seed=ctx.seed)),
-            "effective receptive field per layer", "ERF_l = E_x |∂ a_l[centre] / ∂x|",
-            "Luo et al. 2016, Understanding the effective receptive field", {"layers": relus},
-            info)]
+        [Figure(f"{info.name}-erf", lambda: erf_theory_figure(
+            effective_receptive_field(info.model, relus, n_samples=ctx.pick(8, 32),
+                                      seed=ctx.seed),
+            centre_unit_boxes(info.model, relus)),
+            "effective receptive field per layer, beside the geometric one",
+            "ERF_l = E_x |∂ a_l[centre] / ∂x|; geometric: size_l = size_{l−1} + (k − 1)·jump",
+            "Luo et al. 2016, Understanding the effective receptive field",
+            {"layers": relus, "random inputs": ctx.pick(8, 32)}, info)]
 
 
 # the neighbours figure: mirrored queries (left–right), their label agreement measured over
