@@ -254,3 +254,31 @@ def test_the_gallery_erf_fills_exactly_the_geometric_field_and_less_of_it_with_d
     assert fractions[-1] <= 0.75, fractions
     fig = erf_theory_figure(maps, boxes)
     assert "14×14" in fig.axes[3].get_title()
+
+
+def test_colour_parts_split_each_rgb_filter_into_a_shared_and_a_zero_sum_part():
+    """L (the channel mean, every channel alike) + C (the rest) = W exactly; C sums to zero
+    over R, G, B; the luminance share is ‖L‖²/‖W‖² (1 for a grey filter, 0 for a
+    pure colour contrast); a BGR model's filters come back in RGB order."""
+    from minicnn import nn
+    from minicnn.data.images import Preprocess
+    from minicnn.plot.representations import plot_filter_parts
+    from minicnn.techniques.filters import colour_parts
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, rng=np.random.default_rng(0)))
+    w = np.random.default_rng(1).standard_normal((4, 3, 3, 3))
+    w[0] = w[0, :1]                                    # grey: the same in every channel
+    w[1] -= w[1].mean(axis=0, keepdims=True)           # colour only
+    net[0].weight.data = w.astype(np.float32)
+    parts = colour_parts(net)
+    rgb = w.transpose(0, 2, 3, 1)
+    assert np.allclose(parts["colour"] + parts["luminance"][..., None], rgb, atol=1e-6)
+    assert np.allclose(parts["colour"].sum(axis=-1), 0, atol=1e-6)
+    assert parts["share"][0] == pytest.approx(1) and parts["share"][1] == pytest.approx(0, abs=1e-6)
+    assert 0 < parts["share"][2] < 1
+    net.preprocess = Preprocess(channel_order="BGR")
+    assert np.allclose(colour_parts(net)["colour"], parts["colour"][..., ::-1], atol=1e-6)
+    fig = plot_filter_parts(net, "0")
+    assert [ax.get_title() for ax in fig.axes] == ["filter W", "luminance part L",
+                                                   "colour part C = W − L"]
+    with pytest.raises(ValueError, match="3 channels"):
+        colour_parts(nn.Sequential(nn.Conv2d(1, 2, 3)))

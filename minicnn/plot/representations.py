@@ -12,7 +12,7 @@ from .core import plt, show_image
 __all__ = ["tile", "plot_filters", "activation_scale", "plot_activation_grid", "plot_activation_grids",
            "plot_top_patches", "plot_neighbors", "plot_embedding", "thumbnail_canvas",
            "plot_thumbnails", "grid_mosaic", "plot_grid_mosaic",
-           "erf_theory_figure"]
+           "erf_theory_figure", "plot_filter_parts"]
 
 
 def _hwc(img):
@@ -311,5 +311,34 @@ def erf_theory_figure(maps, boxes, mass=0.9, cell=2.0):
         ax.set_xlabel("column (ERF summed over rows)", fontsize=6)
         if j == 0:
             ax.legend(fontsize=6, loc="upper left", frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_filter_parts(model, layer=None, title=None, cell=0.55):
+    """An RGB layer's filters in three rows of tiles: the whole filter, its luminance part
+    and its colour-opponent part (``techniques.filters.colour_parts``), each tile scaled
+    symmetrically around zero (grey = 0, so a flat tint is a mean colour, not contrast)."""
+    from ..techniques.filters import colour_parts, first_conv_layer
+    layer = layer or first_conv_layer(model)
+    parts = colour_parts(model, layer)
+    lum, col = parts["luminance"], parts["colour"]
+    whole = col + lum[..., None]
+    order = np.argsort(-parts["share"], kind="stable")        # most luminance first
+
+    peak = np.abs(whole).max(axis=(1, 2, 3), keepdims=True)  # one scale per filter for all
+    rows = [("filter W", 0.5 + 0.5 * whole / peak),
+            ("luminance part L", np.repeat((0.5 + 0.5 * lum[..., None] / peak), 3, axis=-1)),
+            ("colour part C = W − L", 0.5 + 0.5 * col / peak)]
+    n = len(lum)
+    fig, axes = plt.subplots(3, 1, figsize=(max(5.0, cell * n / 2 + 1), 3 * cell * 2.2 + 0.6))
+    for ax, (name, tiles) in zip(axes, rows):
+        mosaic = tile(np.clip(tiles[order], 0, 1), ncols=n // 2 if n >= 16 else n)
+        ax.imshow(np.nan_to_num(mosaic, nan=1.0), vmin=0, vmax=1, interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(name, fontsize=8)
+    share = parts["share"]
+    fig.suptitle(title or f"{layer}: luminance carries {np.median(share):.0%} of a filter's "
+                          f"energy (median), colour contrast the rest", fontsize=9)
     fig.tight_layout()
     return fig

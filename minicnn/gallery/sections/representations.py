@@ -8,7 +8,7 @@ from ._common import _models, _photo_layers, _try, section
 # ============================================================ representations
 @section("filters", "1 · Filters")
 def filters(ctx):
-    from ...plot.representations import plot_filters
+    from ...plot.representations import plot_filter_parts, plot_filters
     from ...techniques.filters import first_conv_layer
     what = "first-layer filters"
     formula = "show(W_f) = (W_f − min W_f) / (max W_f − min W_f), each filter on its own"
@@ -25,11 +25,22 @@ def filters(ctx):
                            "deeper filters (one grey map per input channel: they see feature "
                            "maps, not pixels)", formula, paper, {"layer": deep}, small))
         cifar = _try(ctx.cifar)
-        if cifar is not None and not ctx.model_name:
-            how = ("colour filters learned on CIFAR-10" if cifar.trained else
-                   "untrained: random weights show no structure, for contrast")
+        if cifar is not None and not ctx.model_name and cifar.trained:
+            figs.append(Figure(
+                "cifar_net-first", lambda: plot_filter_parts(cifar.model),
+                "colour filters learned on CIFAR-10, split into luminance and colour. At 3×3 a "
+                "filter is nine numbers per channel: spots, corners and steps, not the Gabor "
+                "stripes of AlexNet's 11×11 filters — VGG-style first layers look like this "
+                "(the net is trained: its test accuracy is in the model line)",
+                "W_f = L_f + C_f, L_f = the mean of W_f over R, G, B (every channel alike), "
+                "C_f = W_f − L_f; drawn 0.5 + 0.5·W/max|W_f|, grey = 0, one scale per filter",
+                "Krizhevsky, Sutskever & Hinton 2012, Fig. 3; Simonyan & Zisserman 2015",
+                {"layer": first_conv_layer(cifar.model), "kernel": "3×3",
+                 "order": "most luminance first"}, cifar))
+        elif cifar is not None and not ctx.model_name:
             figs.append(Figure("cifar_net-first", lambda: plot_filters(cifar.model),
-                               f"{what} — {how}", formula, paper,
+                               f"{what} — untrained: random weights show no structure, for "
+                               "contrast", formula, paper,
                                {"layer": first_conv_layer(cifar.model)}, cifar))
     return figs
 
