@@ -12,7 +12,7 @@ from .core import plt, show_image
 from .optimization import to_pixels
 
 __all__ = ["required_eps_plot", "adversarial_panel", "top_k_bars", "adversarial_top_k_figure", "corruption_curves",
-           "corruption_examples", "one_pixel_panel", "template_mixing_row", "shape_bias_bars"]
+           "corruption_examples", "one_pixel_panel", "template_mixing_row", "shape_bias_bars", "cue_conflict_figure"]
 
 
 def required_eps_plot(result, linear=None):
@@ -210,5 +210,29 @@ def shape_bias_bars(results, title="shape vs texture decisions (cue conflict)"):
     ax.set_ylabel("fraction of images")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def cue_conflict_figure(images, scores, categories, titles, cell=2.1):
+    """Geirhos' cue conflict, one column per image (the shape source, the texture source, the
+    cue-conflict image): the image over bars of each category's probability.
+
+    images: (H, W, 3) 0–255 each; scores: (N, n_categories) summed class probabilities;
+    categories: their names (the shape's first, the texture's second, as the colours
+    C0 and C3); titles: one per column (e.g. the top-1 class)."""
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(cell * n, 2 * cell), squeeze=False,
+                             gridspec_kw={"height_ratios": [1, 0.45]})
+    for j, (img, sc, title) in enumerate(zip(images, np.asarray(scores), titles)):
+        show_image(axes[0, j], img, title)
+        ax = axes[1, j]
+        ax.barh(np.arange(len(categories))[::-1], sc, color=["C0", "C3", "0.6"][:len(sc)])
+        for y, (name, v) in zip(np.arange(len(categories))[::-1], zip(categories, sc)):
+            ax.text(0.02, y, f"{name} {v:.3f}", va="center", fontsize=7)
+        ax.set_xlim(0, 1)
+        ax.set_yticks([])
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("p(category) = Σ p(its classes)", fontsize=6)
     fig.tight_layout()
     return fig

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..figure import Figure, Skip
-from ._common import _models, _name, section
+from ._common import _models, _name, _try, section
 
 
 # ============================================================ adversarial, robustness
@@ -174,12 +174,92 @@ def _softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
+# the cue-conflict figure: the espresso cup's shape painted with the cat's fur (a crop of
+# its forehead, no eye: (top, left, bottom, right) as fractions of the framed photo)
+CUE_SIDE, CUE_STEPS, CUE_STYLE_WEIGHT = 160, 30, 30.0
+FUR = (0.0, 0.40, 0.29, 0.98)
+CUE_CATEGORIES = {"cup": ("coffee mug", "espresso", "cup"),
+                  "cat": ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat")}
+
+
+def cue_conflict(info, steps=CUE_STEPS, seed=0):
+    """The shape of the espresso cup with the texture of the cat's fur, by style transfer on
+    the ImageNet model itself (Geirhos et al. make theirs with AdaIN). Returns a dict:
+    images (shape source, texture source, cue conflict) as 0–255 pixels, x (their model
+    inputs), scores (3, 2) summed probabilities of the cup and cat classes, decision of the
+    cue-conflict image ("shape" or "texture": the larger category), style_ratio (the Gram
+    loss's first / last value), content_r (the correlation of the content layer's
+    features of the result and the cup)."""
+    from PIL import Image
+    from ...data.samples import sample_photo
+    from ...techniques.shape_texture import decision_fractions
+    from ...techniques.filters import activation_grids
+    from ...techniques.style import style_transfer
+    from ...training import predict
+    from ._common import _photo_layers
+    pre, model = info.preprocess, info.model
+    cup = sample_photo("coffee", CUE_SIDE)
+    cat = sample_photo("chelsea")
+    h, w = cat.shape[:2]
+    top, left, bottom, right = FUR
+    fur = cat[int(top * h):int(bottom * h), int(left * w):int(right * w)]
+    fur = np.asarray(Image.fromarray(np.ascontiguousarray(fur)).resize(
+        (CUE_SIDE, CUE_SIDE), Image.Resampling.BILINEAR))
+    early, mid, _ = _photo_layers(info)
+    style_layers = [n for n in ("_stem_relu", early, mid) if n in model.layer_names()]
+    c, s = pre.preprocess(cup), pre.preprocess(fur)
+    out, hist = style_transfer(model, c, s, mid, style_layers, steps,
+                               style_weight=CUE_STYLE_WEIGHT, tv_weight=1e-3, seed=seed)
+    out = pre.preprocess(np.clip(np.round(pre.deprocess(out[0])), 0, 255))
+    x = np.concatenate([c, s, out])
+    p = _softmax(predict(model, x))
+    index = {str(name).split(",")[0]: k for k, name in enumerate(info.labels)}
+    scores = np.stack([p[:, [index[n] for n in CUE_CATEGORIES[cat_]]].sum(axis=1)
+                       for cat_ in ("cup", "cat")], axis=1)
+    decision = decision_fractions(scores[2:], [0], [1], decision="pair")["decisions"][0]
+    fc, fo = (np.asarray(activation_grids(model, v, [mid])[mid], np.float64).ravel()
+              for v in (c, out))
+    return dict(images=[cup, fur, np.clip(pre.deprocess(out[0]), 0, 255)], x=x, p=p,
+                scores=scores, decision=str(decision), content_r=float(np.corrcoef(fc, fo)[0, 1]),
+                style_ratio=float(hist["style"][0] / hist["style"][-1]))
+
+
+def _cue_conflict_figure(ctx, info):
+    from ...plot.adversarial import cue_conflict_figure
+
+    def build():
+        for name in ("coffee", "chelsea"):
+            ctx.sample_photo(name)                    # their credits on the page
+        r = cue_conflict(info, seed=ctx.seed)
+        top = [f"{_name(info, q.argmax())} {q.max():.2f}" for q in r["p"]]
+        fig = cue_conflict_figure(r["images"], r["scores"], ["cup", "cat"],
+                                  [f"shape: the cup\n{top[0]}", f"texture: cat fur\n{top[1]}",
+                                   f"cue conflict\n{top[2]}"])
+        fig.suptitle(f"cup shape + cat texture: {info.name} decides by {r['decision']} "
+                     f"(cup {r['scores'][2, 0]:.3f} vs cat {r['scores'][2, 1]:.3f})", fontsize=9)
+        fig.tight_layout()
+        return fig, (f"style (Gram) loss ÷{r['style_ratio']:.0f}; content features of the "
+                     f"result and the cup correlate r = {r['content_r']:.2f}; one image — "
+                     "Geirhos et al. count decisions over 1280")
+    return Figure(f"{info.name}-cue-conflict", build, "shape vs texture: a cue-conflict image",
+                  "decision = shape if Σ p(shape category) > Σ p(texture category), else texture",
+                  "Geirhos et al. 2019, ImageNet-trained CNNs are biased towards texture",
+                  {"style transfer": f"{CUE_SIDE} px, {CUE_STEPS} L-BFGS steps, β = "
+                                     f"{CUE_STYLE_WEIGHT:g}", "categories":
+                   "cup = coffee mug + espresso + cup; cat = the five cat classes"}, info)
+
+
 @section("robustness", "16 · Robustness")
 def robustness_section(ctx):
     from ...plot.adversarial import corruption_curves, corruption_examples
-    from ...techniques.corruptions import corruption_accuracy
-    info = ctx.small
-    from ...techniques.corruptions import CORRUPTIONS
+    from ...techniques.corruptions import CORRUPTIONS, corruption_accuracy
+    photo = _try(lambda: ctx.photo)
+    extra = [_cue_conflict_figure(ctx, photo)] if photo is not None else []
+    info = _try(lambda: ctx.small)
+    if info is None:
+        if extra:
+            return extra
+        info = ctx.small                             # Skip with the small net's reason
     n = ctx.pick(150, 400)
     names = ctx.pick(("gaussian_noise", "motion_blur", "contrast", "jpeg_compression"),
                      CORRUPTIONS)
@@ -207,7 +287,7 @@ def robustness_section(ctx):
         ax.set_title(f"{info.name}: accuracy under L∞ PGD", fontsize=9)
         fig.tight_layout()
         return fig
-    return [Figure(f"{info.name}-examples", examples, "common corruptions, severities 0–5",
+    return extra + [Figure(f"{info.name}-examples", examples, "common corruptions, severities 0–5",
                    "gaussian/shot/impulse noise, defocus/glass/motion/zoom blur, brightness, "
                    "contrast, JPEG", paper, {}, info),
             Figure(f"{info.name}-curves", curves, "accuracy under common corruptions",
