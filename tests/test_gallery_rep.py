@@ -86,8 +86,9 @@ def test_smallest_grey_levels_say_when_nothing_flips_and_refuse_bad_limits():
 
 def test_the_gallery_fgsm_flips_the_confident_photo_with_whole_grey_levels(tmp_path):
     """The photo figure: the espresso cup, which EfficientNet-Lite0 is sure of (p ≥ 0.8;
-    measured 0.91), flips at the smallest whole number of grey levels (measured 1/255:
-    p(espresso) 0.91 → consomme), in an 8-bit image that differs by exactly that many levels."""
+    measured 0.91), flips at the smallest whole number of grey levels (measured 2/255:
+    espresso 0.91 → consomme 0.23; at 1/255, rounded to 8 bits, it holds), in an 8-bit
+    image that differs from the photo by exactly that many levels."""
     from minicnn.gallery.sections.adversarial import photo_attack_rows
     ctx = _context(tmp_path, model="efficientnet_lite0")
     info, photos = _photo(ctx)

@@ -11,8 +11,9 @@ from ..backend import to_numpy
 from .core import plt, show_image
 from .optimization import to_pixels
 
-__all__ = ["required_eps_plot", "adversarial_panel", "top_k_bars", "adversarial_top_k_figure", "corruption_curves",
-           "corruption_examples", "one_pixel_panel", "template_mixing_row", "shape_bias_bars", "cue_conflict_figure"]
+__all__ = ["required_eps_plot", "adversarial_panel", "top_k_bars", "adversarial_top_k_figure",
+           "corruption_curves", "corruption_examples", "one_pixel_panel", "template_mixing_row",
+           "shape_bias_bars", "cue_conflict_figure"]
 
 
 def required_eps_plot(result, linear=None):

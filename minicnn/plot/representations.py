@@ -9,10 +9,10 @@ import numpy as np
 from ..backend import to_numpy
 from .core import plt, show_image
 
-__all__ = ["tile", "plot_filters", "activation_scale", "plot_activation_grid", "plot_activation_grids",
-           "plot_top_patches", "plot_neighbors", "plot_embedding", "thumbnail_canvas",
-           "plot_thumbnails", "grid_mosaic", "plot_grid_mosaic",
-           "erf_theory_figure", "plot_filter_parts"]
+__all__ = ["tile", "plot_filters", "plot_filter_parts", "activation_scale",
+           "plot_activation_grid", "plot_activation_grids", "plot_top_patches", "plot_neighbors",
+           "plot_embedding", "thumbnail_canvas", "plot_thumbnails", "grid_mosaic",
+           "plot_grid_mosaic", "erf_theory_figure"]
 
 
 def _hwc(img):

@@ -31,8 +31,8 @@ from .common import frozen
 from .optimize import clip_to_bounds
 
 __all__ = ["linear_example", "required_eps", "pixel_scale", "loss_gradient", "fgsm", "pgd",
-           "bim", "smallest_eps", "smallest_grey_levels", "fooling_image", "fooling_from_noise", "mixing_alpha",
-           "mix_templates", "distortion"]
+           "bim", "smallest_eps", "smallest_grey_levels", "fooling_image", "fooling_from_noise",
+           "mixing_alpha", "mix_templates", "distortion"]
 
 LINEAR_X = (2, -1, 3, -2, 2, 2, 1, -4, 5, 1)
 LINEAR_W = (-1, -1, 1, -1, 1, -1, 1, 1, -1, 1)

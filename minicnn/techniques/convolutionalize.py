@@ -30,8 +30,8 @@ from ..autograd import Tensor, no_grad
 from ..backend import as_backend, to_numpy
 from .common import as_input, model_backend, model_dtype
 
-__all__ = ["convolutionalize", "FullyConvolutional", "total_stride", "score_maps", "window_labels",
-           "window_centers"]
+__all__ = ["convolutionalize", "FullyConvolutional", "total_stride", "score_maps",
+           "window_labels", "window_centers"]
 
 _KEPT = (nn.ReLU, nn.ReLU6, nn.Dropout, nn.Identity)
 
