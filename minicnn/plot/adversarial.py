@@ -82,7 +82,7 @@ def top_k_bars(ax, probs, class_names, k=5, title=None, colors=None):
         ax.set_title(title, fontsize=8)
 
 
-def adversarial_top_k_figure(rows, class_names, k=5, cell=1.9):
+def adversarial_top_k_figure(rows, class_names, k=5, cell=2.3):
     """One row per attacked image: image | its top-k | adversarial image | its top-k |
     the perturbation, stretched so ±``levels`` grey levels span black to white, with a
     colour bar in grey levels (per channel).
