@@ -110,20 +110,20 @@ def test_the_gallery_one_pixel_figure_shows_as_many_successes_as_failures(tmp_pa
     gallery's setting finds as many flipped as held labels, and each title's probabilities
     are the model's on the attacked image (quick: 3 pixels, 1 + 1; full: 1 pixel, 2 + 2)."""
     fashion_mnist_or_skip()
-    from minicnn.gallery.sections.adversarial import (ONE_PIXEL, ONE_PIXEL_BAND,
-                                                      one_pixel_examples)
+    from minicnn.gallery.sections.adversarial import (ONE_PIXEL_BAND, one_pixel_examples,
+                                                      one_pixel_setting)
     ctx = _context(tmp_path, quick)
     info = _small(ctx)
     x, _, y = ctx.dataset(ctx.pick(200, 500))
     n = ctx.pick(1, 2)
-    shown, attacked = one_pixel_examples(info, x, y, n, **ONE_PIXEL(ctx))
+    shown, attacked = one_pixel_examples(info, x, y, n, **one_pixel_setting(ctx))
     assert [r["success"] for r, _, _ in shown] == [True] * n + [False] * n
     assert attacked <= 12
     for r, p, q in shown:
         assert ONE_PIXEL_BAND[0] <= p[r["label"]] <= ONE_PIXEL_BAND[1]
         assert np.abs(_softmax(predict(info.model, r["image"]))[0] - q).max() < 1e-6
         assert (q.argmax() != r["label"]) == r["success"]
-        assert len(r["pixels"]) == ONE_PIXEL(ctx)["pixels"]
+        assert len(r["pixels"]) == one_pixel_setting(ctx)["pixels"]
 
 
 # ------------------------------------------------------------------ segmentation

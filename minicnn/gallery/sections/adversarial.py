@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..figure import Figure, Skip
-from ._common import _models, _name, _try, section
+from ._common import _models, _name, _photo_layers, _try, section
 
 
 # ============================================================ adversarial, robustness
@@ -62,10 +62,11 @@ def adversarial_section(ctx):
                            {"steps": steps, "ε search": f"doubling from {255 * start:g}/255,"
                                                         f" then bisection to {rtol:.0%}"},
                            info))
+
         def one_pixel(info=info):
             from ...plot.adversarial import one_pixel_panel
             x, _, y = ctx.dataset(ctx.pick(200, 500))
-            shown, attacked = one_pixel_examples(info, x, y, ctx.pick(1, 2), **ONE_PIXEL(ctx))
+            shown, attacked = one_pixel_examples(info, x, y, ctx.pick(1, 2), **one_pixel_setting(ctx))
             if not shown:
                 raise Skip(f"no image with {ONE_PIXEL_BAND[0]} ≤ p ≤ {ONE_PIXEL_BAND[1]} among "
                            "the test images here")
@@ -79,12 +80,12 @@ def adversarial_section(ctx):
                          f"{len(shown) - fooled} shown held")
         figs.append(Figure(f"{info.name}-one-pixel", one_pixel, "one-pixel attack",
                            "differential evolution over (row, col, value) of the pixel(s)",
-                           "Su, Vargas & Sakurai 2019", {k: v for k, v in ONE_PIXEL(ctx).items()
+                           "Su, Vargas & Sakurai 2019", {k: v for k, v in one_pixel_setting(ctx).items()
                                                          if k != "seed"}, info))
     return figs
 
 
-def ONE_PIXEL(ctx):
+def one_pixel_setting(ctx):
     """The one-pixel attack's setting in the gallery (quick: three pixels, few generations)."""
     return dict(pixels=ctx.pick(3, 1), maxiter=ctx.pick(6, 40), popsize=ctx.pick(10, 30),
                 seed=ctx.seed)
@@ -120,8 +121,9 @@ def one_pixel_examples(info, x, labels, n_each, band=ONE_PIXEL_BAND, max_attacks
     return hits + misses, attacked
 
 
-# the photo model's attacks: PGD's steps (few keep its search near a few seconds)
-PHOTO_PGD_STEPS = 3
+# the photo model's attacks: PGD's steps (few keep its search near a few seconds), and the
+# most grey levels tried
+PHOTO_PGD_STEPS, PHOTO_MAX_LEVELS = 3, 64
 
 
 def photo_attack_rows(info, photos, method="fgsm", seed=0):
@@ -134,7 +136,8 @@ def photo_attack_rows(info, photos, method="fgsm", seed=0):
     y = predict(info.model, x).argmax(axis=1)
     attack, options = (fgsm, {}) if method == "fgsm" else \
         (pgd, dict(steps=PHOTO_PGD_STEPS, seed=seed))
-    levels, adv = smallest_grey_levels(info.model, x, y, attack, **options)
+    levels, adv = smallest_grey_levels(info.model, x, y, attack, max_levels=PHOTO_MAX_LEVELS,
+                                       **options)
     p, q = _softmax(predict(info.model, x)), _softmax(predict(info.model, adv))
     pixels = info.preprocess.deprocess(adv)
     return [dict(pixels=ph.pixels, adversarial=np.clip(np.round(px), 0, 255).astype(np.uint8),
@@ -154,7 +157,7 @@ def _photo_attacks(ctx, info):
         said = "; ".join(f"{r['name']}: {r['levels']}/255 flips {_name(info, r['p'].argmax())} "
                          f"{r['p'].max():.2f} → {_name(info, r['p_adv'].argmax())} "
                          f"{r['p_adv'].max():.2f}" if r["levels"] > 0 else
-                         f"{r['name']}: no flip up to 64/255" for r in rows)
+                         f"{r['name']}: no flip up to {PHOTO_MAX_LEVELS}/255" for r in rows)
         return fig, said
     search = "ε = k/255, k = 1, 2, 4, … then bisection over whole k; pixels rounded to 8 bits"
     figs = [Figure(f"{info.name}-fgsm", lambda: build("fgsm"), "fast gradient sign method (FGSM)",
@@ -196,7 +199,6 @@ def cue_conflict(info, steps=CUE_STEPS, seed=0):
     from ...techniques.filters import activation_grids
     from ...techniques.style import style_transfer
     from ...training import predict
-    from ._common import _photo_layers
     pre, model = info.preprocess, info.model
     cup = sample_photo("coffee", CUE_SIDE)
     cat = sample_photo("chelsea")
