@@ -87,7 +87,7 @@ def adversarial_section(ctx):
 
 def one_pixel_setting(ctx):
     """The one-pixel attack's setting in the gallery (quick: three pixels, few generations)."""
-    return dict(pixels=ctx.pick(3, 1), maxiter=ctx.pick(6, 40), popsize=ctx.pick(10, 30),
+    return dict(pixels=ctx.pick(3, 1), maxiter=ctx.pick(6, 30), popsize=ctx.pick(10, 20),
                 seed=ctx.seed)
 
 
