@@ -304,7 +304,7 @@ def test_figures():
     assert colorize(np.array([[0, 1]]), 4)[0, 0].tolist() == [0, 0, 0]
     fig = class_heatmaps_figure(images[0], np.random.default_rng(0).random((3, 2, 2)), (4, 4),
                                 (28, 28), ["x", "y", "z"])
-    assert len(fig.axes) == 4
+    assert len(fig.axes) == 4 + 1                  # input, three class maps, one colour bar
     with pytest.raises(ValueError, match="prediction 'a' has shape"):
         segmentation_figure(images, masks, {"a": masks[:1]}, SEG_CLASSES[:4])
 

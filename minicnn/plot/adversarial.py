@@ -11,8 +11,9 @@ from ..backend import to_numpy
 from .core import plt, show_image
 from .optimization import to_pixels
 
-__all__ = ["required_eps_plot", "adversarial_panel", "corruption_curves",
-           "corruption_examples", "one_pixel_panel", "template_mixing_row", "shape_bias_bars"]
+__all__ = ["required_eps_plot", "adversarial_panel", "top_k_bars", "adversarial_top_k_figure",
+           "corruption_curves", "corruption_examples", "one_pixel_panel", "template_mixing_row",
+           "shape_bias_bars", "cue_conflict_figure"]
 
 
 def required_eps_plot(result, linear=None):
@@ -63,6 +64,58 @@ def adversarial_panel(originals, adversarials, preprocess=None, titles=None, amp
     return fig
 
 
+def top_k_bars(ax, probs, class_names, k=5, title=None, colors=None):
+    """Horizontal bars of the ``k`` most probable classes, the most probable on top,
+    each labelled with its name and p. colors: {class index: colour} to mark classes."""
+    probs = np.asarray(to_numpy(probs), np.float64)
+    top = np.argsort(-probs, kind="stable")[:k]
+    ys = np.arange(len(top))[::-1]
+    ax.barh(ys, probs[top], color=[(colors or {}).get(int(c), "0.6") for c in top])
+    for y, c in zip(ys, top):
+        name = str(class_names[c]).split(",")[0] if class_names is not None else str(c)
+        ax.text(0.02, y, f"{name} {probs[c]:.2f}", va="center", fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_yticks([])
+    ax.tick_params(labelsize=6)
+    ax.set_xlabel("p", fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def adversarial_top_k_figure(rows, class_names, k=5, cell=2.3):
+    """One row per attacked image: image | its top-k | adversarial image | its top-k |
+    the perturbation, stretched so ±``levels`` grey levels span black to white, with a
+    colour bar in grey levels (per channel).
+
+    rows: dicts with pixels and adversarial (H, W[, 3]) 0–255, p and p_adv (K,) class
+    probabilities, levels (the attack's ε in whole grey levels) and an optional title.
+    The original class is drawn blue, the new top-1 class red in both bar charts.
+    """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    n = len(rows)
+    fig, axes = plt.subplots(n, 5, figsize=(5 * cell + 0.6, n * cell + 0.5), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1.15, 1, 1.15, 1]})
+    for i, r in enumerate(rows):
+        p, q = np.asarray(r["p"]), np.asarray(r["p_adv"])
+        c0, c1 = int(p.argmax()), int(q.argmax())
+        colors = {c0: "C0", c1: "C3"} if c1 != c0 else {c0: "C0"}
+        levels = max(int(r["levels"]), 1)
+        show_image(axes[i, 0], r["pixels"], r.get("title") or "image")
+        top_k_bars(axes[i, 1], p, class_names, k, "top-5 before", colors)
+        show_image(axes[i, 2], r["adversarial"], f"adversarial, ε = {levels}/255")
+        top_k_bars(axes[i, 3], q, class_names, k, "top-5 after", colors)
+        d = np.asarray(r["adversarial"], np.float64) - np.asarray(r["pixels"], np.float64)
+        show_image(axes[i, 4], 0.5 + d / (2 * levels), f"perturbation ×{127.5 / levels:.0f}",
+                   value_range=(0, 1))
+        bar = fig.colorbar(ScalarMappable(Normalize(-levels, levels), "gray"), ax=axes[i, 4],
+                           fraction=0.046, pad=0.03, ticks=[-levels, 0, levels])
+        bar.ax.tick_params(labelsize=6)
+        bar.set_label("grey levels", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def corruption_curves(table, baseline=None, title="accuracy vs corruption severity"):
     """Accuracy vs severity (0 = clean) per corruption; the mean over corruptions in black.
     table: {"clean": a, name: [a_1..a_5]} (``corruption_accuracy``); baseline: dashed mean."""
@@ -104,16 +157,24 @@ def corruption_examples(image, names=None, seed=0, cell=1.0):
     return fig
 
 
-def one_pixel_panel(results, preprocess=None, class_names=None, cell=1.7):
-    """Each attacked image with its changed pixel(s) circled, titled label → prediction."""
+def one_pixel_panel(results, preprocess=None, class_names=None, cell=1.7, probabilities=None):
+    """Each attacked image with its changed pixel(s) circled, titled label → prediction.
+    probabilities: per result (p before, p after) (K,) each: the titles then give the
+    label's probability before and the top class's after ("Bag 0.99 → Sandal 0.61")."""
     n = len(results)
-    fig, axes = plt.subplots(1, n, figsize=(n * cell, cell + 0.4), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(n * cell, cell + 0.6), squeeze=False)
+
     def name(c):
-        return class_names[c] if class_names is not None else str(c)
-    for ax, r in zip(axes[0], results):
+        return str(class_names[c]).split(",")[0] if class_names is not None else str(c)
+    for i, (ax, r) in enumerate(zip(axes[0], results)):
+        title = f"{name(r['label'])} → {name(r['prediction'])}"
+        if probabilities is not None:
+            p, q = (np.asarray(v) for v in probabilities[i])
+            title = (f"{name(r['label'])} {p[r['label']]:.2f}\n→ {name(r['prediction'])} "
+                     f"{q[r['prediction']]:.2f}" if r["success"] else
+                     f"{name(r['label'])} {p[r['label']]:.2f}\n→ {q[r['label']]:.2f}")
         show_image(ax, to_pixels(r["image"], preprocess),
-                   f"{name(r['label'])} → {name(r['prediction'])}"
-                   + ("" if r["success"] else " (failed)"))
+                   title + ("" if r["success"] else " (failed)"))
         for row, col, _ in r["pixels"]:
             ax.add_patch(plt.Circle((col, row), 1.5, fill=False, color="red", lw=1))
     fig.tight_layout()
@@ -150,5 +211,29 @@ def shape_bias_bars(results, title="shape vs texture decisions (cue conflict)"):
     ax.set_ylabel("fraction of images")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def cue_conflict_figure(images, scores, categories, titles, cell=2.1):
+    """Geirhos' cue conflict, one column per image (the shape source, the texture source, the
+    cue-conflict image): the image over bars of each category's probability.
+
+    images: (H, W, 3) 0–255 each; scores: (N, n_categories) summed class probabilities;
+    categories: their names (the shape's first, the texture's second, as the colours
+    C0 and C3); titles: one per column (e.g. the top-1 class)."""
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(cell * n, 2 * cell), squeeze=False,
+                             gridspec_kw={"height_ratios": [1, 0.45]})
+    for j, (img, sc, title) in enumerate(zip(images, np.asarray(scores), titles)):
+        show_image(axes[0, j], img, title)
+        ax = axes[1, j]
+        ax.barh(np.arange(len(categories))[::-1], sc, color=["C0", "C3", "0.6"][:len(sc)])
+        for y, (name, v) in zip(np.arange(len(categories))[::-1], zip(categories, sc)):
+            ax.text(0.02, y, f"{name} {v:.3f}", va="center", fontsize=7)
+        ax.set_xlim(0, 1)
+        ax.set_yticks([])
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("p(category) = Σ p(its classes)", fontsize=6)
     fig.tight_layout()
     return fig

@@ -9,9 +9,10 @@ import numpy as np
 from ..backend import to_numpy
 from .core import plt, show_image
 
-__all__ = ["tile", "plot_filters", "plot_activation_grid", "plot_activation_grids",
-           "plot_top_patches", "plot_neighbors", "plot_embedding", "thumbnail_canvas",
-           "plot_thumbnails", "grid_mosaic", "plot_grid_mosaic"]
+__all__ = ["tile", "plot_filters", "plot_filter_parts", "activation_scale",
+           "plot_activation_grid", "plot_activation_grids", "plot_top_patches", "plot_neighbors",
+           "plot_embedding", "thumbnail_canvas", "plot_thumbnails", "grid_mosaic",
+           "plot_grid_mosaic", "erf_theory_figure"]
 
 
 def _hwc(img):
@@ -68,27 +69,59 @@ def plot_filters(model, layer=None, per_channel=None, title=None, ncols=None, ce
     return fig
 
 
-def plot_activation_grid(act, name, per_channel=False, cmap="gray", size=6.0):
+def activation_scale(act, percentile=None):
+    """The activation value drawn as full brightness: the layer's maximum, or with
+    ``percentile`` that percentile of its positive values (a few hot pixels then no longer
+    push every other response into black; larger values are clipped)."""
+    a = np.asarray(to_numpy(act), dtype=np.float64)
+    positive = a[a > 0]
+    if percentile is None or positive.size == 0:
+        return float(np.nanmax(a)) if a.size else 1.0
+    return float(np.percentile(positive, percentile))
+
+
+def plot_activation_grid(act, name, per_channel=False, cmap="gray", size=6.0, image=None,
+                         percentile=None):
     """All channels of one layer's activation (C, h, w) (or a vector (D,)) in one figure,
     titled with the layer's name and output shape. Scale: 0..max over the whole layer
-    (dead channels stay black), or each channel on its own with ``per_channel``."""
+    (dead channels stay black) — or 0.. the ``percentile`` of its positive values, with a
+    colour bar in activation units — or each channel on its own with ``per_channel``.
+    image: the input (H, W[, 3], 0–255), drawn on the left, so the maps can be read
+    against what they respond to."""
     a = np.asarray(to_numpy(act), dtype=np.float64)
     shape = f"(1, {', '.join(map(str, a.shape))})"
     if a.ndim == 1:
         side = int(np.ceil(np.sqrt(a.size)))
         a = np.pad(a, (0, side * side - a.size), constant_values=np.nan).reshape(1, side, side)
+    silent = int((np.nan_to_num(a).reshape(len(a), -1).max(axis=1) <= 0).sum())
+    lo, hi = 0.0, 1.0
     if per_channel:
-        lo = np.nanmin(a, axis=(1, 2), keepdims=True)
-        hi = np.nanmax(a, axis=(1, 2), keepdims=True)
-        a = (a - lo) / np.where(hi > lo, hi - lo, 1)
+        lo_c = np.nanmin(a, axis=(1, 2), keepdims=True)
+        hi_c = np.nanmax(a, axis=(1, 2), keepdims=True)
+        a = (a - lo_c) / np.where(hi_c > lo_c, hi_c - lo_c, 1)
     else:
-        lo, hi = min(0.0, np.nanmin(a)), np.nanmax(a)
-        a = (a - lo) / (hi - lo if hi > lo else 1)
+        lo, hi = min(0.0, np.nanmin(a)), activation_scale(a, percentile)
+        hi = hi if hi > lo else lo + 1
     mosaic = tile(a)
-    fig, ax = plt.subplots(figsize=(size, size * mosaic.shape[0] / mosaic.shape[1] + 0.4))
-    ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    aspect = mosaic.shape[0] / mosaic.shape[1]
+    if image is None:
+        fig, ax = plt.subplots(figsize=(size, size * aspect + 0.4))
+    else:
+        fig, (ax_in, ax) = plt.subplots(1, 2, figsize=(size * 1.3, size * aspect + 0.4),
+                                        gridspec_kw={"width_ratios": [0.45, 1]})
+        show_image(ax_in, image, "input")
+    im = ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=lo, vmax=hi,
+                   interpolation="nearest")
     ax.set_axis_off()
-    ax.set_title(f"{name}  {shape}", fontsize=9)
+    title = f"{name}  {shape}"
+    if silent:
+        title += f"; {silent} of {len(a)} channels silent for this input"
+    ax.set_title(title, fontsize=9)
+    if percentile is not None and not per_channel:
+        bar = fig.colorbar(im, ax=ax, fraction=0.035, pad=0.02)
+        bar.ax.tick_params(labelsize=7)
+        bar.set_label(f"activation (top: {percentile:g}th percentile of the positive values)",
+                      fontsize=7)
     return fig
 
 
@@ -172,10 +205,16 @@ def plot_embedding(Y, labels=None, class_names=None, title=None, size=6.0, s=Non
     return fig
 
 
-def thumbnail_canvas(Y, images, canvas=2000, thumb=None, background=255):
+def thumbnail_canvas(Y, images, canvas=2000, thumb=None, background=255, overlap=True,
+                     return_drawn=False):
     """Karpathy's t-SNE picture: each image pasted at its (scaled) 2-D position, later ones
     on top, on a (canvas, canvas[, 3]) uint8 array. thumb: thumbnail side (default: the
-    images' own size). The first axis of Y is horizontal, the second vertical (up)."""
+    images' own size). The first axis of Y is horizontal, the second vertical (up).
+
+    overlap=False: the canvas is cut into thumb × thumb cells and each cell shows the first
+    image whose position falls in it, the others are left out — every thumbnail whole and
+    readable, the layout kept to within one cell. return_drawn: also return the indices of
+    the images drawn."""
     Y = np.asarray(to_numpy(Y), dtype=np.float64)
     ims = [_hwc(im) for im in images]
     h, w = ims[0].shape[:2]
@@ -189,14 +228,22 @@ def thumbnail_canvas(Y, images, canvas=2000, thumb=None, background=255):
     u = (Y - Y.min(0)) / np.where(np.ptp(Y, 0) > 0, np.ptp(Y, 0), 1)
     cols = (u[:, 0] * (canvas - w)).astype(int)
     rows = ((1 - u[:, 1]) * (canvas - h)).astype(int)
-    for im, r, c in zip(ims, rows, cols):
-        out[r:r + h, c:c + w] = np.clip(im, 0, 255).astype(np.uint8)
-    return out
+    drawn = np.arange(len(ims))
+    if not overlap:                         # snap to the cell grid, first image per cell
+        first = {}
+        for i, cell in enumerate(zip(rows // h, cols // w)):
+            first.setdefault(cell, i)
+        drawn = np.array(sorted(first.values()), dtype=np.int64)
+        rows, cols = rows // h * h, cols // w * w
+    for i in drawn:
+        out[rows[i]:rows[i] + h, cols[i]:cols[i] + w] = np.clip(ims[i], 0, 255).astype(np.uint8)
+    return (out, drawn) if return_drawn else out
 
 
-def plot_thumbnails(Y, images, canvas=2000, thumb=None, title=None, size=10.0):
+def plot_thumbnails(Y, images, canvas=2000, thumb=None, title=None, size=10.0, background=255,
+                    overlap=True):
     """Figure of ``thumbnail_canvas`` (images at their t-SNE positions)."""
-    c = thumbnail_canvas(Y, images, canvas, thumb)
+    c = thumbnail_canvas(Y, images, canvas, thumb, background, overlap)
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(c, cmap="gray" if c.ndim == 2 else None, vmin=0, vmax=255)
     ax.set_axis_off()
@@ -226,3 +273,72 @@ def plot_grid_mosaic(images, rows, cols, side, title=None, size=10.0):
         ax.set_title(title, fontsize=10)
     return fig
 
+
+
+def erf_theory_figure(maps, boxes, mass=0.9, cell=2.0):
+    """The effective receptive field beside the theoretical one, one column per layer.
+
+    maps: {layer: ERF (H, W)} (``effective_receptive_field``); boxes: {layer: (top, left,
+    bottom, right)} of the same unit's geometric field (``centre_unit_boxes``). Top: the ERF
+    with the geometric field outlined (cyan) and the pixels holding ``mass`` of it (white
+    contour). Bottom: the ERF summed over rows against the geometric field, which weighs
+    every pixel it contains alike."""
+    from ..techniques.receptive_field import mass_fraction
+    fig, axes = plt.subplots(2, len(maps), figsize=(cell * len(maps), 2 * cell + 0.3),
+                             squeeze=False, gridspec_kw={"height_ratios": [1, 0.6]})
+    for j, (name, m) in enumerate(maps.items()):
+        m = np.asarray(m, np.float64)
+        top, left, bottom, right = boxes[name]
+        ax = axes[0, j]
+        ax.imshow(m / (m.max() or 1), cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+        ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), right - left, bottom - top,
+                                   fill=False, edgecolor="cyan", lw=1, ls="--"))
+        v = np.sort(m.ravel())[::-1]
+        level = v[int(np.searchsorted(np.cumsum(v), mass * v.sum()))]
+        ax.contour((m >= level).astype(float), levels=[0.5], colors="white", linewidths=0.8)
+        ax.set_axis_off()
+        frac = mass_fraction(m, boxes[name], mass)
+        ax.set_title(f"{name}\ngeometric {bottom - top}×{right - left} px\n{mass:.0%} of the ERF "
+                     f"in {frac:.0%} of it", fontsize=7)
+        ax = axes[1, j]
+        row = m.sum(axis=0)
+        ax.plot(np.arange(len(row)), row / (row.max() or 1), color="C3", lw=1.2, label="effective")
+        ax.fill_between([left - 0.5, right - 0.5], 0, 1, color="cyan", alpha=0.3, step=None,
+                        label="geometric")
+        ax.set_ylim(0, 1.05)
+        ax.set_yticks([])
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("column (ERF summed over rows)", fontsize=6)
+        if j == 0:
+            ax.legend(fontsize=6, loc="upper left", frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_filter_parts(model, layer=None, title=None, cell=0.55):
+    """An RGB layer's filters in three rows of tiles: the whole filter, its luminance part
+    and its colour-opponent part (``techniques.filters.colour_parts``), each tile scaled
+    symmetrically around zero (grey = 0, so a flat tint is a mean colour, not contrast)."""
+    from ..techniques.filters import colour_parts, first_conv_layer
+    layer = layer or first_conv_layer(model)
+    parts = colour_parts(model, layer)
+    lum, col = parts["luminance"], parts["colour"]
+    whole = col + lum[..., None]
+    order = np.argsort(-parts["share"], kind="stable")        # most luminance first
+
+    peak = np.abs(whole).max(axis=(1, 2, 3), keepdims=True)  # one scale per filter for all
+    rows = [("filter W", 0.5 + 0.5 * whole / peak),
+            ("luminance part L", np.repeat((0.5 + 0.5 * lum[..., None] / peak), 3, axis=-1)),
+            ("colour part C = W − L", 0.5 + 0.5 * col / peak)]
+    n = len(lum)
+    fig, axes = plt.subplots(3, 1, figsize=(max(5.0, cell * n / 2 + 1), 3 * cell * 2.2 + 0.6))
+    for ax, (name, tiles) in zip(axes, rows):
+        mosaic = tile(np.clip(tiles[order], 0, 1), ncols=n // 2 if n >= 16 else n)
+        ax.imshow(np.nan_to_num(mosaic, nan=1.0), vmin=0, vmax=1, interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(name, fontsize=8)
+    share = parts["share"]
+    fig.suptitle(title or f"{layer}: luminance carries {np.median(share):.0%} of a filter's "
+                          f"energy (median), colour contrast the rest", fontsize=9)
+    fig.tight_layout()
+    return fig

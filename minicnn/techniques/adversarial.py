@@ -31,8 +31,8 @@ from .common import frozen
 from .optimize import clip_to_bounds
 
 __all__ = ["linear_example", "required_eps", "pixel_scale", "loss_gradient", "fgsm", "pgd",
-           "bim", "smallest_eps", "fooling_image", "fooling_from_noise", "mixing_alpha",
-           "mix_templates", "distortion"]
+           "bim", "smallest_eps", "smallest_grey_levels", "fooling_image", "fooling_from_noise",
+           "mixing_alpha", "mix_templates", "distortion"]
 
 LINEAR_X = (2, -1, 3, -2, 2, 2, 1, -4, 5, 1)
 LINEAR_W = (-1, -1, 1, -1, 1, -1, 1, 1, -1, 1)
@@ -273,6 +273,57 @@ def smallest_eps(model, x, label, attack=fgsm, *, eps_start=1 / 255, eps_max=0.5
                 lo = mid
         eps[i], advs[i] = hi, adv[0]
     return eps, advs
+
+
+def smallest_grey_levels(model, x, label, attack=fgsm, *, max_levels=64, **options):
+    """The least whole number of grey levels k ≥ 1 at which ``attack`` at ε = k/255, its
+    result rounded to an 8-bit image, changes the top-1 class, per image.
+
+    A photo is stored in 8 bits: a change below one grey level is no image at all, and
+    rounding can undo a change that flipped the label in floating point. So ε runs over
+    1/255, 2/255, … (doubling, then bisection over the integers) and each attacked image is
+    rounded to whole pixels before it is classified — the adversarial example one could
+    save as a PNG. Needs ``model.preprocess``. label: an int or one per image.
+    Returns (levels (N,) int64: 0 for an image already misclassified, −1 where even
+    ``max_levels`` does not flip; x_adv (N, C, H, W) NumPy, the rounded image at that k,
+    the clean image where −1 or 0).
+    """
+    pre = getattr(model, "preprocess", None)
+    if pre is None:
+        raise ValueError("smallest_grey_levels needs model.preprocess to round to 8-bit pixels")
+    if isinstance(max_levels, bool) or not isinstance(max_levels, (int, np.integer)) \
+            or not 1 <= max_levels <= 255:
+        raise ValueError(f"max_levels must be an int in 1..255, got {max_levels!r}")
+    x0 = to_numpy(as_input(model, x).data)
+    y, _ = _labels(len(x0), label, None)
+    levels, advs = np.zeros(len(x0), np.int64), x0.copy()
+    for i in range(len(x0)):
+        xi, yi = x0[i:i + 1], int(y[i])
+
+        def flipped(k):
+            adv = attack(model, xi, yi, k / 255, **options)
+            pixels = np.clip(np.round(pre.deprocess(adv)), 0, 255)
+            adv = pre.preprocess(pixels, dtype=xi.dtype)
+            return int(_probabilities(model, adv).argmax()) != yi, adv
+        if int(_probabilities(model, xi).argmax()) != yi:
+            continue                                  # misclassified: 0 grey levels
+        lo, hi = 0, 1
+        flips, adv = flipped(hi)
+        while not flips and hi < max_levels:
+            lo, hi = hi, min(2 * hi, max_levels)
+            flips, adv = flipped(hi)
+        if not flips:
+            levels[i] = -1
+            continue
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            flips, adv_mid = flipped(mid)
+            if flips:
+                hi, adv = mid, adv_mid
+            else:
+                lo = mid
+        levels[i], advs[i] = hi, adv[0]
+    return levels, advs
 
 
 # ============================================================ fooling images

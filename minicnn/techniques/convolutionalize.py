@@ -3,6 +3,7 @@ a classifier's fully connected layers are convolutions whose kernel covers their
 
     fcn = convolutionalize(model, input_size=(28, 28))
     scores = score_maps(fcn, canvas)        # (N, K, Ho, Wo): the classifier at every window
+    labels = window_labels(scores[0], 0.8)  # (Ho, Wo): 1 + top class, 0 where p < 0.8
 
 The first Linear reads the flattened last feature map (C, h, w) (PyTorch's flatten
 order c·h·w + i·w + j), so with W1 of shape (D, C·h·w)
@@ -30,7 +31,7 @@ from ..backend import as_backend, to_numpy
 from .common import as_input, model_backend, model_dtype
 
 __all__ = ["convolutionalize", "FullyConvolutional", "total_stride", "score_maps",
-           "window_centers"]
+           "window_labels", "window_centers"]
 
 _KEPT = (nn.ReLU, nn.ReLU6, nn.Dropout, nn.Identity)
 
@@ -155,3 +156,18 @@ def window_centers(fcn, out_size):
     """Pixel rows and cols (float) of the centre of each score cell's window, for (Ho, Wo)."""
     (sh, sw), (h, w) = fcn.stride, fcn.window
     return (np.arange(out_size[0]) * sh + (h - 1) / 2, np.arange(out_size[1]) * sw + (w - 1) / 2)
+
+
+def window_labels(probs, threshold):
+    """A label map from one canvas' window probabilities (K, Ho, Wo): 1 + the top class
+    where its probability is at least ``threshold``, 0 (background) elsewhere.
+
+    A classifier has no background class: over empty canvas, or a window that cuts
+    through two items, its softmax still sums to 1, spread over a few classes. The
+    threshold keeps only the windows it is sure about."""
+    probs = np.asarray(to_numpy(probs))
+    if probs.ndim != 3:
+        raise ValueError(f"window_labels: probs must be (K, Ho, Wo), got shape {probs.shape}")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"window_labels: threshold must be in (0, 1], got {threshold}")
+    return np.where(probs.max(axis=0) >= threshold, probs.argmax(axis=0) + 1, 0)

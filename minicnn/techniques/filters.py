@@ -29,7 +29,7 @@ from ..backend import to_numpy
 from ..nn import capture
 from .common import as_input, check_layer
 
-__all__ = ["first_conv_layer", "filter_images", "activation_grids"]
+__all__ = ["first_conv_layer", "filter_images", "colour_parts", "activation_grids"]
 
 
 def first_conv_layer(model):
@@ -78,6 +78,30 @@ def filter_images(model, layer=None, per_channel=None):
     if getattr(pre, "channel_order", "RGB") == "BGR":
         w = w[:, ::-1]
     return w.transpose(0, 2, 3, 1)
+
+
+def colour_parts(model, layer=None):
+    """An RGB first-layer filter split into what every channel shares and what differs:
+
+        W_f = L_f + C_f,   L_f[c] = mean over the 3 channels of W_f   (the luminance part)
+                           C_f = W_f − L_f                             (the colour-opponent part)
+
+    L_f responds to brightness patterns whatever their colour, C_f to colour contrasts
+    (red against green, blue against yellow). Returns a dict: luminance (F, kh, kw) and
+    colour (F, kh, kw, 3), both in the weights' own units (RGB order), and share, the
+    fraction of each filter's energy ‖W_f‖² in its luminance part (F,)."""
+    layer = first_conv_layer(model) if layer is None else check_layer(model, layer)
+    m = model.get_submodule(layer)
+    w = np.asarray(to_numpy(m.weight.data), dtype=np.float64)
+    if not isinstance(m, nn.Conv2d) or w.shape[1] != 3:
+        raise ValueError(f"colour_parts needs a Conv2d on 3 channels, {layer!r} has weights of "
+                         f"shape {w.shape}")
+    if getattr(getattr(model, "preprocess", None), "channel_order", "RGB") == "BGR":
+        w = w[:, ::-1]
+    lum = w.mean(axis=1, keepdims=True)
+    colour = w - lum
+    share = 3 * (lum ** 2).sum(axis=(1, 2, 3)) / (w ** 2).sum(axis=(1, 2, 3))
+    return dict(luminance=lum[:, 0], colour=colour.transpose(0, 2, 3, 1), share=share)
 
 
 def activation_grids(model, image, layers=None):

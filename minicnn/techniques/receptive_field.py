@@ -51,7 +51,7 @@ from ..nn import capture
 from .common import check_layer, frozen, model_backend, model_dtype
 
 __all__ = ["ReceptiveField", "receptive_field", "rf_box", "crop_receptive_field",
-           "effective_receptive_field", "centre_signal"]
+           "effective_receptive_field", "centre_signal", "centre_unit_boxes", "mass_fraction"]
 
 # ------------------------------------------------- the geometric receptive field
 ReceptiveField = namedtuple("ReceptiveField", "size jump start")
@@ -200,3 +200,34 @@ def effective_receptive_field(model, layers, input_shape=None, n_samples=32, bat
                 acts[layer].backward(centre_signal(acts[layer]))
                 maps[layer] += to_numpy(get_array_module(x.grad).abs(x.grad).sum(axis=(0, 1)))
     return {layer: m / n_samples for layer, m in maps.items()}
+
+
+def centre_unit_boxes(model, layers, input_shape=None):
+    """{layer: (top, left, bottom, right)}: the geometric receptive field of the unit that
+    ``effective_receptive_field`` backpropagates from (the centre of the layer's map, on an
+    input of ``input_shape`` (C, H, W), default the model's), clipped to the image."""
+    from ..autograd import no_grad
+    layers = [layers] if isinstance(layers, str) else list(layers)
+    if input_shape is None:
+        pre = model.preprocess
+        input_shape = (pre.channels, *pre.input_size)
+    x = Tensor(as_backend(np.zeros((1, *input_shape), model_dtype(model)), model_backend(model)))
+    with frozen(model, eval_mode=True), no_grad(), capture(model, layers) as acts:
+        model(x)
+    boxes = {}
+    for layer in layers:
+        h, w = acts[layer].shape[2:]
+        top, left, bottom, right = rf_box(receptive_field(model, layer), (h // 2, w // 2))
+        boxes[layer] = (max(top, 0), max(left, 0), min(bottom, input_shape[1]),
+                        min(right, input_shape[2]))
+    return boxes
+
+
+def mass_fraction(erf, box, mass=0.9):
+    """How much of the geometric field the effective one fills: the fewest pixels holding
+    ``mass`` of the ERF's total, divided by the area of ``box`` (top, left, bottom, right).
+    Luo et al.: this falls with depth — the ERF is a Gaussian-like bump in a growing box."""
+    v = np.sort(np.asarray(erf, np.float64).ravel())[::-1]
+    count = int(np.searchsorted(np.cumsum(v), mass * v.sum())) + 1
+    top, left, bottom, right = box
+    return count / ((bottom - top) * (right - left))

@@ -1,16 +1,15 @@
 """Sections 15–16: adversarial examples and robustness."""
 import numpy as np
 
-from ..figure import Figure
-from ._common import _models, _name, section
+from ..figure import Figure, Skip
+from ._common import _models, _name, _photo_layers, _try, section
 
 
 # ============================================================ adversarial, robustness
 @section("adversarial", "15 · Adversarial examples")
 def adversarial_section(ctx):
     from ...plot.adversarial import adversarial_panel, one_pixel_panel, required_eps_plot
-    from ...techniques.adversarial import (fgsm, linear_example, pgd, required_eps,
-                                           smallest_eps)
+    from ...techniques.adversarial import fgsm, linear_example, pgd, required_eps, smallest_eps
     from ...training import predict
     figs = [Figure("linear", lambda: required_eps_plot(required_eps(np.logspace(1, 5.2, 12)
                                                                     .astype(int)),
@@ -30,18 +29,15 @@ def adversarial_section(ctx):
         return out
 
     for info in _models(ctx):
+        if info.kind == "photo":
+            figs += _photo_attacks(ctx, info)
+            continue
         # the smallest ε that flips each label (doubling, then bisection to 5%): a fixed
         # ε = 0.1 on the small net was a plainly visible change
-        # the photo model: 3 PGD steps and bisection to 20% keep its search near 15 s
-        steps = ctx.pick(5, 20) if info.kind == "small" else 3
-        start, rtol = (1 / 255, 0.05) if info.kind == "small" else (0.25 / 255, 0.2)
+        steps, start, rtol = ctx.pick(5, 20), 1 / 255, 0.05
 
-        def attack(info=info, steps=steps, start=start, rtol=rtol, method="fgsm"):
-            if info.kind == "small":
-                x, _, labels, _ = ctx.samples(ctx.pick(3, 5))
-            else:
-                x = np.concatenate([p.x for p in ctx.photos()])
-                labels = [None] * len(x)
+        def attack(info=info, steps=steps, method="fgsm"):
+            x, _, labels, _ = ctx.samples(ctx.pick(3, 5))
             y = [ctx.target(info, xi[None], lab) for xi, lab in zip(x, labels)]
             options = {} if method == "fgsm" else dict(steps=steps, seed=ctx.seed)
             eps, adv = smallest_eps(info.model, x, np.array(y), fgsm if method == "fgsm" else pgd,
@@ -59,27 +55,120 @@ def adversarial_section(ctx):
                            "Goodfellow, Shlens & Szegedy 2015",
                            {"ε search": f"doubling from {255 * start:g}/255, then bisection "
                                         f"to {rtol:.0%}"}, info))
-        if info.kind == "small" or not ctx.quick:
-            figs.append(Figure(f"{info.name}-pgd", lambda a=attack: a(method="pgd"),
-                               "projected gradient descent (PGD, L∞)",
-                               "δ ← clip(δ + α·sign(∇ J(x0 + δ, y)), −ε, ε), random start; ε = "
-                               "the smallest that flips the label", "Madry et al. 2018",
-                               {"steps": steps, "ε search": f"doubling from {255 * start:g}/255,"
-                                                            f" then bisection to {rtol:.0%}"},
-                               info))
-        if info.kind == "small":
-            def one_pixel(info=info):
-                from ...techniques.one_pixel import one_pixel_attack
-                x, _, labels, _ = ctx.samples(ctx.pick(1, 3))
-                res = [one_pixel_attack(info.model, xi, ctx.target(info, xi[None], lab),
-                                        pixels=ctx.pick(3, 1), maxiter=ctx.pick(6, 40),
-                                        popsize=ctx.pick(10, 30), seed=ctx.seed)
-                       for xi, lab in zip(x, labels)]
-                return one_pixel_panel(res, info.preprocess, info.labels)
-            figs.append(Figure(f"{info.name}-one-pixel", one_pixel, "one-pixel attack",
-                               "differential evolution over (row, col, value) of the pixel(s)",
-                               "Su, Vargas & Sakurai 2019",
-                               {"pixels": ctx.pick(3, 1), "generations": ctx.pick(6, 40)}, info))
+        figs.append(Figure(f"{info.name}-pgd", lambda a=attack: a(method="pgd"),
+                           "projected gradient descent (PGD, L∞)",
+                           "δ ← clip(δ + α·sign(∇ J(x0 + δ, y)), −ε, ε), random start; ε = "
+                           "the smallest that flips the label", "Madry et al. 2018",
+                           {"steps": steps, "ε search": f"doubling from {255 * start:g}/255,"
+                                                        f" then bisection to {rtol:.0%}"},
+                           info))
+
+        def one_pixel(info=info):
+            from ...plot.adversarial import one_pixel_panel
+            x, _, y = ctx.dataset(ctx.pick(200, 500))
+            shown, attacked = one_pixel_examples(info, x, y, ctx.pick(1, 2), **one_pixel_setting(ctx))
+            if not shown:
+                raise Skip(f"no image with {ONE_PIXEL_BAND[0]} ≤ p ≤ {ONE_PIXEL_BAND[1]} among "
+                           "the test images here")
+            fig = one_pixel_panel([r for r, _, _ in shown], info.preprocess, info.labels,
+                                  probabilities=[(p, q) for _, p, q in shown])
+            fooled = sum(r["success"] for r, _, _ in shown)
+            return fig, (f"attacked in order: the test images classified correctly with "
+                         f"{ONE_PIXEL_BAND[0]} ≤ p ≤ {ONE_PIXEL_BAND[1]} (sure, not certain), "
+                         f"until {ctx.pick(1, 2)} flipped and {ctx.pick(1, 2)} did not; "
+                         f"{attacked} attacked, {fooled} shown flipped, "
+                         f"{len(shown) - fooled} shown held")
+        figs.append(Figure(f"{info.name}-one-pixel", one_pixel, "one-pixel attack",
+                           "differential evolution over (row, col, value) of the pixel(s)",
+                           "Su, Vargas & Sakurai 2019", {k: v for k, v in one_pixel_setting(ctx).items()
+                                                         if k != "seed"}, info))
+    return figs
+
+
+def one_pixel_setting(ctx):
+    """The one-pixel attack's setting in the gallery (quick: three pixels, few generations)."""
+    return dict(pixels=ctx.pick(3, 1), maxiter=ctx.pick(6, 30), popsize=ctx.pick(10, 20),
+                seed=ctx.seed)
+
+
+# the one-pixel figure attacks images the net is sure of but not certain (0.8 ≤ p ≤ 0.97):
+# at p ≈ 1 one pixel flipped none of the shipped samples, below 0.8 any pixel does
+ONE_PIXEL_BAND = (0.8, 0.97)
+
+
+def one_pixel_examples(info, x, labels, n_each, band=ONE_PIXEL_BAND, max_attacks=24,
+                       **options):
+    """Attack, in order, the images that ``info.model`` classifies correctly with p(label)
+    in ``band``, until ``n_each`` attacks have flipped the label and ``n_each`` have not (at
+    most ``max_attacks`` attacks). Returns ([(result, p before, p after)], successes first —
+    a student sees both what one pixel can do and that it often cannot; number attacked)."""
+    from ...techniques.one_pixel import one_pixel_attack
+    from ...training import predict
+    p = _softmax(predict(info.model, x))
+    labels = np.asarray(labels)
+    sure = p[np.arange(len(p)), labels]
+    candidates = np.flatnonzero((p.argmax(axis=1) == labels) & (sure >= band[0]) &
+                                (sure <= band[1]))
+    hits, misses, attacked = [], [], 0
+    for i in candidates[:max_attacks]:
+        if len(hits) >= n_each and len(misses) >= n_each:
+            break
+        r = one_pixel_attack(info.model, x[i], int(labels[i]), **options)
+        attacked += 1
+        kept = hits if r["success"] else misses
+        if len(kept) < n_each:
+            kept.append((r, p[i], _softmax(predict(info.model, r["image"]))[0]))
+    return hits + misses, attacked
+
+
+# the photo model's attacks: PGD's steps (few keep its search near a few seconds), and the
+# most grey levels tried
+PHOTO_PGD_STEPS, PHOTO_MAX_LEVELS = 3, 64
+
+
+def photo_attack_rows(info, photos, method="fgsm", seed=0):
+    """Rows of ``adversarial_top_k_figure`` for the ImageNet model: each photo attacked at the
+    smallest whole number of grey levels that flips its top-1 class (the model's own
+    prediction), rounded to an 8-bit image, with both probability vectors."""
+    from ...techniques.adversarial import fgsm, pgd, smallest_grey_levels
+    from ...training import predict
+    x = np.concatenate([p.x for p in photos])
+    y = predict(info.model, x).argmax(axis=1)
+    attack, options = (fgsm, {}) if method == "fgsm" else \
+        (pgd, dict(steps=PHOTO_PGD_STEPS, seed=seed))
+    levels, adv = smallest_grey_levels(info.model, x, y, attack, max_levels=PHOTO_MAX_LEVELS,
+                                       **options)
+    p, q = _softmax(predict(info.model, x)), _softmax(predict(info.model, adv))
+    pixels = info.preprocess.deprocess(adv)
+    return [dict(pixels=ph.pixels, adversarial=np.clip(np.round(px), 0, 255).astype(np.uint8),
+                 p=pi, p_adv=qi, levels=int(k), name=ph.name, title=ph.name)
+            for ph, px, pi, qi, k in zip(photos, pixels, p, q, levels)]
+
+
+def _photo_attacks(ctx, info):
+    from ...plot.adversarial import adversarial_top_k_figure
+
+    def build(method):
+        rows = photo_attack_rows(info, ctx.photos(), method, ctx.seed)
+        fig = adversarial_top_k_figure(rows, info.labels)
+        fig.suptitle(f"{method.upper()} at the smallest whole number of grey levels that flips "
+                     "the top-1 class (the attacked image rounded to 8 bits)", fontsize=9)
+        fig.tight_layout()
+        said = "; ".join(f"{r['name']}: {r['levels']}/255 flips {_name(info, r['p'].argmax())} "
+                         f"{r['p'].max():.2f} → {_name(info, r['p_adv'].argmax())} "
+                         f"{r['p_adv'].max():.2f}" if r["levels"] > 0 else
+                         f"{r['name']}: no flip up to {PHOTO_MAX_LEVELS}/255" for r in rows)
+        return fig, said
+    search = "ε = k/255, k = 1, 2, 4, … then bisection over whole k; pixels rounded to 8 bits"
+    figs = [Figure(f"{info.name}-fgsm", lambda: build("fgsm"), "fast gradient sign method (FGSM)",
+                   "x' = round(x + ε·sign(∇ₓ J(x, y))), ε = the fewest grey levels that flip "
+                   "the label", "Goodfellow, Shlens & Szegedy 2015", {"ε search": search}, info)]
+    if not ctx.quick:
+        figs.append(Figure(f"{info.name}-pgd", lambda: build("pgd"),
+                           "projected gradient descent (PGD, L∞)",
+                           "δ ← clip(δ + α·sign(∇ J(x0 + δ, y)), −ε, ε), random start; "
+                           "x' rounded to 8 bits", "Madry et al. 2018",
+                           {"steps": PHOTO_PGD_STEPS, "ε search": search}, info))
     return figs
 
 
@@ -88,12 +177,91 @@ def _softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
+# the cue-conflict figure: the espresso cup's shape painted with the cat's fur (a crop of
+# its forehead, no eye: (top, left, bottom, right) as fractions of the framed photo)
+CUE_SIDE, CUE_STEPS, CUE_STYLE_WEIGHT = 160, 30, 30.0
+FUR = (0.0, 0.40, 0.29, 0.98)
+CUE_CATEGORIES = {"cup": ("coffee mug", "espresso", "cup"),
+                  "cat": ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat")}
+
+
+def cue_conflict(info, steps=CUE_STEPS, seed=0):
+    """The shape of the espresso cup with the texture of the cat's fur, by style transfer on
+    the ImageNet model itself (Geirhos et al. make theirs with AdaIN). Returns a dict:
+    images (shape source, texture source, cue conflict) as 0–255 pixels, x (their model
+    inputs), scores (3, 2) summed probabilities of the cup and cat classes, decision of the
+    cue-conflict image ("shape" or "texture": the larger category), style_ratio (the Gram
+    loss's first / last value), content_r (the correlation of the content layer's
+    features of the result and the cup)."""
+    from PIL import Image
+    from ...data.samples import sample_photo
+    from ...techniques.shape_texture import decision_fractions
+    from ...techniques.filters import activation_grids
+    from ...techniques.style import style_transfer
+    from ...training import predict
+    pre, model = info.preprocess, info.model
+    cup = sample_photo("coffee", CUE_SIDE)
+    cat = sample_photo("chelsea")
+    h, w = cat.shape[:2]
+    top, left, bottom, right = FUR
+    fur = cat[int(top * h):int(bottom * h), int(left * w):int(right * w)]
+    fur = np.asarray(Image.fromarray(np.ascontiguousarray(fur)).resize(
+        (CUE_SIDE, CUE_SIDE), Image.Resampling.BILINEAR))
+    early, mid, _ = _photo_layers(info)
+    style_layers = [n for n in ("_stem_relu", early, mid) if n in model.layer_names()]
+    c, s = pre.preprocess(cup), pre.preprocess(fur)
+    out, hist = style_transfer(model, c, s, mid, style_layers, steps,
+                               style_weight=CUE_STYLE_WEIGHT, tv_weight=1e-3, seed=seed)
+    out = pre.preprocess(np.clip(np.round(pre.deprocess(out[0])), 0, 255))
+    x = np.concatenate([c, s, out])
+    p = _softmax(predict(model, x))
+    index = {str(name).split(",")[0]: k for k, name in enumerate(info.labels)}
+    scores = np.stack([p[:, [index[n] for n in CUE_CATEGORIES[cat_]]].sum(axis=1)
+                       for cat_ in ("cup", "cat")], axis=1)
+    decision = decision_fractions(scores[2:], [0], [1], decision="pair")["decisions"][0]
+    fc, fo = (np.asarray(activation_grids(model, v, [mid])[mid], np.float64).ravel()
+              for v in (c, out))
+    return dict(images=[cup, fur, np.clip(pre.deprocess(out[0]), 0, 255)], x=x, p=p,
+                scores=scores, decision=str(decision), content_r=float(np.corrcoef(fc, fo)[0, 1]),
+                style_ratio=float(hist["style"][0] / hist["style"][-1]))
+
+
+def _cue_conflict_figure(ctx, info):
+    from ...plot.adversarial import cue_conflict_figure
+
+    def build():
+        for name in ("coffee", "chelsea"):
+            ctx.sample_photo(name)                    # their credits on the page
+        r = cue_conflict(info, seed=ctx.seed)
+        top = [f"{_name(info, q.argmax())} {q.max():.2f}" for q in r["p"]]
+        fig = cue_conflict_figure(r["images"], r["scores"], ["cup", "cat"],
+                                  [f"shape: the cup\n{top[0]}", f"texture: cat fur\n{top[1]}",
+                                   f"cue conflict\n{top[2]}"])
+        fig.suptitle(f"cup shape + cat texture: {info.name} decides by {r['decision']} "
+                     f"(cup {r['scores'][2, 0]:.3f} vs cat {r['scores'][2, 1]:.3f})", fontsize=9)
+        fig.tight_layout()
+        return fig, (f"style (Gram) loss ÷{r['style_ratio']:.0f}; content features of the "
+                     f"result and the cup correlate r = {r['content_r']:.2f}; one image — "
+                     "Geirhos et al. count decisions over 1280")
+    return Figure(f"{info.name}-cue-conflict", build, "shape vs texture: a cue-conflict image",
+                  "decision = shape if Σ p(shape category) > Σ p(texture category), else texture",
+                  "Geirhos et al. 2019, ImageNet-trained CNNs are biased towards texture",
+                  {"style transfer": f"{CUE_SIDE} px, {CUE_STEPS} L-BFGS steps, β = "
+                                     f"{CUE_STYLE_WEIGHT:g}", "categories":
+                   "cup = coffee mug + espresso + cup; cat = the five cat classes"}, info)
+
+
 @section("robustness", "16 · Robustness")
 def robustness_section(ctx):
     from ...plot.adversarial import corruption_curves, corruption_examples
-    from ...techniques.corruptions import corruption_accuracy
-    info = ctx.small
-    from ...techniques.corruptions import CORRUPTIONS
+    from ...techniques.corruptions import CORRUPTIONS, corruption_accuracy
+    photo = _try(lambda: ctx.photo)
+    extra = [_cue_conflict_figure(ctx, photo)] if photo is not None else []
+    info = _try(lambda: ctx.small)
+    if info is None:
+        if extra:
+            return extra
+        info = ctx.small                             # Skip with the small net's reason
     n = ctx.pick(150, 400)
     names = ctx.pick(("gaussian_noise", "motion_blur", "contrast", "jpeg_compression"),
                      CORRUPTIONS)
@@ -121,7 +289,7 @@ def robustness_section(ctx):
         ax.set_title(f"{info.name}: accuracy under L∞ PGD", fontsize=9)
         fig.tight_layout()
         return fig
-    return [Figure(f"{info.name}-examples", examples, "common corruptions, severities 0–5",
+    return extra + [Figure(f"{info.name}-examples", examples, "common corruptions, severities 0–5",
                    "gaussian/shot/impulse noise, defocus/glass/motion/zoom blur, brightness, "
                    "contrast, JPEG", paper, {}, info),
             Figure(f"{info.name}-curves", curves, "accuracy under common corruptions",

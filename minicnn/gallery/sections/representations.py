@@ -8,7 +8,7 @@ from ._common import _models, _photo_layers, _try, section
 # ============================================================ representations
 @section("filters", "1 · Filters")
 def filters(ctx):
-    from ...plot.representations import plot_filters
+    from ...plot.representations import plot_filter_parts, plot_filters
     from ...techniques.filters import first_conv_layer
     what = "first-layer filters"
     formula = "show(W_f) = (W_f − min W_f) / (max W_f − min W_f), each filter on its own"
@@ -25,13 +25,28 @@ def filters(ctx):
                            "deeper filters (one grey map per input channel: they see feature "
                            "maps, not pixels)", formula, paper, {"layer": deep}, small))
         cifar = _try(ctx.cifar)
-        if cifar is not None and not ctx.model_name:
-            how = ("colour filters learned on CIFAR-10" if cifar.trained else
-                   "untrained: random weights show no structure, for contrast")
+        if cifar is not None and not ctx.model_name and cifar.trained:
+            figs.append(Figure(
+                "cifar_net-first", lambda: plot_filter_parts(cifar.model),
+                "colour filters learned on CIFAR-10, split into luminance and colour. At 3×3 a "
+                "filter is nine numbers per channel: spots, corners and steps, not the Gabor "
+                "stripes of AlexNet's 11×11 filters — VGG-style first layers look like this "
+                "(the net is trained: its test accuracy is in the model line)",
+                "W_f = L_f + C_f, L_f = the mean of W_f over R, G, B (every channel alike), "
+                "C_f = W_f − L_f; drawn 0.5 + 0.5·W/max|W_f|, grey = 0, one scale per filter",
+                "Krizhevsky, Sutskever & Hinton 2012, Fig. 3; Simonyan & Zisserman 2015",
+                {"layer": first_conv_layer(cifar.model), "kernel": "3×3",
+                 "order": "most luminance first"}, cifar))
+        elif cifar is not None and not ctx.model_name:
             figs.append(Figure("cifar_net-first", lambda: plot_filters(cifar.model),
-                               f"{what} — {how}", formula, paper,
+                               f"{what} — untrained: random weights show no structure, for "
+                               "contrast", formula, paper,
                                {"layer": first_conv_layer(cifar.model)}, cifar))
     return figs
+
+
+# activation grids: full brightness at this percentile of the layer's positive values
+ACTIVATION_PERCENTILE = 98
 
 
 @section("activations", "2 · Activations")
@@ -43,14 +58,20 @@ def activations(ctx):
         layers = _photo_layers(info)[:2] if info.kind == "photo" else ("features.1", "features.8")
 
         def build(info=info, layer=None):
-            x = ctx.samples(1).x if info.kind == "small" else ctx.photos()[0].x
+            if info.kind == "small":
+                s = ctx.samples(1)
+                x, pix = s.x, s.pixels[0]
+            else:
+                x, pix = ctx.photos()[0].x, ctx.photos()[0].pixels
             act = activation_grids(info.model, x, [layer])[layer]
             return plot_activation_grid(act[:64], f"{layer} (first 64 channels)"
-                                        if len(act) > 64 else layer)
+                                        if len(act) > 64 else layer, cmap="inferno", image=pix,
+                                        percentile=ACTIVATION_PERCENTILE)
         for layer in layers:
             figs.append(Figure(f"{info.name}-{layer}", lambda b=build, l=layer, i=info: b(i, l),
                                "activation grid: every channel of one layer for one input",
-                               "a_l(x)[c] for each channel c, scaled 0..max over the layer",
+                               f"a_l(x)[c] for each channel c, one scale for the layer: 0 to the "
+                               f"{ACTIVATION_PERCENTILE}th percentile of its positive values",
                                "Yosinski et al. 2015, Understanding neural networks through "
                                "deep visualization", {"layer": layer}, info))
     return figs
@@ -58,11 +79,10 @@ def activations(ctx):
 
 @section("top_images", "3 · Top images and receptive fields")
 def top_images(ctx):
-    from ...plot.attribution import erf_figure
     from ...plot.core import image_grid
-    from ...plot.representations import plot_top_patches
+    from ...plot.representations import erf_theory_figure, plot_top_patches
     from ...techniques.deconvnet import deconvnet_projection
-    from ...techniques.receptive_field import effective_receptive_field
+    from ...techniques.receptive_field import centre_unit_boxes, effective_receptive_field
     from ...techniques.top_activations import top_activations, top_patches
     info = ctx.small
     n, k, layer, shown = ctx.pick(1000, 10000), 8, info.model.default_cam_layer, ctx.pick(4, 8)
@@ -105,19 +125,44 @@ def top_images(ctx):
                 "top patches (receptive field crops) with deconvnet projections", formula, paper,
                 {**params, "channel": f"the {r + 1}. strongest"}, info)
          for r in range(ctx.pick(1, 3))] + \
-        [Figure(f"{info.name}-erf", lambda: erf_figure(effective_receptive_field(
-            info.model, relus, n_samples=ctx.pick(8, 32), seed=ctx.seed)),
-            "effective receptive field per layer", "ERF_l = E_x |∂ a_l[centre] / ∂x|",
-            "Luo et al. 2016, Understanding the effective receptive field", {"layers": relus},
-            info)]
+        [Figure(f"{info.name}-erf", lambda: erf_theory_figure(
+            effective_receptive_field(info.model, relus, n_samples=ctx.pick(8, 32),
+                                      seed=ctx.seed),
+            centre_unit_boxes(info.model, relus)),
+            "effective receptive field per layer, beside the geometric one",
+            "ERF_l = E_x |∂ a_l[centre] / ∂x|; geometric: size_l = size_{l−1} + (k − 1)·jump",
+            "Luo et al. 2016, Understanding the effective receptive field",
+            {"layers": relus, "random inputs": ctx.pick(8, 32)}, info)]
+
+
+# the neighbours figure: mirrored queries (left–right), their label agreement measured over
+# NEIGHBOUR_QUERIES of them; k neighbours each
+NEIGHBOUR_QUERIES, NEIGHBOUR_K = 200, 7
+
+
+def mirrored_neighbours(model, x, pix, labels, queries=NEIGHBOUR_QUERIES, k=NEIGHBOUR_K):
+    """The first ``queries`` images, mirrored left–right, looked up among the others by
+    penultimate features and by pixels: (query pixels, {"features": (Q, k), "pixels": (Q, k)}
+    indices into the database = images[queries:], {method: label agreement})."""
+    from ...techniques.neighbors import extract_features, label_agreement, nearest_neighbors
+    pre = model.preprocess
+    q_pix = np.ascontiguousarray(pix[:queries, :, ::-1])
+    q_x = pre.preprocess(q_pix, dtype=x.dtype)
+    db_x, db_y = x[queries:], np.asarray(labels)[queries:]
+    found = {"features": nearest_neighbors(extract_features(model, q_x),
+                                           extract_features(model, db_x), k)[0],
+             "pixels": nearest_neighbors(q_x.reshape(len(q_x), -1),
+                                         db_x.reshape(len(db_x), -1), k)[0]}
+    found = {m: np.asarray(_np(i)) for m, i in found.items()}
+    agree = {m: label_agreement(i, db_y, np.asarray(labels)[:queries]) for m, i in found.items()}
+    return q_pix, found, agree
 
 
 @section("neighbors", "4 · Nearest neighbours")
 def neighbors(ctx):
     from ...plot.representations import plot_neighbors
-    from ...techniques.neighbors import extract_features, label_agreement, nearest_neighbors
     info = ctx.small
-    n, q, k = ctx.pick(1000, 10000), ctx.pick(4, 6), 7
+    n, q, k = ctx.pick(1000, 10000), ctx.pick(4, 6), NEIGHBOUR_K
     n, source, installed = ctx.dataset_info(n)
     if not installed:
         raise Skip(f"needs {ctx.dataset_how_to_get or 'a labelled test set'}; only {n} images "
@@ -125,20 +170,28 @@ def neighbors(ctx):
 
     def build():
         x, pix, y = ctx.dataset(n)
-        feats = extract_features(info.model, x)
-        i_f, _ = nearest_neighbors(feats[:q], feats, k, exclude_self=True)
-        i_p, _ = nearest_neighbors(x[:q].reshape(q, -1), x.reshape(len(x), -1), k,
-                                   exclude_self=True)
-        i_f, i_p = (np.asarray(_np(i)) for i in (i_f, i_p))
-        agree = [label_agreement(i, y, y[:q]) for i in (i_f, i_p)]
-        fig = plot_neighbors(pix[:q], pix, {"features": i_f, "pixels": i_p}, labels=(y, y[:q]))
-        return fig, (f"same label as the query: {_pct(agree[0])} (features) vs "
-                     f"{_pct(agree[1])} (pixels); red frame = other label")
+        q_pix, found, agree = mirrored_neighbours(info.model, x, pix, y)
+        # the rows drawn: the first query of each of q classes (three trousers say less)
+        first = {}
+        for i, label in enumerate(y[:NEIGHBOUR_QUERIES]):
+            first.setdefault(int(label), i)
+        shown = sorted(first.values())[:q]
+        rows = {m: i[shown] for m, i in found.items()}
+        fig = plot_neighbors(q_pix[shown], pix[NEIGHBOUR_QUERIES:], rows,
+                             labels=(y[NEIGHBOUR_QUERIES:], y[shown]))
+        fig.suptitle(f"mirrored queries: {k} nearest with the query's label, over "
+                     f"{NEIGHBOUR_QUERIES} queries — features {_pct(agree['features'])}, "
+                     f"pixels {_pct(agree['pixels'])}", fontsize=9)
+        fig.tight_layout()
+        return fig, (f"same label as the query: {_pct(agree['features'])} (features) vs "
+                     f"{_pct(agree['pixels'])} (pixels) over {NEIGHBOUR_QUERIES} mirrored "
+                     "queries; rows: the first query of each class; red frame = other label")
     return [Figure(f"{info.name}-neighbours", build, "nearest neighbours: features vs pixels",
                    "‖φ(q) − φ(x)‖₂ in the penultimate layer vs ‖q − x‖₂ on pixels",
                    "Krizhevsky, Sutskever & Hinton 2012, Fig. 4",
-                   {"layer": "penultimate", "k": k, "database": f"{n} images from {source}"},
-                   info)]
+                   {"layer": "penultimate", "k": k, "queries": f"{NEIGHBOUR_QUERIES} test images "
+                    "mirrored left–right", "database": f"the other {n - NEIGHBOUR_QUERIES} of "
+                    f"{n} images from {source}"}, info)]
 
 
 def _np(a):
@@ -187,9 +240,16 @@ def embedding(ctx):
         return plot_embedding(embed(), y, info.labels, title=f"t-SNE of {info.name} features")
 
     def thumbs():
+        from ...plot.representations import thumbnail_canvas
         _, pix, _ = feats()
-        return plot_thumbnails(embed(), pix, canvas=ctx.pick(700, 1400), size=8.0,
-                               title="t-SNE with the images at their positions")
+        # one whole thumbnail per cell, at the size the page shows (90 dpi): no dark blobs
+        size = ctx.pick(7.0, 10.0)
+        canvas = int(90 * size)
+        _, drawn = thumbnail_canvas(embed(), pix, canvas, overlap=False, return_drawn=True)
+        return plot_thumbnails(embed(), pix, canvas=canvas, size=size, overlap=False,
+                               title=f"t-SNE with the images at their positions: one per "
+                                     f"{pix.shape[1]}-pixel cell, {len(drawn)} of {len(pix)} "
+                                     "shown")
 
     def mosaic():
         _, pix, _ = feats()
