@@ -269,11 +269,12 @@ def _check_args(objective, steps, lr, optimizer, transforms, regularizers):
 
 def ascend(model, objective, x0, steps=100, lr=1.0, *, optimizer="sgd", transforms=(),
            regularizers=(), bounds="pixels", relu_rule=None, seed=0, stop_when=None,
-           progress=False, desc="ascend"):
+           lbfgs_memory=10, progress=False, desc="ascend"):
     """Maximize ``objective`` over the image, starting from ``x0`` (N, C, H, W) preprocessed.
 
     optimizer: "sgd" I += lr·g; "normalized" I += lr·g/mean|g|; "l2" I += lr·g/‖g‖₂;
-        "adam" (lr is Adam's step); "lbfgs" (scipy L-BFGS-B, ``steps`` iterations, lr unused).
+        "adam" (lr is Adam's step); "lbfgs" (scipy L-BFGS-B, ``steps`` iterations, lr unused,
+        remembering the last ``lbfgs_memory`` steps and gradients for its curvature model).
         For sgd/normalized/l2, ``lr`` may be an array broadcasting to (1, C, 1, 1).
     transforms: list of t(x, rng) -> Tensor, applied in order before the model.
     regularizers: list of r(x, g, step) -> array, applied in order after each update.
@@ -286,6 +287,9 @@ def ascend(model, objective, x0, steps=100, lr=1.0, *, optimizer="sgd", transfor
     Returns (image: NumPy (N, C, H, W), history: {term name: [value per step]}).
     """
     _check_args(objective, steps, lr, optimizer, transforms, regularizers)
+    if isinstance(lbfgs_memory, bool) or not isinstance(lbfgs_memory, (int, np.integer)) \
+            or lbfgs_memory < 1:
+        raise ValueError(f"lbfgs_memory must be a positive int, got {lbfgs_memory!r}")
     for layer in objective.layers:
         if layer not in (INPUT, OUTPUT):
             check_layer(model, layer)
@@ -303,7 +307,7 @@ def ascend(model, objective, x0, steps=100, lr=1.0, *, optimizer="sgd", transfor
         with frozen(model, eval_mode=True):
             if optimizer == "lbfgs":
                 x = _lbfgs(model, objective, x, steps=steps, box=box, relu_rule=relu_rule,
-                           history=history, bar=bar, stop_when=stop_when)
+                           history=history, bar=bar, stop_when=stop_when, memory=lbfgs_memory)
             else:
                 x = _ascent(model, objective, x, steps=steps, lr=lr, optimizer=optimizer,
                             transforms=transforms, regularizers=regularizers, box=box,
@@ -343,7 +347,7 @@ def _ascent(model, objective, x, *, steps, lr, optimizer, transforms, regularize
     return x
 
 
-def _lbfgs(model, objective, x, *, steps, box, relu_rule, history, bar, stop_when):
+def _lbfgs(model, objective, x, *, steps, box, relu_rule, history, bar, stop_when, memory):
     """minimize −f(I) with scipy's L-BFGS-B; the image is flattened to float64 and back."""
     from scipy.optimize import Bounds, minimize
     shape, dtype, backend = x.shape, x.dtype, backend_name(x)
@@ -379,7 +383,8 @@ def _lbfgs(model, objective, x, *, steps, box, relu_rule, history, bar, stop_whe
     z0 = to_numpy(x).astype(np.float64).ravel()
     try:
         res = minimize(fun, z0, jac=True, method="L-BFGS-B", bounds=limits, callback=callback,
-                       options=dict(maxiter=steps, maxfun=4 * steps + 20, ftol=1e-12, gtol=1e-12))
+                       options=dict(maxiter=steps, maxfun=4 * steps + 20, ftol=1e-12, gtol=1e-12,
+                                    maxcor=memory))
         z = res.x
     except _Stop:
         z = last["x"]

@@ -12,7 +12,7 @@ SMALL_CLASS_VIS = dict(lr=0.02, optimizer="sgd", l2=0.3, tv=1.0, background="bla
                        jitter=2, init="random")
 SMALL_CLASS_VIS_STEPS = (100, 300)
 # features.8 needs 300 L-BFGS steps: at 100 its code error is still ~38%
-SMALL_INVERSION_STEPS = (300, 500)
+SMALL_INVERSION_STEPS = (500, 500)
 # the last conv layer and 4-pixel steps: at features.6 with 1.5-pixel steps the dream moved
 # the pixels by ~6 grey levels on average, too little to see
 SMALL_DREAM = dict(layer="features.8", step_size=4.0, octaves=4, jitter=4)
