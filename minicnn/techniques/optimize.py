@@ -40,12 +40,14 @@ from .common import frozen
 from .common import (as_input, check_layer, check_target, model_backend, model_dtype,
                      unit_score)
 from .transforms import (blur, blur_every, clip_contribution, clip_norm, decay,  # noqa: F401
-                         gaussian_blur, jitter, pad, resize, resize_to, roll, scale)
+                         colour_correlated, gaussian_blur, jitter, pad, resize, resize_to,
+                         roll, scale, spectral)
 
 __all__ = ["Objective", "INPUT", "OUTPUT", "class_score", "neuron", "energy", "l2", "tv",
            "feature_distance", "gram_distance", "roll", "jitter", "pad", "scale", "resize_to",
            "blur", "resize", "gaussian_blur", "decay", "blur_every", "clip_norm",
-           "clip_contribution", "pixel_bounds", "clip_to_bounds", "ascend", "OPTIMIZERS"]
+           "clip_contribution", "spectral", "colour_correlated", "pixel_bounds", "clip_to_bounds",
+           "ascend", "OPTIMIZERS"]
 
 INPUT, OUTPUT = "input", "output"   # objective keys: the image I itself, the model's output
 OPTIMIZERS = ("sgd", "normalized", "l2", "adam", "lbfgs")
@@ -252,7 +254,7 @@ def _update(x, g, optimizer, lr, adam):
     return adam.params[0].data
 
 
-def _check_args(objective, steps, lr, optimizer, transforms, regularizers):
+def _check_args(objective, steps, lr, optimizer, transforms, regularizers, precondition=None):
     if not isinstance(objective, Objective):
         raise TypeError(f"objective must be an Objective (class_score(3) - 1e-3 * l2(), ...), "
                         f"got {type(objective).__name__}")
@@ -262,14 +264,14 @@ def _check_args(objective, steps, lr, optimizer, transforms, regularizers):
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     if optimizer != "lbfgs" and not bool(np.all(to_numpy(lr) > 0)):
         raise ValueError(f"lr must be > 0, got {lr}")
-    if optimizer == "lbfgs" and (transforms or regularizers):
+    if optimizer == "lbfgs" and (transforms or regularizers or precondition):
         raise ValueError("optimizer='lbfgs' needs one fixed objective: random transforms and "
                          "regularizer operators are for the gradient-ascent optimizers")
 
 
 def ascend(model, objective, x0, steps=100, lr=1.0, *, optimizer="sgd", transforms=(),
-           regularizers=(), bounds="pixels", relu_rule=None, seed=0, stop_when=None,
-           lbfgs_memory=10, progress=False, desc="ascend"):
+           regularizers=(), precondition=None, bounds="pixels", relu_rule=None, seed=0,
+           stop_when=None, lbfgs_memory=10, progress=False, desc="ascend"):
     """Maximize ``objective`` over the image, starting from ``x0`` (N, C, H, W) preprocessed.
 
     optimizer: "sgd" I += lr·g; "normalized" I += lr·g/mean|g|; "l2" I += lr·g/‖g‖₂;
@@ -278,6 +280,7 @@ def ascend(model, objective, x0, steps=100, lr=1.0, *, optimizer="sgd", transfor
         For sgd/normalized/l2, ``lr`` may be an array broadcasting to (1, C, 1, 1).
     transforms: list of t(x, rng) -> Tensor, applied in order before the model.
     regularizers: list of r(x, g, step) -> array, applied in order after each update.
+    precondition: p(g) -> g applied to the gradient before the update (e.g. ``spectral()``).
     bounds: "pixels" (the model's valid range, see ``pixel_bounds``; none without a
         ``preprocess``), None, or (lo, hi) broadcasting to x.
     relu_rule: backward rule for every ReLU ("redirected" revives dead units).
@@ -286,7 +289,7 @@ def ascend(model, objective, x0, steps=100, lr=1.0, *, optimizer="sgd", transfor
         stops before the update, returning that image.
     Returns (image: NumPy (N, C, H, W), history: {term name: [value per step]}).
     """
-    _check_args(objective, steps, lr, optimizer, transforms, regularizers)
+    _check_args(objective, steps, lr, optimizer, transforms, regularizers, precondition)
     if isinstance(lbfgs_memory, bool) or not isinstance(lbfgs_memory, (int, np.integer)) \
             or lbfgs_memory < 1:
         raise ValueError(f"lbfgs_memory must be a positive int, got {lbfgs_memory!r}")
@@ -310,7 +313,8 @@ def ascend(model, objective, x0, steps=100, lr=1.0, *, optimizer="sgd", transfor
                            history=history, bar=bar, stop_when=stop_when, memory=lbfgs_memory)
             else:
                 x = _ascent(model, objective, x, steps=steps, lr=lr, optimizer=optimizer,
-                            transforms=transforms, regularizers=regularizers, box=box,
+                            transforms=transforms, regularizers=regularizers,
+                            precondition=precondition, box=box,
                             relu_rule=relu_rule, rng=rng, history=history, bar=bar,
                             stop_when=stop_when)
     finally:
@@ -324,8 +328,8 @@ def _record(history, value, terms):
         history.setdefault(name, []).append(v)
 
 
-def _ascent(model, objective, x, *, steps, lr, optimizer, transforms, regularizers, box,
-            relu_rule, rng, history, bar, stop_when):
+def _ascent(model, objective, x, *, steps, lr, optimizer, transforms, regularizers,
+            precondition, box, relu_rule, rng, history, bar, stop_when):
     xp = get_array_module(x)
     if not np.isscalar(lr):
         lr = like(xp.asarray(lr, dtype=x.dtype) if not hasattr(lr, "shape") else lr, x)
@@ -336,6 +340,8 @@ def _ascent(model, objective, x, *, steps, lr, optimizer, transforms, regularize
         _record(history, value, terms)
         if stop_when is not None and stop_when(step, x, out):
             break
+        if precondition is not None:
+            g = precondition(g)
         x = _update(x, g, optimizer, lr, adam)
         for regularize in regularizers:
             x = regularize(x, g, step)
