@@ -74,6 +74,20 @@ def _l2_from(rest):
     return opt.Objective(fn, [opt.INPUT], "l2")
 
 
+def _preconditioner(spectrum_power, decorrelate_colours):
+    """The step filter g -> 1/f^power filtered, then colour-decorrelated g (None: neither)."""
+    filters = ([opt.spectral(spectrum_power)] if spectrum_power else []) + \
+        ([opt.colour_correlated()] if decorrelate_colours else [])
+    if not filters:
+        return None
+
+    def precondition(g):
+        for f in filters:
+            g = f(g)
+        return g
+    return precondition
+
+
 def class_visualization(model, target, steps=200, lr=0.05, *, layer=None, shape=None,
                         l2=1e-3, tv=0.0, background="mean", decay=0.0, blur_sigma=0.0,
                         blur_every=4, clip_norm=0.0,
@@ -136,14 +150,7 @@ def class_visualization(model, target, steps=200, lr=0.05, *, layer=None, shape=
     if len(octave_steps) != octaves:
         raise ValueError(f"octave_steps must give one step count per octave ({octaves}), "
                          f"got {octave_steps!r}")
-    steps_filters = ([opt.spectral(spectrum_power)] if spectrum_power else []) + \
-        ([opt.colour_correlated()] if decorrelate_colours else [])
-
-    def precondition(g):
-        for f in steps_filters:
-            g = f(g)
-        return g
-    precondition = precondition if steps_filters else None
+    precondition = _preconditioner(spectrum_power, decorrelate_colours)
     x, history = None, {}
     for k, n_steps in enumerate(octave_steps):
         f = octave_scale ** (octaves - 1 - k)
