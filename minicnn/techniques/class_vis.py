@@ -20,6 +20,11 @@ L2 decay I ← (1−θ)I, a Gaussian blur every few steps, zeroing pixels of sma
 small contribution |Σ_c I ⊙ ∂S/∂I|, random jitter; plus coarse-to-fine octaves. Every
 step runs ``optimize.ascend`` — the one loop — in the model's preprocessed space, clipped
 to the valid pixel range.
+
+Olah, Mordvintsev & Schubert 2017 ("Feature visualization") make the steps themselves look
+like photos: optimizing the image's Fourier coefficients scaled by 1/f, in decorrelated
+colours, amounts to filtering every step by 1/f² and ImageNet's colour correlation
+(``spectrum_power``, ``decorrelate_colours`` here, as preconditioners of the plain loop).
 """
 import numpy as np
 
