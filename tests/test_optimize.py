@@ -261,6 +261,12 @@ def test_bad_arguments_give_clear_errors():
         opt.ascend(model, opt.class_score(0), x0, lr=-1.0)
     with pytest.raises(ValueError, match="lbfgs"):
         opt.ascend(model, opt.class_score(0), x0, optimizer="lbfgs", transforms=[opt.jitter(1)])
+    with pytest.raises(ValueError, match="lbfgs"):
+        opt.ascend(model, opt.class_score(0), x0, optimizer="lbfgs", precondition=opt.spectral())
+    with pytest.raises(ValueError, match="power must be >= 0"):
+        opt.spectral(-1)
+    with pytest.raises(ValueError, match="needs RGB images"):
+        opt.colour_correlated()(x0)
     with pytest.raises(TypeError, match="must be an Objective"):
         opt.ascend(model, lambda acts: 0, x0)
     with pytest.raises(ValueError, match="percentile"):
@@ -284,7 +290,33 @@ def test_the_loop_with_transforms_and_regularizers_runs_on_every_backend(optimiz
     x0 = rng.normal(size=(2, 2, 8, 8)).astype(np.float32)
     image, history = opt.ascend(model, obj, x0, steps=4, lr=0.05, optimizer=optimizer,
                                 transforms=transforms, regularizers=regularizers,
+                                precondition=None if lbfgs else opt.spectral(1.0),
                                 bounds=(-2.0, 2.0), relu_rule="redirected")
     assert isinstance(image, np.ndarray) and image.shape == x0.shape
     assert np.all(np.abs(image) <= 2.0)
     assert {"objective", "class 1", "1 unit (2, 3, 3)", "l2", "tv"} <= set(history)
+
+
+# ----------------------------------------------------------- preconditioners
+@pytest.mark.parametrize("k, power", [(1, 1.0), (3, 1.0), (4, 2.0)])
+def test_spectral_scales_a_cosine_of_k_cycles_by_k_to_the_minus_power(k, power, backend_name):
+    """A pure frequency is an eigenvector of the filter: k cycles per image come out × k^−p,
+    and the mean (frequency 0, counted as 1) passes unchanged."""
+    i = np.arange(16)
+    wave = np.cos(2 * np.pi * k * i / 16)[None, None, :, None] * np.ones((1, 2, 16, 12))
+    g = as_backend((wave + 0.7).astype(np.float64), backend_name)
+    out = mc.to_numpy(opt.spectral(power)(g))
+    np.testing.assert_allclose(out, wave * k ** -power + 0.7, atol=1e-12)
+    np.testing.assert_allclose(mc.to_numpy(opt.spectral(0.0)(g)), mc.to_numpy(g), atol=1e-12)
+
+
+def test_colour_correlated_steps_keep_brightness_and_shrink_hue(rng, backend_name):
+    """M = C Cᵀ/‖C Cᵀ‖ per pixel: a grey step (equal RGB, the photos' main colour direction)
+    keeps its length (×1.00), a pure hue step (R − B) shrinks below a tenth (×0.08)."""
+    from minicnn.techniques.transforms import COLOUR_CORRELATION_SQRT as C
+    m = C @ C.T / np.linalg.norm(C @ C.T, 2)
+    g = rng.normal(size=(2, 3, 4, 5))
+    out = mc.to_numpy(opt.colour_correlated()(as_backend(g, backend_name)))
+    np.testing.assert_allclose(out, np.einsum("ij,njhw->nihw", m, g), atol=1e-12)
+    grey, hue = np.ones(3) / np.sqrt(3), np.array([1, 0, -1]) / np.sqrt(2)
+    assert np.linalg.norm(m @ grey) > 0.95 and np.linalg.norm(m @ hue) < 0.1

@@ -181,44 +181,70 @@ def test_style_distance_is_zero_for_the_style_itself_and_the_weighted_gram_loss_
     assert got > 0 and got == pytest.approx(by_hand, rel=1e-6)
 
 
-@pytest.mark.slow
-def test_the_gallery_style_transfer_on_efficientnet_takes_on_the_style():
-    """The gallery's photo (grace_hopper.jpg) and code-drawn wavy stripes, quick settings
-    (128 px, 15 L-BFGS steps): measured style loss ÷4.2 from the content image; the texture
-    (3 octaves × 20 steps) ÷14 from white noise. The result takes the stripes' colours: its
-    mean saturation rises toward the style's."""
+def _gallery_style(size_index):
+    """The gallery's style transfer on EfficientNet-Lite0: scikit-image's cat painted with its
+    brick wall, at the quick (0) or full (1) setting. Returns (model, content, style, result,
+    history, content layer, style layers)."""
     from types import SimpleNamespace
 
-    from minicnn.gallery.core import _fit
+    from minicnn.data.samples import sample_photo
     from minicnn.gallery.sections._common import _resized
-    from minicnn.gallery.sections.optimization import (PHOTO_STYLE, PHOTO_TEXTURE, _stripes,
-                                                       style_setup)
-    from minicnn.data.images import load_image
-    from minicnn.data.samples import photo_samples
-    from minicnn.techniques.style import style_distance
+    from minicnn.gallery.sections.optimization import (PHOTO_STYLE, STYLE_CROP, STYLE_TEXTURE,
+                                                       style_setup, texture_crop)
     try:
         model = mc.models.efficientnet_lite0(pretrained=True)
     except FileNotFoundError as err:
         pytest.skip(f"EfficientNet-Lite0 weights not installed: {str(err).splitlines()[0]}")
-    if not photo_samples():
-        pytest.skip("matplotlib's grace_hopper.jpg not found")
+    try:
+        cat, texture = sample_photo("chelsea", 224), texture_crop(STYLE_TEXTURE, STYLE_CROP)
+    except (ImportError, FileNotFoundError) as err:
+        pytest.skip(f"scikit-image's sample photos not available: {err}")
     info = SimpleNamespace(name="efficientnet_lite0", model=model, preprocess=model.preprocess)
-    side, steps = PHOTO_STYLE[0]
-    photo = _fit(load_image(photo_samples()[0], "RGB"), model.preprocess)
-    content, style = _resized(info, photo, side), _resized(info, _stripes(side), side)
+    side, steps = PHOTO_STYLE[size_index]
+    content, style = _resized(info, cat, side), _resized(info, texture, side)
     content_layer, style_layers, beta = style_setup(info)
     out, history = style_transfer(model, content, style, content_layer, style_layers, steps,
                                   style_weight=beta, tv_weight=1e-3, seed=0)
-    assert history["style"][0] / history["style"][-1] > 3
-    assert style_distance(model, content, style, style_layers) / \
-        style_distance(model, out, style, style_layers) > 3
+    return model, content, style, out, history, content_layer, style_layers
 
-    def saturation(x):
-        pix = model.preprocess.deprocess(x[0])
-        return float((pix.max(axis=-1) - pix.min(axis=-1)).mean())
-    assert saturation(out) > saturation(content) + 0.3 * (saturation(style) - saturation(content))
 
+def _check_the_style_is_taken_and_the_layout_kept(size_index):
+    from minicnn.gallery.sections.optimization import STYLE_HELD_OUT
+    from minicnn.techniques.inversion import code
+    from minicnn.techniques.style import style_distance
+    model, content, style, out, history, content_layer, style_layers = _gallery_style(size_index)
+    # the optimised Gram loss falls tenfold from the content image
+    assert history["style"][0] / history["style"][-1] > 10, history["style"][::10]
+    # the texture, not only the optimised numbers: at a layer the loss never saw, the result's
+    # Gram matrix is nearer the brick wall's than the cat's
+    assert STYLE_HELD_OUT not in style_layers
+    to_style = style_distance(model, out, style, [STYLE_HELD_OUT])
+    to_content = style_distance(model, out, content, [STYLE_HELD_OUT])
+    assert to_style < to_content, (to_style, to_content)
+    # the layout stays: the content layer's features of the result follow the cat's
+    r = np.corrcoef(code(model, out, content_layer).ravel(),
+                    code(model, content, content_layer).ravel())[0, 1]
+    assert r >= 0.5, r
+    return model, style, style_layers
+
+
+def test_the_quick_gallery_style_transfer_takes_the_brick_texture_and_keeps_the_cat():
+    """Quick setting (128 px, 35 L-BFGS steps): measured style loss ÷12.8, the result 1.5×
+    nearer the style's Gram matrix than the content's at _blocks.3 (not optimised), r = 0.66
+    with the content's features (15 steps, the old quick setting: ÷5)."""
+    _check_the_style_is_taken_and_the_layout_kept(0)
+
+
+@pytest.mark.slow
+def test_the_full_gallery_style_transfer_and_texture_take_the_brick_texture():
+    """Full setting (160 px, 40 steps): measured style loss ÷15, 1.4× nearer the style at
+    _blocks.3, r = 0.69; the texture synthesis (3 octaves × 20 steps, TV 1) has the style's
+    statistics: its Gram loss ÷11 from white noise."""
+    from minicnn.gallery.sections.optimization import PHOTO_TEXTURE
+    from minicnn.techniques.style import style_distance
+    model, style, style_layers = _check_the_style_is_taken_and_the_layout_kept(1)
     texture, _ = texture_synthesis(model, style, style_layers, seed=0, **PHOTO_TEXTURE)
+    side = style.shape[-1]
     noise = model.preprocess.preprocess(np.random.default_rng(0).uniform(0, 255, (side, side, 3)))
     assert style_distance(model, noise, style, style_layers) / \
         style_distance(model, texture, style, style_layers) > 10

@@ -20,6 +20,11 @@ L2 decay I ← (1−θ)I, a Gaussian blur every few steps, zeroing pixels of sma
 small contribution |Σ_c I ⊙ ∂S/∂I|, random jitter; plus coarse-to-fine octaves. Every
 step runs ``optimize.ascend`` — the one loop — in the model's preprocessed space, clipped
 to the valid pixel range.
+
+Olah, Mordvintsev & Schubert 2017 ("Feature visualization") make the steps themselves look
+like photos: optimizing the image's Fourier coefficients scaled by 1/f, in decorrelated
+colours, amounts to filtering every step by 1/f² and ImageNet's colour correlation
+(``spectrum_power``, ``decorrelate_colours`` here, as preconditioners of the plain loop).
 """
 import numpy as np
 
@@ -74,12 +79,27 @@ def _l2_from(rest):
     return opt.Objective(fn, [opt.INPUT], "l2")
 
 
+def _preconditioner(spectrum_power, decorrelate_colours):
+    """The step filter g -> 1/f^power filtered, then colour-decorrelated g (None: neither)."""
+    filters = ([opt.spectral(spectrum_power)] if spectrum_power else []) + \
+        ([opt.colour_correlated()] if decorrelate_colours else [])
+    if not filters:
+        return None
+
+    def precondition(g):
+        for f in filters:
+            g = f(g)
+        return g
+    return precondition
+
+
 def class_visualization(model, target, steps=200, lr=0.05, *, layer=None, shape=None,
                         l2=1e-3, tv=0.0, background="mean", decay=0.0, blur_sigma=0.0,
                         blur_every=4, clip_norm=0.0,
                         clip_contribution=0.0, jitter=0, octaves=1, octave_scale=1.4,
-                        optimizer="normalized", relu_rule=None, init="zeros", init_scale=0.1,
-                        seed=0, bounds="pixels", progress=False):
+                        octave_steps=None, upsample_octaves=True, spectrum_power=0.0,
+                        decorrelate_colours=False, optimizer="normalized", relu_rule=None,
+                        init="zeros", init_scale=0.1, seed=0, bounds="pixels", progress=False):
     """The image that maximizes a class score (or one neuron) minus λ‖I‖².
 
     target: a class index; or, with ``layer`` (a name from model.layer_names()), a channel
@@ -95,7 +115,14 @@ def class_visualization(model, target, steps=200, lr=0.05, *, layer=None, shape=
         norm / contribution; jitter: random roll of up to that many pixels.
     octaves > 1: coarse to fine — the image is optimized at sizes H/octave_scale^k, resized
         up to the model's input for each forward, then upsampled for the next octave
-        (``steps`` steps per octave).
+        (``steps`` steps per octave, or ``octave_steps``: one count per octave, smallest
+        first). upsample_octaves=False shows the model each octave at its own size instead
+        (for nets that pool globally, e.g. EfficientNet): an octave of side s then costs
+        (s/H)² of a full-size step, so the coarse octaves are cheap.
+    spectrum_power > 0: each step's spatial frequencies f scaled by 1/f^power
+        (``optimize.spectral``; 2 is Lucid's Fourier parameterization): shapes, not speckle.
+    decorrelate_colours: steps in ImageNet's decorrelated colour space
+        (``optimize.colour_correlated``): brightness more than hue, as in photos.
     optimizer: "normalized" (I += lr·g/mean|g|: lr is the mean step in preprocessed units,
         whatever the scale of the scores), "sgd" (I += lr·g, the paper's), "l2" or "adam".
     relu_rule: "redirected" lets gradient reach dead ReLUs (helps from a zero image).
@@ -124,16 +151,22 @@ def class_visualization(model, target, steps=200, lr=0.05, *, layer=None, shape=
         ([opt.clip_contribution(clip_contribution)] if clip_contribution else [])
     if octaves < 1 or octave_scale <= 1:
         raise ValueError(f"need octaves >= 1 and octave_scale > 1, got {octaves}, {octave_scale}")
+    octave_steps = [steps] * octaves if octave_steps is None else list(octave_steps)
+    if len(octave_steps) != octaves:
+        raise ValueError(f"octave_steps must give one step count per octave ({octaves}), "
+                         f"got {octave_steps!r}")
+    precondition = _preconditioner(spectrum_power, decorrelate_colours)
     x, history = None, {}
-    for k in range(octaves):
+    for k, n_steps in enumerate(octave_steps):
         f = octave_scale ** (octaves - 1 - k)
         size = (max(1, round(h / f)), max(1, round(w / f)))
         x = _initial((c, *size), init, seeds, init_scale, rest) if x is None \
             else opt.resize(x, size)
         transforms = ([opt.jitter(jitter)] if jitter else []) + \
-            ([opt.resize_to((h, w))] if size != (h, w) else [])
-        x, hist = opt.ascend(model, objective, x, steps, lr, optimizer=optimizer,
+            ([opt.resize_to((h, w))] if size != (h, w) and upsample_octaves else [])
+        x, hist = opt.ascend(model, objective, x, n_steps, lr, optimizer=optimizer,
                              transforms=transforms, regularizers=regularizers,
+                             precondition=precondition,
                              bounds=bounds, relu_rule=relu_rule, seed=seeds[0] + k,
                              progress=progress,
                              desc=f"visualize {target} (octave {k + 1}/{octaves})")

@@ -13,7 +13,11 @@ term is the relative code error; TV (squared total variation) and the L2 term ar
 image prior that picks a natural-looking answer among the many images with that code.
 Reconstructions from deeper layers keep the layout less and less: that is the
 information the network has thrown away. ``layer="input"`` inverts the identity (the
-answer is I0 itself). The optimization is ``optimize.ascend`` (L-BFGS by default).
+answer is I0 itself). The optimization is ``optimize.ascend`` (L-BFGS by default),
+remembering the last 100 steps (``memory``) rather than scipy's 10: a deep code's error
+surface is full of narrow valleys, and with 10 the error reached from noise after 500 steps
+scattered from 1% to 4% with the start (or the machine's summation order); with 100 it
+stays below 2% (fashion_net's features.8, 14 starts).
 """
 import numpy as np
 
@@ -54,12 +58,12 @@ def code_error(model, image, reference, layer):
 
 def invert(model, image, layer, steps=200, *, alpha=0.1, beta=1e-3, optimizer="lbfgs", lr=0.05,
            init="noise", init_scale=0.1, seed=0, bounds="pixels", relu_rule=None,
-           progress=False):
+           memory=100, progress=False):
     """Reconstruct ``image`` (1, C, H, W preprocessed) from its code at ``layer``.
 
     alpha, beta: weights of TV(I)/n and ‖I‖²/n (>= 0). optimizer: "lbfgs" (default, ``steps``
-    iterations) or any of ascend's ("adam" with ``lr``...). init: "noise" (normal, std
-    init_scale, seeded) or "zeros".
+    iterations, the last ``memory`` of them kept for the curvature) or any of ascend's
+    ("adam" with ``lr``...). init: "noise" (normal, std init_scale, seeded) or "zeros".
     Returns (reconstruction: NumPy (1, C, H, W), history) — history["code error"] is the
     relative code error per step.
     """
@@ -80,7 +84,7 @@ def invert(model, image, layer, steps=200, *, alpha=0.1, beta=1e-3, optimizer="l
     else:
         raise ValueError(f"invert: init must be 'noise' or 'zeros', got {init!r}")
     return opt.ascend(model, -objective, start, steps, lr, optimizer=optimizer, bounds=bounds,
-                      relu_rule=relu_rule, seed=seed, progress=progress,
+                      relu_rule=relu_rule, seed=seed, lbfgs_memory=memory, progress=progress,
                       desc=f"invert {layer}")
 
 

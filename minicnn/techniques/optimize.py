@@ -40,12 +40,14 @@ from .common import frozen
 from .common import (as_input, check_layer, check_target, model_backend, model_dtype,
                      unit_score)
 from .transforms import (blur, blur_every, clip_contribution, clip_norm, decay,  # noqa: F401
-                         gaussian_blur, jitter, pad, resize, resize_to, roll, scale)
+                         colour_correlated, gaussian_blur, jitter, pad, resize, resize_to,
+                         roll, scale, spectral)
 
 __all__ = ["Objective", "INPUT", "OUTPUT", "class_score", "neuron", "energy", "l2", "tv",
            "feature_distance", "gram_distance", "roll", "jitter", "pad", "scale", "resize_to",
            "blur", "resize", "gaussian_blur", "decay", "blur_every", "clip_norm",
-           "clip_contribution", "pixel_bounds", "clip_to_bounds", "ascend", "OPTIMIZERS"]
+           "clip_contribution", "spectral", "colour_correlated", "pixel_bounds", "clip_to_bounds",
+           "ascend", "OPTIMIZERS"]
 
 INPUT, OUTPUT = "input", "output"   # objective keys: the image I itself, the model's output
 OPTIMIZERS = ("sgd", "normalized", "l2", "adam", "lbfgs")
@@ -252,7 +254,7 @@ def _update(x, g, optimizer, lr, adam):
     return adam.params[0].data
 
 
-def _check_args(objective, steps, lr, optimizer, transforms, regularizers):
+def _check_args(objective, steps, lr, optimizer, transforms, regularizers, precondition=None):
     if not isinstance(objective, Objective):
         raise TypeError(f"objective must be an Objective (class_score(3) - 1e-3 * l2(), ...), "
                         f"got {type(objective).__name__}")
@@ -262,21 +264,23 @@ def _check_args(objective, steps, lr, optimizer, transforms, regularizers):
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     if optimizer != "lbfgs" and not bool(np.all(to_numpy(lr) > 0)):
         raise ValueError(f"lr must be > 0, got {lr}")
-    if optimizer == "lbfgs" and (transforms or regularizers):
+    if optimizer == "lbfgs" and (transforms or regularizers or precondition):
         raise ValueError("optimizer='lbfgs' needs one fixed objective: random transforms and "
                          "regularizer operators are for the gradient-ascent optimizers")
 
 
 def ascend(model, objective, x0, steps=100, lr=1.0, *, optimizer="sgd", transforms=(),
-           regularizers=(), bounds="pixels", relu_rule=None, seed=0, stop_when=None,
-           progress=False, desc="ascend"):
+           regularizers=(), precondition=None, bounds="pixels", relu_rule=None, seed=0,
+           stop_when=None, lbfgs_memory=10, progress=False, desc="ascend"):
     """Maximize ``objective`` over the image, starting from ``x0`` (N, C, H, W) preprocessed.
 
     optimizer: "sgd" I += lr·g; "normalized" I += lr·g/mean|g|; "l2" I += lr·g/‖g‖₂;
-        "adam" (lr is Adam's step); "lbfgs" (scipy L-BFGS-B, ``steps`` iterations, lr unused).
+        "adam" (lr is Adam's step); "lbfgs" (scipy L-BFGS-B, ``steps`` iterations, lr unused,
+        remembering the last ``lbfgs_memory`` steps and gradients for its curvature model).
         For sgd/normalized/l2, ``lr`` may be an array broadcasting to (1, C, 1, 1).
     transforms: list of t(x, rng) -> Tensor, applied in order before the model.
     regularizers: list of r(x, g, step) -> array, applied in order after each update.
+    precondition: p(g) -> g applied to the gradient before the update (e.g. ``spectral()``).
     bounds: "pixels" (the model's valid range, see ``pixel_bounds``; none without a
         ``preprocess``), None, or (lo, hi) broadcasting to x.
     relu_rule: backward rule for every ReLU ("redirected" revives dead units).
@@ -285,7 +289,10 @@ def ascend(model, objective, x0, steps=100, lr=1.0, *, optimizer="sgd", transfor
         stops before the update, returning that image.
     Returns (image: NumPy (N, C, H, W), history: {term name: [value per step]}).
     """
-    _check_args(objective, steps, lr, optimizer, transforms, regularizers)
+    _check_args(objective, steps, lr, optimizer, transforms, regularizers, precondition)
+    if isinstance(lbfgs_memory, bool) or not isinstance(lbfgs_memory, (int, np.integer)) \
+            or lbfgs_memory < 1:
+        raise ValueError(f"lbfgs_memory must be a positive int, got {lbfgs_memory!r}")
     for layer in objective.layers:
         if layer not in (INPUT, OUTPUT):
             check_layer(model, layer)
@@ -303,10 +310,11 @@ def ascend(model, objective, x0, steps=100, lr=1.0, *, optimizer="sgd", transfor
         with frozen(model, eval_mode=True):
             if optimizer == "lbfgs":
                 x = _lbfgs(model, objective, x, steps=steps, box=box, relu_rule=relu_rule,
-                           history=history, bar=bar, stop_when=stop_when)
+                           history=history, bar=bar, stop_when=stop_when, memory=lbfgs_memory)
             else:
                 x = _ascent(model, objective, x, steps=steps, lr=lr, optimizer=optimizer,
-                            transforms=transforms, regularizers=regularizers, box=box,
+                            transforms=transforms, regularizers=regularizers,
+                            precondition=precondition, box=box,
                             relu_rule=relu_rule, rng=rng, history=history, bar=bar,
                             stop_when=stop_when)
     finally:
@@ -320,8 +328,8 @@ def _record(history, value, terms):
         history.setdefault(name, []).append(v)
 
 
-def _ascent(model, objective, x, *, steps, lr, optimizer, transforms, regularizers, box,
-            relu_rule, rng, history, bar, stop_when):
+def _ascent(model, objective, x, *, steps, lr, optimizer, transforms, regularizers,
+            precondition, box, relu_rule, rng, history, bar, stop_when):
     xp = get_array_module(x)
     if not np.isscalar(lr):
         lr = like(xp.asarray(lr, dtype=x.dtype) if not hasattr(lr, "shape") else lr, x)
@@ -332,6 +340,8 @@ def _ascent(model, objective, x, *, steps, lr, optimizer, transforms, regularize
         _record(history, value, terms)
         if stop_when is not None and stop_when(step, x, out):
             break
+        if precondition is not None:
+            g = precondition(g)
         x = _update(x, g, optimizer, lr, adam)
         for regularize in regularizers:
             x = regularize(x, g, step)
@@ -343,7 +353,7 @@ def _ascent(model, objective, x, *, steps, lr, optimizer, transforms, regularize
     return x
 
 
-def _lbfgs(model, objective, x, *, steps, box, relu_rule, history, bar, stop_when):
+def _lbfgs(model, objective, x, *, steps, box, relu_rule, history, bar, stop_when, memory):
     """minimize −f(I) with scipy's L-BFGS-B; the image is flattened to float64 and back."""
     from scipy.optimize import Bounds, minimize
     shape, dtype, backend = x.shape, x.dtype, backend_name(x)
@@ -379,7 +389,8 @@ def _lbfgs(model, objective, x, *, steps, box, relu_rule, history, bar, stop_whe
     z0 = to_numpy(x).astype(np.float64).ravel()
     try:
         res = minimize(fun, z0, jac=True, method="L-BFGS-B", bounds=limits, callback=callback,
-                       options=dict(maxiter=steps, maxfun=4 * steps + 20, ftol=1e-12, gtol=1e-12))
+                       options=dict(maxiter=steps, maxfun=4 * steps + 20, ftol=1e-12, gtol=1e-12,
+                                    maxcor=memory))
         z = res.x
     except _Stop:
         z = last["x"]

@@ -5,6 +5,9 @@ backward undoes them (a rolled image's gradient is rolled back): jitter, roll,
 pad, scale, resize, blur. Regularizers ``r(x, g, step) -> x`` act on the image
 array after each update (Yosinski et al. 2015): L2 decay, periodic Gaussian
 blur, clipping pixels of small norm, clipping pixels of small contribution.
+A preconditioner ``p(g) -> g`` reshapes the gradient before the update: ``spectral`` and
+``colour_correlated`` (Olah et al. 2017's Fourier and decorrelated-colour parameterizations,
+as filters on each step).
 """
 import numpy as np
 
@@ -13,7 +16,8 @@ from ..autograd import Tensor
 from ..backend import get_array_module, like
 
 __all__ = ["roll", "jitter", "pad", "scale", "resize_to", "blur", "resize", "gaussian_blur",
-           "decay", "blur_every", "clip_norm", "clip_contribution"]
+           "decay", "blur_every", "clip_norm", "clip_contribution", "spectral",
+           "colour_correlated"]
 
 
 # ================================================================ transforms
@@ -157,3 +161,49 @@ def clip_contribution(percentile):
         xp = get_array_module(x)
         return x * _percentile_mask(xp.abs((x * g).sum(axis=1, keepdims=True)), percentile)
     return regularize
+
+
+# =========================================================== preconditioners
+def spectral(power=1.0):
+    """g ← F⁻¹( F(g) / f^power ): each spatial frequency f of the step (cycles per image,
+    at least 1) scaled down as in natural images' spectra.
+
+    Olah et al. 2017 (Lucid) optimize the image's Fourier coefficients scaled by 1/f; a
+    gradient step on those coefficients moves the image by the gradient filtered with
+    1/f² — this filter with power 2. Raw gradients of a deep net are mostly high-frequency
+    (a speckle of every colour); the filtered steps build shapes instead.
+    """
+    if power < 0:
+        raise ValueError(f"spectral: power must be >= 0, got {power}")
+
+    def precondition(g):
+        xp = get_array_module(g)
+        h, w = g.shape[-2:]
+        fy = xp.abs(xp.fft.fftfreq(h) * h)[:, None]
+        fx = (xp.fft.rfftfreq(w) * w)[None, :]
+        scale = 1.0 / xp.maximum(xp.sqrt(fy * fy + fx * fx), 1.0) ** power
+        return xp.fft.irfft2(xp.fft.rfft2(g) * scale, s=(h, w)).astype(g.dtype)
+    return precondition
+
+
+# Lucid's square root of ImageNet's colour correlation (RGB): natural colours are mostly
+# brightness, little hue; its columns are the image's colour directions, by strength.
+COLOUR_CORRELATION_SQRT = np.array([[0.26, 0.09, 0.02],
+                                    [0.27, 0.00, -0.05],
+                                    [0.27, -0.09, 0.03]])
+
+
+def colour_correlated():
+    """g ← M g at every pixel, M = C Cᵀ / ‖C Cᵀ‖ (C: ``COLOUR_CORRELATION_SQRT``): the step
+    an optimizer makes in decorrelated colour space u (image I = C u), seen in RGB. Steps
+    change brightness far more than hue, as in photos, instead of a speckle of every colour."""
+    m = COLOUR_CORRELATION_SQRT @ COLOUR_CORRELATION_SQRT.T
+    m = m / np.linalg.norm(m, 2)
+
+    def precondition(g):
+        if g.shape[1] != 3:
+            raise ValueError(f"colour_correlated: needs RGB images (N, 3, H, W), got a gradient "
+                             f"of shape {tuple(g.shape)}")
+        return (like(m.astype(g.dtype), g)[None, :, :, None, None] *
+                g[:, None, :, :, :]).sum(axis=2)
+    return precondition

@@ -11,15 +11,35 @@ from ._common import _models, _name, _photo_layers, _resized, _try, section
 SMALL_CLASS_VIS = dict(lr=0.02, optimizer="sgd", l2=0.3, tv=1.0, background="black",
                        jitter=2, init="random")
 SMALL_CLASS_VIS_STEPS = (100, 300)
+# The ImageNet model's class visualizations at 224 px: four octaves (82 → 224 px) shown to
+# the net at their own size, so the coarse ones are cheap; each step filtered as in Lucid's
+# Fourier and decorrelated-colour parameterizations (1/f, colour C Cᵀ) — without them the
+# images were a speckle of every colour with p 0.02–0.99; jitter, a light blur, decay.
+# The classes: measured p flamingo 1.00, zebra 0.97, strawberry 1.00, jellyfish 1.00,
+# monarch 0.99, pineapple 1.00 (lemon 0.53, broccoli 0.22, goldfinch 0.02 were left out).
+PHOTO_CLASSES = (130, 340, 949, 107, 323, 953)
+PHOTO_CLASS_VIS = dict(octaves=4, octave_steps=(30, 20, 10, 6), upsample_octaves=False,
+                       spectrum_power=1.0, decorrelate_colours=True, lr=0.05, l2=1e-3,
+                       decay=0.01, jitter=8, blur_sigma=0.5, blur_every=4, init="random",
+                       relu_rule="redirected")
 # features.8 needs 300 L-BFGS steps: at 100 its code error is still ~38%
-SMALL_INVERSION_STEPS = (300, 500)
+SMALL_INVERSION_STEPS = (500, 500)
 # the last conv layer and 4-pixel steps: at features.6 with 1.5-pixel steps the dream moved
 # the pixels by ~6 grey levels on average, too little to see
 SMALL_DREAM = dict(layer="features.8", step_size=4.0, octaves=4, jitter=4)
 SMALL_DREAM_STEPS, SMALL_DREAM_SIDE = (10, 20), 84
+# DeepDream on the photo model: (side, steps per octave) quick and full. EfficientNet-Lite0's
+# ReLU6 outputs saturate at 6 (dreaming _blocks.5._depthwise_relu raised ½‖a‖² only ×1.6);
+# the block's output (the residual sum, unclipped) can grow. Two octaves of 20 steps raise
+# it more than four of 10 (×4.2 against ×3.1 at 224 px on the cup) for the same cost.
+PHOTO_DREAM = dict(layer="_blocks.5", step_size=4.0, octaves=2, jitter=16)
+PHOTO_DREAM_SIZES = ((128, 20), (224, 20))
 # style transfer on the ImageNet model: (side, L-BFGS steps) quick and full, and the texture
-PHOTO_STYLE = ((128, 15), (160, 40))
-PHOTO_TEXTURE = dict(steps=20, octaves=3, tv_weight=1e-2)
+PHOTO_STYLE = ((128, 35), (160, 40))     # 15 steps at 128 px: Gram loss only ÷5
+# the style: scikit-image's brick wall, its central half (so a brick stays several pixels
+# tall at the working size); the texture statistics are compared at a layer not optimised
+STYLE_TEXTURE, STYLE_CROP, STYLE_HELD_OUT = "brick", 0.5, "_blocks.3._depthwise_relu"
+PHOTO_TEXTURE = dict(steps=20, octaves=3, tv_weight=1.0)     # TV 1e-2 left rainbow speckle
 
 
 # ============================================================ image optimization
@@ -53,25 +73,22 @@ def class_vis_section(ctx):
     if photo is not None and ctx.quick:
         ctx.full_only("class visualization")
     elif photo is not None:
-        # 25 steps per octave is what a CPU affords: the class's colours and textures, with
-        # p 0.99 and 1.00 (with lr 0.05 and a blur every 2 steps the flamingo had p = 0.001)
-        side, steps, octaves, classes = 128, 25, 2, [130, 340]      # flamingo, zebra
-        opts = dict(lr=0.07, l2=1e-3, decay=0.01, jitter=8, blur_sigma=1.0, blur_every=4,
-                    octaves=octaves, init="random", relu_rule="redirected", seed=ctx.seed)
+        side, classes, opts = 224, PHOTO_CLASSES, dict(PHOTO_CLASS_VIS, seed=ctx.seed)
 
-        def photo_grid(steps=steps, opts=opts):
+        def photo_grid(opts=opts):
             from ...plot.optimization import class_visualization_panel
             from ...training import predict
-            ims = [class_visualization(photo.model, k, steps, shape=(3, side, side), **opts)[0]
+            ims = [class_visualization(photo.model, k, shape=(3, side, side), **opts)[0]
                    for k in classes]
             probs = [_softmax(predict(photo.model, im))[0, k] for im, k in zip(ims, classes)]
             return class_visualization_panel(
                 ims, [_name(photo, k) for k in classes], probs, photo.preprocess,
-                ncols=len(classes), cell=3.2, suptitle="argmax_I S_c(I) − λ‖I‖² with jitter, "
-                "blur, decay; p = the net's softmax on the image")
+                ncols=3, cell=3.2, suptitle="argmax_I S_c(I) − λ‖I‖², 4 octaves with jitter, "
+                "blur, decay, 1/f and decorrelated-colour steps; p = the net's softmax")
         figs.append(Figure(f"{photo.name}-classes", photo_grid, "class visualization by gradient "
-                           "ascent", formula, paper, {"size": side, "steps/octave": steps,
-                                                      "classes": classes, **opts}, photo))
+                           "ascent", formula + "; steps filtered by 1/f and colour (Olah et al. "
+                           "2017)", paper + "; Olah, Mordvintsev & Schubert 2017",
+                           {"size": side, "classes": list(classes), **opts}, photo))
     if not figs:
         _models(ctx)                                   # raises Skip with the reasons
     return figs
@@ -119,16 +136,25 @@ def deepdream_section(ctx):
                                                                      "octaves", "jitter"))
             side, steps = SMALL_DREAM_SIDE, ctx.pick(*SMALL_DREAM_STEPS)
         else:
-            layer, side = _photo_layers(info)[1], ctx.pick(96, 224)
-            steps, octaves, step, jitter = ctx.pick(4, 10), ctx.pick(2, 4), 1.5, 16
+            layer, step, octaves, jitter = (PHOTO_DREAM[k] for k in ("layer", "step_size",
+                                                                    "octaves", "jitter"))
+            side, steps = ctx.pick(*PHOTO_DREAM_SIZES)
 
         def build(info=info, layer=layer, side=side, steps=steps, octaves=octaves, step=step,
                   jitter=jitter):
+            from ...techniques.deepdream import layer_energy
             pix = ctx.samples(1).pixels[0] if info.kind == "small" else ctx.photos()[0].pixels
             x = _resized(info, pix, side)
             dream, hist = deepdream(info.model, x, layer, steps, step, octaves=octaves,
                                     jitter=jitter, seed=ctx.seed)
-            return deepdream_octaves(x, hist, info.preprocess)
+            fig = deepdream_octaves(x, hist, info.preprocess,
+                                    cell=2.0 if info.kind == "small" else 3.0)
+            gain = layer_energy(info.model, dream, layer) / layer_energy(info.model, x, layer)
+            moved = np.abs(info.preprocess.deprocess(dream[0]) -
+                           info.preprocess.deprocess(x[0])).mean()
+            fig.suptitle(f"DeepDream at {layer}: ½‖a‖² ×{gain:.1f} over the input's, pixels "
+                         f"moved by {moved:.0f} grey levels on average", fontsize=10)
+            return fig
         figs.append(Figure(f"{info.name}-dream", build, "DeepDream with octaves",
                            "I ← I + η · ∇_I ½‖a_l(I)‖² / mean|∇|, coarse to fine",
                            "Mordvintsev, Olah & Tyka 2015, Inceptionism",
@@ -155,15 +181,27 @@ def style_section(ctx):
     content_layer, style_layers, beta = style_setup(info)
 
     def images():
-        return _resized(info, ctx.photos()[0].pixels, side), _resized(info, _stripes(side), side)
+        photos = ctx.photos()
+        content = next((p for p in photos if p.name == "chelsea"), photos[0])
+        ctx.sample_photo(STYLE_TEXTURE)                  # its credit on the page, or Skip
+        return _resized(info, content.pixels, side), \
+            _resized(info, texture_crop(STYLE_TEXTURE, STYLE_CROP), side)
 
     def transfer():
+        from ...techniques.style import style_distance
+        from ...techniques.inversion import code
         c, s = images()
         out, hist = style_transfer(info.model, c, s, content_layer, style_layers, steps,
                                    style_weight=beta, tv_weight=1e-3, seed=ctx.seed)
         fig = style_transfer_panel(c, s, out, hist, info.preprocess)
-        fig.suptitle(f"style loss ÷{hist['style'][0] / hist['style'][-1]:.1f} in {steps} "
-                     "L-BFGS steps (style: wavy colour stripes drawn by code)", fontsize=9)
+        to_style, to_content = (style_distance(info.model, out, ref, [STYLE_HELD_OUT])
+                                for ref in (s, c))
+        layout = np.corrcoef(code(info.model, out, content_layer).ravel(),
+                             code(info.model, c, content_layer).ravel())[0, 1]
+        fig.suptitle(f"style loss ÷{hist['style'][0] / hist['style'][-1]:.0f} in {steps} L-BFGS "
+                     f"steps · at {STYLE_HELD_OUT} (not optimised) the result's Gram matrix is "
+                     f"{to_content / to_style:.1f}× nearer the style's than the content's · "
+                     f"layout kept: content features correlate r = {layout:.2f}", fontsize=8)
         fig.tight_layout()
         return fig
 
@@ -183,6 +221,7 @@ def style_section(ctx):
                      f"octaves × {PHOTO_TEXTURE['steps']} L-BFGS steps)")
     params = {"size": side, "L-BFGS steps": steps, "content": content_layer,
               "style": style_layers, "beta": beta,
+              "style image": f"{STYLE_TEXTURE} (scikit-image), its central {STYLE_CROP:.0%}",
               "why this model": "fashion_net's grey 28×28 filters carry no texture to transfer"}
     return [Figure(f"{info.name}-transfer", transfer, "neural style transfer", formula, paper,
                    params, info),
@@ -200,15 +239,16 @@ def style_setup(info):
     return mid, style_layers, 30.0 if info.name == "efficientnet_lite0" else 1e-2
 
 
+def texture_crop(name, fraction):
+    """The central ``fraction`` of a sample texture photo (full resolution, uint8 RGB)."""
+    from ...data.samples import sample_photo
+    pix = sample_photo(name)
+    h, w = pix.shape[:2]
+    ch, cw = round(h * fraction), round(w * fraction)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return np.ascontiguousarray(pix[top:top + ch, left:left + cw])
+
+
 def _softmax(z):
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
-
-
-def _stripes(side, grey=False):
-    """A synthetic style image: coloured wavy stripes (made here, no file needed)."""
-    i, j = np.mgrid[0:side, 0:side] / side
-    phase = 6 * np.pi * (i + 0.15 * np.sin(6 * np.pi * j))
-    rgb = np.stack([np.sin(phase), np.sin(phase + 2.1), np.sin(phase + 4.2)], -1)
-    img = (127.5 + 127.5 * rgb).astype(np.uint8)
-    return img[..., 0] if grey else img
