@@ -18,6 +18,8 @@ import traceback
 
 __all__ = ["main"]
 
+MAX_EXPORT_SIDE = 1024    # ONNX export input side: VGG-16 at 1024x1024 already needs ~1 GB
+
 
 def _cmd_gradcheck(args):
     from .bench.opcheck import run_all, format_table
@@ -170,6 +172,8 @@ def _cmd_export(args):
                          f"{', '.join(sorted(registry.ARCHITECTURES))}")
     stem = os.path.splitext(os.path.basename(source))[0]
     out = args.out or f"{stem}.{'safetensors' if args.format == 'safetensors' else args.format}"
+    if os.path.isfile(source) and os.path.exists(out) and os.path.samefile(source, out):
+        raise ValueError(f"--out {out} is the weights file being read; write to another file")
     if args.format == "pth":
         io.save_torch(out, model.state_dict())
     elif args.format == "safetensors":
@@ -179,6 +183,10 @@ def _cmd_export(args):
         size = args.size or (pre.input_size if pre is not None and pre.input_size else None)
         if size is None:
             raise ValueError(f"{arch} does not say its input size; give --size H W")
+        if not all(1 <= s <= MAX_EXPORT_SIDE for s in size):
+            raise ValueError(f"--size {size[0]} {size[1]}: each side must be between 1 and "
+                             f"{MAX_EXPORT_SIDE} pixels (the export runs the model once at "
+                             f"that size)")
         channels = pre.channels if pre is not None else 3
         example = np.zeros((1, channels, *size), np.float32)
         io.export_onnx(model, example, out)
