@@ -263,3 +263,35 @@ def test_a_manifest_score_on_another_test_set_is_not_compared(tmp_path):
         recipes.save_result(str(path), {"w": np.zeros(2, np.float32)},
                             {"architecture": "x", "accuracy": {"value": 0.9, "on": "set B"}})
     assert {k: v for k, v in hashes(tmp_path).items() if k in before} == before
+
+
+# ------------------------------------------------------------ assignment make --force
+def tree_hashes(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def test_assignment_force_replaces_only_the_files_make_wrote(tmp_path, capsys):
+    """--force used to replace the whole tests/ folder, deleting a test the student added.
+    The manifest lists what make wrote; only those files are replaced or removed."""
+    out = tmp_path / "hw"
+    assert cli.main(["assignment", "make", str(out), "--parts", "saliency"]) == 0
+    (out / "tests" / "test_mine.py").write_text("def test_mine():\n    assert True\n")
+    (out / "minicnn" / "my_helper.py").write_text("HELP = 1\n")
+    (out / "notes.txt").write_text("mine")
+    mine = ["tests/test_mine.py", "minicnn/my_helper.py", "notes.txt"]
+    before = tree_hashes(out)
+    assert cli.main(["assignment", "make", str(out), "--parts", "relu_rules", "--force"]) == 0
+    after = tree_hashes(out)
+    assert {k: after[k] for k in mine} == {k: before[k] for k in mine}
+    assert sorted(p.name for p in (out / "tests").iterdir()) == ["test_mine.py",
+                                                                   "test_relu_rules.py"]
+    assert json.loads((out / "assignment.json").read_text())["parts"] == ["relu_rules"]
+
+    # a file of the user's where a generated one would go: refused, nothing changed
+    (out / "tests" / "test_conv2d.py").write_text("# my own conv2d tests\n")
+    before = tree_hashes(out)
+    capsys.readouterr()
+    assert cli.main(["assignment", "make", str(out), "--parts", "conv2d", "--force"]) == 2
+    one_line(capsys.readouterr().err, str(out / "tests" / "test_conv2d.py"), "nothing was changed")
+    assert tree_hashes(out) == before
