@@ -59,7 +59,15 @@ def load_image(path, mode="RGB", size=None, center_crop=None):
                          f"reads at most {MAX_IMAGE_PIXELS:,} pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"load_image: Pillow cannot read '{path}' as an image ({err})") from err
-    img = _to_mode(img, mode)
+    except ValueError as err:          # Pillow's own limits, e.g. a PNG text chunk bomb
+        if str(err).startswith("load_image"):
+            raise
+        raise ValueError(f"load_image: Pillow refuses '{path}' ({err})") from None
+    try:
+        img = _to_mode(img, mode)
+    except ValueError as err:          # a colour space Pillow cannot convert (LAB, CMYK TIFF...)
+        raise ValueError(f"load_image: '{path}' is in colour mode {img.mode}, which cannot be "
+                         f"converted to {mode} ({err})") from None
     if size is not None:
         img = (resize_short_side(img, size) if np.ndim(size) == 0
                else img.resize((int(size[1]), int(size[0])), BILINEAR))

@@ -215,7 +215,16 @@ def run_epochs(model, opt, rng, n, forward, finish_epoch, *, epochs, batch_size,
     total_steps = epochs * steps_per_epoch
     start, history, partial = 0, [], None
     if resume and checkpoint and os.path.exists(checkpoint):
-        start, history, partial = _load_checkpoint(checkpoint, model, opt, rng)
+        try:
+            start, history, partial = _load_checkpoint(checkpoint, model, opt, rng)
+        except Exception as err:       # noqa: BLE001 — any damage: one line naming the file
+            raise ValueError(f"resume: the checkpoint {checkpoint} cannot be used "
+                             f"({type(err).__name__}: {str(err)[:300]}); delete it to start "
+                             "over") from None
+        if start > epochs or (start == epochs and partial is not None):
+            raise ValueError(f"resume: the checkpoint {checkpoint} is past epoch {start}, but "
+                             f"this run has {epochs} epochs; give --epochs {start + 1} or more, "
+                             "or delete the checkpoint to start over")
         where = f" and {partial['step']} steps of epoch {start + 1}" if partial else ""
         print(f"resuming from {checkpoint} after epoch {start}{where}", file=sys.stderr)
     end = epochs if stop_after is None else min(epochs, start + stop_after)

@@ -13,6 +13,7 @@ only with ``replace_shipped=True``, and no file is ever replaced by weights that
 are not finite or score lower than it (those are kept beside it as
 ``<name>.candidate.npz``).
 """
+import math
 import os
 import sys
 import tempfile
@@ -61,12 +62,20 @@ def _dataset(name, root):
     return xtr, ytr, xte, yte, data.CIFAR10_CLASSES, "CIFAR-10 test set"
 
 
+def _dict(value):
+    """A manifest entry that should be a dict, or {} (a hand-edited one may hold anything)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _chain_seconds(started_from):
     """Training seconds of every earlier cycle recorded in a ``started_from`` chain."""
-    total = 0.0
-    while started_from:
-        total += sum(h.get("seconds", 0) for h in started_from.get("history") or [])
-        started_from = started_from.get("started_from")
+    total, depth = 0.0, 0
+    while isinstance(started_from, dict) and depth < 1000:    # a hand-edited manifest may
+        history = started_from.get("history")                 # hold anything: count numbers
+        for h in history if isinstance(history, list) else ():
+            seconds = h.get("seconds") if isinstance(h, dict) else None
+            total += seconds if isinstance(seconds, (int, float)) and math.isfinite(seconds) else 0
+        started_from, depth = started_from.get("started_from"), depth + 1
     return total
 
 
@@ -151,7 +160,7 @@ def _old_score(path, on, rescore):
         except Exception as err:         # noqa: BLE001 — not weights this model can load
             return None, f"it cannot be scored on {on} to compare ({str(err)[:200]})"
     try:
-        recorded = io.load_npz(path)[1].get("accuracy") or {}
+        recorded = _dict(io.load_npz(path)[1].get("accuracy"))
     except Exception:                    # noqa: BLE001 — not a weights file we can read
         recorded = {}
     if recorded.get("value") is None:
@@ -188,9 +197,9 @@ def train_recipe(name, out_dir=None, *, data_root=None, epochs=None, seed=0, res
     if init is not None:
         state, init_meta = io.load_npz(init, expected_arch=name)
         model.load_state_dict(state)
-        prov = init_meta.get("provenance") or {}
+        prov = _dict(init_meta.get("provenance"))
         started_from = {"file": os.path.basename(os.fspath(init)), "sha256": init_meta["sha256"],
-                        "accuracy": (init_meta.get("accuracy") or {}).get("value"),
+                        "accuracy": _dict(init_meta.get("accuracy")).get("value"),
                         "command": prov.get("command"), "recipe": prov.get("recipe"),
                         "history": prov.get("history"), "note": prov.get("note"),
                         "started_from": prov.get("started_from")}
