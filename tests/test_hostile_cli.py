@@ -149,3 +149,24 @@ def test_models_refuse_python_lists_of_strings_clearly():
         net.preprocess.preprocess([["a"] * 28] * 28)
     x = net.preprocess.preprocess(np.zeros((28, 28), np.uint8))
     assert x.shape == (1, 1, 28, 28) and np.isfinite(x).all()
+
+
+@pytest.mark.parametrize("x", [[[0.0] * 28] * 28, np.array([["a"]]), "image.png"],
+                         ids=["list", "strings", "a-path"])
+def test_a_model_called_on_a_list_or_text_says_what_it_takes(x):
+    """A list used to fail deep inside with "'list' object has no attribute 'shape'"."""
+    net = mc.models.fashion_net(pretrained=False)
+    with pytest.raises(TypeError, match=r"SmallVGG takes a Tensor or an array of numbers"):
+        net(x)
+
+
+def test_an_unwritable_checkpoint_folder_is_found_before_the_first_step(tiny, tmp_path,
+                                                                         monkeypatch, capsys):
+    """It used to be found when the first checkpoint was written, after a full epoch."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MINICNN_HOME", str(blocker / "home"))
+    assert cli.main(["train", "fashion_net", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    one_line(err, "cannot write checkpoints into", str(blocker), "nothing was trained")
+    assert '"epoch": 1' not in err and "epoch 1/" not in err

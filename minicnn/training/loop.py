@@ -141,6 +141,18 @@ def _set_rng_states(model, rng, states):
         g.bit_generator.state = states[1][name]
 
 
+def _check_writable(folder):
+    """The checkpoint folder can be written -- found before the first step, not after an
+    epoch of work."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write checkpoints into {folder} ({err.strerror or err}); "
+                         "nothing was trained. Set MINICNN_HOME to a writable folder") from None
+
+
 def _save_checkpoint(path, model, optimizer, epoch, rng, history, partial=None):
     """Model, optimizer and RNG state after ``epoch`` (plus, inside an epoch, ``partial``:
     the epoch's batch order and the steps done), written atomically to one .npz."""
@@ -213,6 +225,8 @@ def run_epochs(model, opt, rng, n, forward, finish_epoch, *, epochs, batch_size,
     """
     steps_per_epoch = -(-n // batch_size)
     total_steps = epochs * steps_per_epoch
+    if checkpoint:
+        _check_writable(os.path.dirname(os.path.abspath(checkpoint)))
     start, history, partial = 0, [], None
     if resume and checkpoint and os.path.exists(checkpoint):
         try:
