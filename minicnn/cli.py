@@ -220,7 +220,7 @@ def _cmd_demo(args):
     if failed:
         print(f"minicnn demo: error: {len(failed)} figure(s) or section(s) failed: "
               f"{', '.join(name for name, _ in failed)}", file=sys.stderr)
-    return 1 if result.input_errors or failed else 0
+    return 2 if result.input_errors else 1 if failed else 0     # a bad --image: usage error
 
 
 def _listing(title, names, width=78):

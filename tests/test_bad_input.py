@@ -172,7 +172,7 @@ def test_demo_with_a_bomb_image_reports_it_and_exits_non_zero(tmp_path, capsys):
     code = cli.main(["demo", "--quick", "--only", "filters", "--image", str(bomb),
                      "--out", str(out)])
     err = capsys.readouterr().err
-    assert code != 0
+    assert code == 2                                  # a bad --image is a usage error
     _one_clear_line(err, "bomb.png", "unreadable")
 
 
