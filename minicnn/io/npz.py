@@ -311,7 +311,7 @@ def load_npz(path, expected_arch=None):
         raise ValueError(f"{json_path}: not a minicnn weights manifest (format should be {FORMAT!r})")
     actual = sha256_file(path)
     mismatch = (f"{path}: sha256 is {actual} but its manifest {json_path} expects "
-                f"{meta.get('sha256')}")
+                f"{str(meta.get('sha256'))[:80]}")
     try:
         state, inside = read_npz_arrays(path)
     except ValueError as err:
@@ -324,6 +324,6 @@ def load_npz(path, expected_arch=None):
         meta = _with_sha256(inside, actual)  # the .json is stale; the file's own manifest holds
     _check_arrays(path, state, meta)
     if expected_arch is not None and meta.get("architecture") != expected_arch:
-        raise ValueError(f"{path}: holds weights for architecture {meta.get('architecture')!r}, "
+        raise ValueError(f"{path}: holds weights for architecture {meta.get('architecture')!r:.80}, "
                          f"expected {expected_arch!r}")
     return state, meta

@@ -309,7 +309,7 @@ def load_pretrained(model, path, strict=True):
     state, meta = read_weights(path)
     arch = getattr(model, "arch", type(model).__name__)
     if meta.get("architecture") and meta["architecture"] != arch:
-        raise ValueError(f"{path} holds weights for {meta['architecture']!r}, not {arch!r}")
+        raise ValueError(f"{path} holds weights for {meta['architecture']!r:.80}, not {arch!r}")
     _check_labels(path, meta.get("labels"), getattr(model, "num_classes", None), arch)
     preprocess = _manifest_preprocess(path, meta.get("preprocessing"))
     _check_finite(path, state)
