@@ -27,14 +27,20 @@ PEAK_MB = 400                  # imports take ~100 MB; a reader that allocated a
 def run_capped(code, timeout=60):
     """Run ``code`` (statements; ``path`` is set by the caller's code) in a fresh Python
     under the ceiling -> {"type", "message"} of what it raised (or {} if nothing), plus
-    "peak_mb": its peak resident memory. A hang fails the test by its timeout."""
+    "peak_mb": its peak resident memory since it started (VmHWM). A hang fails the test by its timeout."""
     script = (f"import json, resource\n"
+              f"def peak_mb():  # VmHWM: this program's peak since exec (ru_maxrss would\n"
+              f"    # include the forked copy of the parent, e.g. a big pytest)\n"
+              f"    for line in open('/proc/self/status'):\n"
+              f"        if line.startswith('VmHWM:'):\n"
+              f"            return int(line.split()[1]) / 1024\n"
+              f"    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
               f"resource.setrlimit(resource.RLIMIT_AS, ({CEILING}, {CEILING}))\n"
               f"result = {{}}\n"
               f"try:\n{textwrap.indent(textwrap.dedent(code), '    ')}\n"
               f"except BaseException as err:\n"
               f"    result = {{'type': type(err).__name__, 'message': str(err)[:3000]}}\n"
-              f"result['peak_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+              f"result['peak_mb'] = peak_mb()\n"
               f"print(json.dumps(result))\n")
     env = {**os.environ, "PYTHONPATH": ROOT, "OPENBLAS_NUM_THREADS": "1"}
     try:
