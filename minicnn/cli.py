@@ -20,6 +20,8 @@ import traceback
 
 __all__ = ["main"]
 
+MAX_EXPORT_SIDE = 1024    # ONNX export input side: VGG-16 at 1024x1024 already needs ~1 GB
+
 
 def _cmd_gradcheck(args):
     from .bench.opcheck import run_all, format_table
@@ -143,11 +145,18 @@ def _cmd_weights(args):
     from .models import pretrained, registry
     if args.action == "list":
         print(pretrained.describe())
+    elif args.action in ("fetch", "import") and not args.name:
+        what = "NAME (a model, as `minicnn weights list` shows)" if args.action == "fetch" \
+            else "FILE (the checkpoint to import)"
+        print(f"minicnn weights: error: {args.action} needs {what}", file=sys.stderr)
+        return 2
     elif args.action == "fetch":
         print(pretrained.fetch(args.name))
     elif args.action == "import":
         if not args.arch:
-            raise SystemExit("minicnn weights import FILE --arch NAME: --arch is required")
+            print("minicnn weights: error: import FILE needs --arch NAME (the architecture "
+                  "the checkpoint is for)", file=sys.stderr)
+            return 2
         target = registry.import_weights(args.name, args.arch, out=args.out)
         print(registry.import_report(target, args.arch))
     return 0
@@ -176,6 +185,11 @@ def _cmd_export(args):
                          f"{opsets.start}..{opsets.stop - 1}")
     stem = os.path.splitext(os.path.basename(os.path.normpath(source)))[0]
     out = io.paths.check_output_path(args.out or f"{stem}.{fmt}", "--out")
+    if os.path.isfile(source) and os.path.exists(out) and os.path.samefile(source, out):
+        raise ValueError(f"--out {out} is the weights file being read; write to another file")
+    if args.size is not None and not all(1 <= side <= MAX_EXPORT_SIDE for side in args.size):
+        raise ValueError(f"--size {args.size[0]} {args.size[1]}: each side must be between 1 and "
+                         f"{MAX_EXPORT_SIDE} pixels (the export runs the model once at that size)")
     if os.path.isfile(source):
         state, meta = pretrained.read_weights(source)
         arch = arch or meta.get("architecture")
@@ -226,7 +240,7 @@ def _cmd_demo(args):
     if failed:
         print(f"minicnn demo: error: {len(failed)} figure(s) or section(s) failed: "
               f"{', '.join(name for name, _ in failed)}", file=sys.stderr)
-    return 1 if result.input_errors or failed else 0
+    return 2 if result.input_errors else 1 if failed else 0     # a bad --image: usage error
 
 
 def _cmd_data(args):
@@ -266,6 +280,28 @@ def _cmd_explore(args):
                  backend=args.backend, weights=args.weights)
 
 
+def _port(text):
+    """--port: an int in 0..65535 (0: any free port); argparse turns the error into exit 2."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number 0..65535, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535 (0: any free port), got {port}")
+    return port
+
+
+def _seed(text):
+    """--seed: an int in 0..2**32-1, what NumPy's generators take."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 0 <= seed < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**32-1, got {seed}")
+    return seed
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="minicnn", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -273,7 +309,7 @@ def build_parser():
 
     g = sub.add_parser("gradcheck", help="gradient-check every built-in op")
     g.add_argument("--only", help="comma-separated op names")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=_seed, default=0)
     g.set_defaults(fn=_cmd_gradcheck)
 
     b = sub.add_parser("bench", help="benchmark beside PyTorch CPU")
@@ -284,7 +320,7 @@ def build_parser():
     t.add_argument("name", help="fashion_net, cifar_net, or a segmentation model: segnet, "
                                 "segnet_transposed, unet")
     t.add_argument("--epochs", type=int)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_seed, default=0)
     t.add_argument("--data", help="dataset file or folder (default: standard locations)")
     t.add_argument("--out", help="folder for <name>.npz + .json (default: <cache>/trained, "
                                  "which pretrained=True does not read)")
@@ -363,7 +399,7 @@ def build_parser():
     d.add_argument("--image", action="append", metavar="PATH", help="a photo to use (repeatable)")
     d.add_argument("--quick", action="store_true", help="small sizes and few iterations")
     d.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=_seed, default=0)
     d.set_defaults(fn=_cmd_demo)
 
     e = sub.add_parser("explore", help="a local web page: activations, units, projections, "
@@ -371,7 +407,7 @@ def build_parser():
     e.add_argument("--model", default="fashion_net", help="fashion_net (default), cifar_net, "
                    "an ImageNet model with weights installed, or module:function returning "
                    "your own network")
-    e.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
+    e.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0: any free port)")
     e.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     e.add_argument("--images", metavar="DIR", help="image files for the units' top-9 (added to "
                                                    "the samples and installed test sets)")

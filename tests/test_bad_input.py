@@ -172,7 +172,7 @@ def test_demo_with_a_bomb_image_reports_it_and_exits_non_zero(tmp_path, capsys):
     code = cli.main(["demo", "--quick", "--only", "filters", "--image", str(bomb),
                      "--out", str(out)])
     err = capsys.readouterr().err
-    assert code != 0
+    assert code == 2                                  # a bad --image is a usage error
     _one_clear_line(err, "bomb.png", "unreadable")
 
 
@@ -238,7 +238,7 @@ def test_diverging_training_stops_and_writes_nothing(tiny_training, tmp_path, ca
     _one_clear_line(capsys.readouterr().err, "diverged", "lower the learning rate")
     assert _hashes(out) == before
     assert cli.main(["train", "fashion_net", "--epochs", "1", "--out", str(out)]) == 1
-    _one_clear_line(capsys.readouterr().err, "records no score", "fashion_net.candidate.npz")
+    _one_clear_line(capsys.readouterr().err, "cannot be scored", "fashion_net.candidate.npz")
     assert _hashes(out)["fashion_net.npz"] == before["fashion_net.npz"]   # a file we cannot score
     with pytest.raises(training.TrainingDiverged, match="weight arrays hold NaN"):
         recipes.save_result(str(out / "x.npz"), {"w": np.array([1.0, np.nan])}, {})
@@ -283,13 +283,21 @@ def test_out_into_the_shipped_folder_needs_the_flag_and_a_worse_run_never_replac
         source = shipped_src.with_suffix(suffix)
         (fake_repo / f"fashion_net{suffix}").write_bytes(source.read_bytes())
     monkeypatch.setattr(pretrained, "REPO_WEIGHTS", fake_repo)
+    tiny = recipes._dataset                        # the test labels are what the shipped net
+    shipped_net = mc.models.fashion_net(pretrained=True)   # answers: on them it scores 1.0
+
+    def test_set_the_shipped_net_gets_right(name, root):
+        xtr, ytr, xte, _, labels, on = tiny(name, root)
+        yte = loop.predict(shipped_net, shipped_net.preprocess.preprocess(xte)).argmax(1)
+        return xtr, ytr, xte, yte, labels, on
+    monkeypatch.setattr(recipes, "_dataset", test_set_the_shipped_net_gets_right)
     before = _hashes(fake_repo)
     assert cli.main(["train", "fashion_net", "--epochs", "1", "--out", str(fake_repo)]) == 2
     _one_clear_line(capsys.readouterr().err, "--replace-shipped", str(fake_repo))
     assert tiny_training["dataset"] == 0
     assert cli.main(["train", "fashion_net", "--epochs", "1", "--replace-shipped"]) == 1
-    _one_clear_line(capsys.readouterr().err, f"kept {fake_repo / 'fashion_net.npz'}: it scores",
-                    "fashion_net.candidate.npz")
+    _one_clear_line(capsys.readouterr().err, f"kept {fake_repo / 'fashion_net.npz'}: it scores "
+                    "1.0000 on a tiny test set", "on the same images", "fashion_net.candidate.npz")
     after = _hashes(fake_repo)
     assert {k: after[k] for k in before} == before
     assert (fake_repo / "fashion_net.candidate.npz").is_file()     # nothing lost either way
@@ -299,8 +307,13 @@ def test_a_better_run_replaces_the_file_it_was_asked_to(tiny_training, tmp_path)
     out = tmp_path / "o"
     path, _ = recipes.train_recipe("fashion_net", out_dir=out, epochs=1, progress=False)
     state, meta = mc.io.load_npz(path)
-    meta["accuracy"]["value"] = -1.0           # any run scores at least that
-    mc.io.save_npz(path, state, {k: v for k, v in meta.items() if k != "sha256"})
+    test_labels = recipes._dataset("fashion_mnist", None)[3]
+    absent = min(set(range(10)) - set(test_labels.tolist()))
+    last = [k for k, v in state.items() if k.endswith(".weight") and v.ndim == 2][-1]
+    state[last] = np.zeros_like(state[last])   # always answers a class absent from the test
+    state[last[:-len("weight")] + "bias"] = np.where(np.arange(10) == absent, 10.0, -10.0
+                                                     ).astype(np.float32)
+    mc.io.save_npz(path, state, {k: v for k, v in meta.items() if k != "sha256"})  # set: 0.0
     old = _hashes(out)["fashion_net.npz"]
     recipes.train_recipe("fashion_net", out_dir=out, epochs=1, seed=1, progress=False)
     assert _hashes(out)["fashion_net.npz"] != old

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..io.limits import check_claim, open_regular
 from ._fetch import check_split, download_file, minicnn_home, progress
 from .images import _to_mode
 
@@ -32,6 +33,11 @@ CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".gif", ".webp")
 _PY_BATCH = re.compile(r"(data_batch_\d+|test_batch)$")
 _BIN_BATCH = re.compile(r"(data_batch_\d+|test_batch)\.bin$")
+# What CIFAR-10 can need: a batch is 10,000 images of 3,072 bytes (31 MB as a pickle),
+# all of it 60,000 images (184 MB); a file or archive member claiming more is refused
+# before it is read.
+MAX_MEMBER_BYTES = 64 << 20
+MAX_TOTAL_BYTES = 512 << 20
 
 
 def load_cifar10(split="train", root=None, download=True, cache=True):
@@ -125,18 +131,54 @@ def _cifar_arrays(source, split, use_cache):
 
 @contextmanager
 def _entries(source):
-    """(name, read) pairs for the files of a tar archive or a folder; ``read()`` gives bytes."""
+    """(name, read) pairs for the files of a tar archive or a folder; ``read()`` gives bytes.
+
+    Every file's size is checked against ``MAX_MEMBER_BYTES`` (and all together against
+    ``MAX_TOTAL_BYTES``) as it is met, before its bytes are read or skipped; only regular
+    files are read (a pipe in the folder would block, a link to /dev/zero never end)."""
+    total = 0
+
+    def claim(where, nbytes):
+        nonlocal total
+        check_claim(f"load_cifar10: '{where}'", nbytes, MAX_MEMBER_BYTES)
+        total += nbytes
+        check_claim(f"load_cifar10: '{source}' (all its files together)", total, MAX_TOTAL_BYTES)
+
     if source.is_dir():
-        yield [(p.relative_to(source).as_posix(), p.read_bytes)
-               for p in sorted(source.rglob("*")) if p.is_file()]
+        found = []
+        for p in sorted(source.rglob("*")):
+            if p.is_file():
+                claim(p, p.stat().st_size)
+                found.append((p.relative_to(source).as_posix(), lambda p=p: _read_file(p)))
+        yield found
         return
     try:
-        tar = tarfile.open(source, "r:*")
-        members = [m for m in tar.getmembers() if m.isfile()]
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
+        with open_regular(source, "load_cifar10") as f:
+            tar = tarfile.open(fileobj=f, mode="r:*")
+            members = []
+            for m in tar:                              # one header at a time: checked before
+                if m.isfile():                         # the next read skips its bytes
+                    claim(f"{source}:{m.name}", m.size)
+                    members.append(m)
+            with tar:
+                yield [(m.name, lambda m=m: _read_member(tar, m)) for m in members]
+    except (tarfile.TarError, EOFError, zlib.error) as err:
         raise ValueError(f"load_cifar10: cannot read '{source}' as a tar archive ({err})") from err
-    with tar:
-        yield [(m.name, lambda m=m: tar.extractfile(m).read()) for m in members]
+
+
+def _read_file(path):
+    with open_regular(path, "load_cifar10") as f:
+        data = f.read(MAX_MEMBER_BYTES + 1)
+    check_claim(f"load_cifar10: '{path}'", len(data), MAX_MEMBER_BYTES)
+    return data
+
+
+def _read_member(tar, member):
+    data = tar.extractfile(member).read(member.size)
+    if len(data) != member.size:
+        raise ValueError(f"load_cifar10: '{member.name}' has {len(data)} of its {member.size} "
+                         f"bytes (truncated archive)")
+    return data
 
 
 def _decode_cifar10(source):
@@ -188,12 +230,12 @@ def _python_batch(name, raw, where):
     """One pickled batch: {b"data": uint8 (N, 3072) channel planes, b"labels": [N ints]}."""
     try:
         batch = _CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
-        data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"], dtype=np.int64)
+        data, labels = _built(batch[b"data"]), np.asarray(batch[b"labels"], dtype=np.int64)
     except pickle.UnpicklingError as err:
-        raise pickle.UnpicklingError(f"load_cifar10: '{where}': {err}") from None
+        raise RefusedPickle(f"load_cifar10: '{where}': {err}") from None
     except (EOFError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"load_cifar10: '{where}' is not a CIFAR-10 python batch "
-                         f"({err!r})") from err
+                         f"({type(err).__name__}: {str(err)[:200]})") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape != (len(labels), 3072):
         raise ValueError(f"load_cifar10: '{where}' has data {data.dtype} {data.shape} and "
                          f"{len(labels)} labels; expected uint8 (N, 3072) with N labels")
@@ -237,18 +279,68 @@ def _checked(labels, where):
     return labels
 
 
+class RefusedPickle(pickle.UnpicklingError, ValueError):
+    """A batch's pickle asks for something a CIFAR-10 batch never holds; nothing was run."""
+
+
+class _ArrayType:
+    """What the pickle gets for ``numpy.ndarray``: a name to hand to ``_reconstruct``, not
+    the class -- calling ``numpy.ndarray(shape)`` would allocate any size the file asks."""
+
+
+class _ArrayRecipe:
+    """What ``_reconstruct`` builds: the pickle then calls ``__setstate__`` with the array's
+    shape, dtype and bytes, which are checked against each other before the array is made."""
+    array = None
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise pickle.UnpicklingError("an array's state must be (version, shape, dtype, "
+                                         "fortran, bytes)")
+        _, shape, dtype, fortran, raw = state
+        if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(raw, bytes):
+            raise pickle.UnpicklingError("only arrays of numbers are read (no Python objects)")
+        if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
+            raise pickle.UnpicklingError(f"an array's shape must be a tuple of sizes")
+        nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if nbytes != len(raw):
+            raise pickle.UnpicklingError(f"an array claims shape {shape[:8]} of {dtype} "
+                                         f"({nbytes:,} bytes) but holds {len(raw):,} bytes")
+        order = "F" if fortran else "C"
+        self.array = np.frombuffer(raw, dtype).reshape(shape, order=order).copy()
+
+
+def _reconstruct(subtype, shape, dtype):
+    if subtype is not _ArrayType or shape != (0,):
+        raise pickle.UnpicklingError("numpy's _reconstruct is allowed only as "
+                                     "_reconstruct(ndarray, (0,), dtype), as pickle writes it")
+    return _ArrayRecipe()
+
+
+def _frombuffer(buf, dtype, shape, order):
+    if not isinstance(buf, (bytes, bytearray)) or not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise pickle.UnpicklingError("_frombuffer is allowed only on bytes and a numeric dtype")
+    return np.frombuffer(buf, dtype).reshape(shape, order=order).copy()   # sizes must agree
+
+
+def _built(value):
+    """The array a batch entry stands for (an ``_ArrayRecipe`` is unwrapped)."""
+    if isinstance(value, _ArrayRecipe):
+        if value.array is None:
+            raise ValueError("an array was declared but never given its bytes")
+        return value.array
+    return np.asarray(value)
+
+
 def _numpy_rebuilders():
-    """The few globals a pickled NumPy array refers to (old and new module spellings)."""
-    try:
-        from numpy._core import multiarray, numeric          # NumPy >= 2
-    except ImportError:
-        from numpy.core import multiarray, numeric           # NumPy 1.x
-    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+    """Stand-ins for the few globals a pickled NumPy array refers to (old and new module
+    spellings): each checks what it is given, so no call allocates more than the file holds."""
+    allowed = {("numpy", "ndarray"): _ArrayType, ("numpy", "dtype"): np.dtype,
                # Python 3 writes bytes in protocol <= 2 as _codecs.encode(str, "latin1")
                ("_codecs", "encode"): codecs.encode}
     for package in ("numpy.core", "numpy._core"):
-        allowed[(package + ".multiarray", "_reconstruct")] = multiarray._reconstruct
-        allowed[(package + ".numeric", "_frombuffer")] = numeric._frombuffer
+        allowed[(package + ".multiarray", "_reconstruct")] = _reconstruct
+        allowed[(package + ".numeric", "_frombuffer")] = _frombuffer
     return allowed
 
 

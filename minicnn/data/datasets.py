@@ -13,16 +13,16 @@ CIFAR-10 lives in ``minicnn.data.cifar``, image loading, preprocessing and
 augmentation in ``minicnn.data.images``; both are re-exported here.
 Only NumPy, Pillow and (optionally) tqdm are used.
 """
-import gzip
+import math
 import os
 import re
 import struct
-import zlib
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from ..io.limits import DEFLATE_MAX_RATIO, check_claim, gunzip_limited, open_regular
 from ._fetch import check_split, download_file, minicnn_home
 from .cifar import CIFAR10_CLASSES, load_cifar10
 from .images import (CAFFE_BGR, EFFICIENTNET_LITE, GRAYSCALE_28, IMAGENET_TORCHVISION,
@@ -54,15 +54,34 @@ MNIST_URLS = ("https://yann.lecun.com/exdb/mnist/",
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+MAX_IDX_BYTES = 256 << 20      # one IDX file, unpacked: (Fashion-)MNIST's largest is 47 MB
+
+
 def _read_bytes(path):
-    """File contents, gunzipped if the file starts with the gzip magic 1f 8b."""
-    raw = Path(path).read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as err:
-            raise ValueError(f"'{path}' is a damaged gzip file ({err})") from err
-    return raw
+    """File contents, gunzipped if the file starts with the gzip magic 1f 8b: decompressed
+    as a stream, stopping at ``DEFLATE_MAX_RATIO`` times the file (what deflate can give at
+    most) or ``MAX_IDX_BYTES``, whichever is smaller -- a bomb stops there."""
+    with open_regular(path, "read_idx") as f:
+        size = os.fstat(f.fileno()).st_size
+        if f.read(2) != b"\x1f\x8b":
+            check_claim(f"read_idx: '{path}'", size, MAX_IDX_BYTES)
+            f.seek(0)
+            return f.read()
+        f.seek(0)
+        limit = min(MAX_IDX_BYTES, DEFLATE_MAX_RATIO * size + 1024)
+        return gunzip_limited(f, limit, f"read_idx: '{path}'", head_limit=_declared_size)
+
+
+def _declared_size(head):
+    """The bytes an IDX file whose first bytes are ``head`` says it has (header included);
+    a huge number when the header cannot be read (``read_idx`` then says why)."""
+    if len(head) < 4 or head[:2] != b"\x00\x00" or head[2] not in _IDX_DTYPES:
+        return 1 << 62
+    header = 4 + 4 * head[3]
+    if len(head) < header:
+        return 1 << 62
+    dims = struct.unpack(f">{head[3]}I", head[4:header])
+    return header + math.prod(dims) * np.dtype(_IDX_DTYPES[head[2]]).itemsize
 
 
 def read_idx(path):
@@ -79,7 +98,7 @@ def read_idx(path):
     dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
     header = 4 + 4 * ndim
     dims = struct.unpack(f">{ndim}I", raw[4:header]) if len(raw) >= header else None
-    expected = None if dims is None else header + int(np.prod(dims)) * dtype.itemsize
+    expected = None if dims is None else header + int(np.prod(dims, dtype=object)) * dtype.itemsize
     if len(raw) != expected:
         raise ValueError(f"read_idx: '{path}' has {len(raw)} bytes, but its header "
                          f"(shape {dims}, {dtype.name}) needs {expected}: truncated or corrupt")
@@ -163,12 +182,27 @@ def _load_idx_dataset(who, name, split, root, download, system_dirs, urls, how_t
                             f"To get them: {how_to_get}")
 
 
-def _images_and_labels(images_path, labels_path):
+def _images_and_labels(images_path, labels_path, n_classes=10):
+    """The images (uint8, 0..255) and labels (integers 0..n_classes-1) of one split; any
+    other dtype or range is an error naming the file, never a silent cast (float images
+    in [0, 1] cast to uint8 would be all 0 and 1: black)."""
     images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.dtype != np.uint8:
+        values = (f" in [{images.min():g}, {images.max():g}]"
+                  if images.size and images.dtype.kind == "f" else "")
+        raise ValueError(f"'{images_path}' holds {images.dtype} images{values}; (Fashion-)MNIST "
+                         f"images are uint8 pixels 0..255 (IDX type 08). Converting would "
+                         f"change the pixels, so it is refused")
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise ValueError(f"'{images_path}' (shape {images.shape}) and '{labels_path}' "
                          f"(shape {labels.shape}) are not N images (N, H, W) with N labels")
-    return images.astype(np.uint8), labels.astype(np.int64)
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"'{labels_path}' holds {labels.dtype} labels; labels are integers "
+                         f"0..{n_classes - 1} (IDX type 08)")
+    if labels.size and not 0 <= labels.min() <= labels.max() < n_classes:
+        raise ValueError(f"'{labels_path}' has labels from {labels.min()} to {labels.max()}; "
+                         f"expected 0..{n_classes - 1}")
+    return images, labels.astype(np.int64)
 
 
 # --------------------------------------------------------- ImageNet labels

@@ -59,7 +59,15 @@ def load_image(path, mode="RGB", size=None, center_crop=None):
                          f"reads at most {MAX_IMAGE_PIXELS:,} pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"load_image: Pillow cannot read '{path}' as an image ({err})") from err
-    img = _to_mode(img, mode)
+    except ValueError as err:          # Pillow's own limits, e.g. a PNG text chunk bomb
+        if str(err).startswith("load_image"):
+            raise
+        raise ValueError(f"load_image: Pillow refuses '{path}' ({err})") from None
+    try:
+        img = _to_mode(img, mode)
+    except ValueError as err:          # a colour space Pillow cannot convert (LAB, CMYK TIFF...)
+        raise ValueError(f"load_image: '{path}' is in colour mode {img.mode}, which cannot be "
+                         f"converted to {mode} ({err})") from None
     if size is not None:
         img = (resize_short_side(img, size) if np.ndim(size) == 0
                else img.resize((int(size[1]), int(size[0])), BILINEAR))
@@ -161,10 +169,13 @@ class Preprocess:
     resize: int = None
 
     def __post_init__(self):
-        object.__setattr__(self, "mean", tuple(float(m) for m in np.atleast_1d(self.mean)))
-        object.__setattr__(self, "std", tuple(float(s) for s in np.atleast_1d(self.std)))
+        object.__setattr__(self, "mean", _numbers(self.mean, "mean"))
+        object.__setattr__(self, "std", _numbers(self.std, "std"))
+        object.__setattr__(self, "scale", _numbers(self.scale, "scale")[0])
         if self.input_size is not None:
-            object.__setattr__(self, "input_size", tuple(int(s) for s in self.input_size))
+            object.__setattr__(self, "input_size", _sizes(self.input_size, "input_size", 2))
+        if self.resize is not None:
+            object.__setattr__(self, "resize", _sizes(self.resize, "resize", 1)[0])
         if len(self.mean) != len(self.std) or len(self.mean) not in (1, 3):
             raise ValueError(f"Preprocess: mean {self.mean} and std {self.std} need 1 or 3 "
                              "values each, the same number")
@@ -186,6 +197,9 @@ class Preprocess:
         (greyscale only) a batch NHW. The result always has the batch axis.
         """
         a = np.asarray(images)
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"preprocess: images must be an array of numbers (uint8 pixels), "
+                            f"got {a.dtype} values from a {type(images).__name__}")
         c = self.channels
         if a.ndim == 2 or (a.ndim == 3 and c == 1 and a.shape[-1] != 1):
             a = a[..., None]                                   # HW -> HW1, NHW -> NHW1
@@ -250,6 +264,36 @@ class Preprocess:
         axes = tuple(range(a.ndim - 1)) if a.ndim == 4 else None
         return cls(mean=a.mean(axis=axes), std=a.std(axis=axes), scale=scale,
                    input_size=input_size)
+
+
+MAX_INPUT_SIDE = 4096      # pixels of a model input's side: 16 million per channel at most
+
+
+def _numbers(values, name):
+    """A Preprocess constant as a tuple of finite floats, or a ValueError naming it: a NaN
+    std would make every input, and every logit, NaN without a word."""
+    try:
+        out = tuple(float(v) for v in np.atleast_1d(np.asarray(values, dtype=np.float64)))
+    except (TypeError, ValueError):
+        raise ValueError(f"Preprocess: {name} must be numbers, got {values!r:.80}") from None
+    if not out or not all(np.isfinite(out)):
+        raise ValueError(f"Preprocess: {name} must be finite numbers, got {values!r:.80}")
+    return out
+
+
+def _sizes(values, name, count):
+    """``input_size`` (H, W) or ``resize`` as positive ints up to MAX_INPUT_SIDE."""
+    flat = np.atleast_1d(np.asarray(values, dtype=object)).tolist()
+    if len(flat) != count or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) or
+            isinstance(v, float) and v.is_integer() for v in flat):
+        raise ValueError(f"Preprocess: {name} must be {count} whole number(s), "
+                         f"got {values!r:.80}")
+    out = tuple(int(v) for v in flat)
+    if not all(1 <= v <= MAX_INPUT_SIDE for v in out):
+        raise ValueError(f"Preprocess: {name} {out} must be between 1 and {MAX_INPUT_SIDE} "
+                         f"pixels")
+    return out
 
 
 IMAGENET_TORCHVISION = Preprocess(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),

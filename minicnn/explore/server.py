@@ -129,6 +129,38 @@ def _input(ex):
     return ex.get_input(_str("input"), _session())
 
 
+def _json_object():
+    """The request's JSON body as a dict; anything else (an array, a string, JSON nested
+    past what the parser can follow, broken JSON) is a 400 saying what was expected."""
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        raise ExploreError("the JSON body is nested too deeply; send {\"sample\": k}") from None
+    if not isinstance(body, dict):
+        raise ExploreError(f"the JSON body must be an object such as {{\"sample\": 0}}, got "
+                           f"{brief_json(body)}")
+    return body
+
+
+def brief_json(value):
+    """A JSON value named in a message without printing it whole."""
+    if isinstance(value, (list, dict, str)):
+        return f"a JSON {type(value).__name__.replace('dict', 'object')} of {len(value)} items" \
+            if not isinstance(value, str) else f"the string {value[:40]!r}"
+    return repr(value)
+
+
+def _user_image(who, fn, *args, **kwargs):
+    """``fn(*args)`` on an image the user sent: an image it cannot take (a colour space
+    Pillow cannot convert, a 1×60 strip, ...) is a 400 naming it, not a server error."""
+    try:
+        return fn(*args, **kwargs)
+    except ExploreError:
+        raise
+    except ValueError as err:
+        raise ExploreError(f"{who}: cannot be used ({str(err)[:300]})") from None
+
+
 def create_app(ex, trainer=None):
     """The Flask app serving one Explorer ``ex`` (built by ``build``) and the Train tab's
     ``trainer`` (a new ``train.Trainer`` by default)."""
@@ -187,20 +219,22 @@ def create_app(ex, trainer=None):
     def new_input():
         if "image" in request.files:
             f = request.files["image"]
-            img = decode_image(f.read(), ex.mode, name=f"upload '{f.filename}'")
+            who = f"upload '{str(f.filename)[:100]}'"
+            img = _user_image(who, decode_image, f.read(), ex.mode, name=who)
         elif request.is_json:
-            k = (request.get_json(silent=True) or {}).get("sample")
+            k, who = _json_object().get("sample"), "the sample"
             if not isinstance(k, int) or not 0 <= k < len(ex.samples):
-                raise ExploreError(f"sample {k!r} does not exist: there are {len(ex.samples)} "
-                                   f"samples, 0..{len(ex.samples) - 1}")
+                raise ExploreError(f"sample {brief_json(k)} does not exist: there are "
+                                   f"{len(ex.samples)} samples, 0..{len(ex.samples) - 1}")
             img = ex.samples[k]
         else:
             data = request.get_data()
             if not data:
                 raise ExploreError("POST /api/input needs {\"sample\": k}, a file field 'image' "
                                    "or an image as the request body")
-            img = decode_image(data, ex.mode, name="frame")
-        return jsonify(ex.view(ex.add_input(img, _session())))
+            who = "frame"
+            img = _user_image(who, decode_image, data, ex.mode, name=who)
+        return jsonify(ex.view(_user_image(who, ex.add_input, img, _session())))
 
     @app.get("/api/unit")
     def unit():
@@ -272,7 +306,10 @@ def create_app(ex, trainer=None):
 
     @app.post("/api/train")
     def train_control():
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:                      # JSON nested past the parser's depth
+            body = None
         if not isinstance(body, dict):
             raise ExploreError('POST /api/train needs JSON {"action": "start" | "pause" | '
                                '"reset" | "save", ...}')

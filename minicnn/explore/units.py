@@ -76,7 +76,7 @@ def gather_dataset(explorer, images_dir=None, installed=True):
                 with Image.open(f) as img:
                     pix.append(explorer.fit(img))
                 n += 1
-            except OSError as err:
+            except (OSError, ValueError, Image.DecompressionBombError) as err:  # too big, too thin
                 print(f"minicnn explore: skipping unreadable {f} ({err})")
         sources.append(f"{n} images of {images_dir}")
     if not pix:

@@ -250,8 +250,10 @@ def make(out, parts, force=False, solution=False, notebook=False):
     ``solution=True``), tests/test_<part>.py, a README and the assignment.json manifest;
     with ``notebook=True`` also one Jupyter notebook per part (homework/notebooks.py).
 
-    ``out`` must not exist or be empty, unless ``force`` (the generated entries are replaced,
-    other files are left alone). Built in a temporary folder next to ``out``, then moved in.
+    ``out`` must not exist or be empty, unless ``force``: then the files an earlier make wrote
+    (listed in its manifest) are replaced and the user's other files are left alone; a user's
+    file where a generated one goes is an error. Built in a temporary folder next to ``out``,
+    then moved in file by file.
     """
     names = parse_parts(parts)
     out = Path(out)
@@ -272,17 +274,56 @@ def make(out, parts, force=False, solution=False, notebook=False):
             write_notebooks(tmp, [PARTS[n] for n in names])
             with open(tmp / "README.md", "a", encoding="utf-8") as f:
                 f.write(_notebook_readme(names))
-        out.mkdir(exist_ok=True)
-        for entry in sorted(tmp.iterdir()):
-            target = out / entry.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            elif target.exists() or target.is_symlink():
-                target.unlink()
-            os.replace(entry, target)
+        _install(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _generated_files(out):
+    """The files an earlier ``make`` wrote into ``out`` (its manifest's list), or none."""
+    try:
+        files = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {f for f in files if isinstance(f, str)} if isinstance(files, list) else set()
+
+
+def _install(tmp, out):
+    """Move the tree built in ``tmp`` into ``out`` file by file. The manifest lists every
+    file written, so a later ``--force`` replaces exactly those (and removes those no
+    longer generated); a file of the user's at a path the generator writes is an error
+    naming it, raised before anything changes -- never overwritten, never deleted."""
+    files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+    meta = json.loads((tmp / MANIFEST).read_text(encoding="utf-8"))
+    (tmp / MANIFEST).write_text(json.dumps({**meta, "files": files}, indent=2) + "\n",
+                                encoding="utf-8")
+    earlier = _generated_files(out)
+
+    def blocked(rel):                      # a user's file or folder where ours would go
+        target = out / rel
+        if target.is_symlink() or target.is_dir() or (target.exists() and rel not in earlier):
+            return True
+        return any((out / parent).is_file() or (out / parent).is_symlink()
+                   for parent in map(str, Path(rel).parents) if parent != ".")
+    conflicts = [rel for rel in files if blocked(rel)]
+    if conflicts:
+        raise FileExistsError(
+            f"assignment make: {out} holds {len(conflicts)} file(s) that an earlier make did "
+            f"not write where this one writes (e.g. {out / conflicts[0]}); nothing was "
+            f"changed -- move them away, or choose a new folder")
+    out.mkdir(exist_ok=True)
+    for rel in files:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp / rel, out / rel)
+    for rel in sorted(earlier - set(files)):          # generated before, not any more
+        target = out / rel
+        if target.is_file() and not target.is_symlink() and target.resolve().is_relative_to(out.resolve()):
+            target.unlink()
+    for folder in {(out / rel).parent for rel in files}:   # bytecode of the replaced modules
+        cache = folder / "__pycache__"
+        if cache.is_dir() and not cache.is_symlink() and all(p.suffix == ".pyc" for p in cache.iterdir()):
+            shutil.rmtree(cache)
 
 
 def _build(root, names, solution):

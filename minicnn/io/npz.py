@@ -44,12 +44,19 @@ import zipfile
 import numpy as np
 
 from .download import atomic_write, sha256_file
+from .limits import DEFLATE_MAX_RATIO, check_claim, open_regular
 
 FORMAT = "minicnn-weights"
 VERSION = 1
 MANIFEST_KEYS = ("architecture", "preprocessing", "labels", "accuracy", "provenance")
 MANIFEST_MEMBER = "manifest.json"        # the manifest inside the .npz (arrays are <key>.npy)
 MAX_MANIFEST_BYTES = 10_000_000
+# All arrays of one file together, uncompressed: at most this many times the file's bytes plus
+# MIN_ARRAY_BYTES (float weights barely compress: a real file is close to 1:1), and never more
+# than MAX_ARRAY_BYTES (VGG-16, the largest model here, is 0.55 GB).
+NPZ_MAX_EXPANSION = 16
+MIN_ARRAY_BYTES = 64 << 20
+MAX_ARRAY_BYTES = 2 << 30
 
 
 def manifest_path(path):
@@ -167,7 +174,7 @@ def _read_npy(archive, info, path):
     array is allocated; object arrays refused (they would need pickle, i.e. code)."""
     key = info.filename[:-len(".npy")]
     where = f"{path}: array '{key}'"
-    if info.file_size > 1100 * info.compress_size + 1024:   # deflate packs at most ~1032:1
+    if info.file_size > DEFLATE_MAX_RATIO * info.compress_size + 1024:
         raise ValueError(f"{where} claims {info.file_size} bytes from {info.compress_size} "
                          f"compressed ones, more than any real compression gives (corrupt file)")
     with archive.open(info) as f:
@@ -208,8 +215,14 @@ def read_npz_arrays(path):
     """``({key: array}, manifest inside the file or None)`` from a weights ``.npz``, read
     safely: every failure is a ValueError naming the file and the array."""
     path = os.fspath(path)
+    with open_regular(path, "load_npz") as f:
+        return _read_npz_file(path, f)
+
+
+def _read_npz_file(path, f):
+    size = os.fstat(f.fileno()).st_size
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(f)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
         raise ValueError(f"{path}: not a readable .npz (a zip file): {err} "
                          f"(truncated or corrupt? save it again with save_npz)") from None
@@ -219,6 +232,9 @@ def read_npz_arrays(path):
         if len(names) > MAX_MEMBERS:
             raise ValueError(f"{path}: the zip holds {len(names):,} members; a weights file has "
                              f"one per tensor, at most {MAX_MEMBERS:,} here (corrupt or hostile file)")
+        check_claim(f"{path}: together its {len(names):,} members (uncompressed) of a "
+                    f"{size:,}-byte file", sum(info.file_size for info in archive.infolist()),
+                    min(MAX_ARRAY_BYTES, NPZ_MAX_EXPANSION * size + MIN_ARRAY_BYTES))
         twice = sorted(n for n, count in collections.Counter(names).items() if count > 1)
         if twice:
             raise ValueError(f"{path}: the zip holds {twice[0]!r:.100} more than once (corrupt file)")
@@ -283,16 +299,19 @@ def load_npz(path, expected_arch=None):
         raise FileNotFoundError(f"weights file {path} not found")
     if not os.path.exists(json_path):
         raise FileNotFoundError(f"{path}: its manifest {json_path} is missing (save with save_npz)")
-    with open(json_path, encoding="utf-8") as f:
+    open_regular(path, "load_npz").close()             # a pipe or /dev/zero: refused, not hashed
+    with open_regular(json_path, "load_npz") as f:
+        check_claim(f"{json_path}: the manifest", os.fstat(f.fileno()).st_size,
+                    MAX_MANIFEST_BYTES)
         try:
-            meta = json.load(f)
+            meta = json.loads(f.read().decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
             raise ValueError(f"{json_path}: not valid JSON: {err}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{json_path}: not a minicnn weights manifest (format should be {FORMAT!r})")
     actual = sha256_file(path)
     mismatch = (f"{path}: sha256 is {actual} but its manifest {json_path} expects "
-                f"{meta.get('sha256')}")
+                f"{str(meta.get('sha256'))[:80]}")
     try:
         state, inside = read_npz_arrays(path)
     except ValueError as err:
@@ -305,6 +324,6 @@ def load_npz(path, expected_arch=None):
         meta = _with_sha256(inside, actual)  # the .json is stale; the file's own manifest holds
     _check_arrays(path, state, meta)
     if expected_arch is not None and meta.get("architecture") != expected_arch:
-        raise ValueError(f"{path}: holds weights for architecture {meta.get('architecture')!r}, "
+        raise ValueError(f"{path}: holds weights for architecture {meta.get('architecture')!r:.80}, "
                          f"expected {expected_arch!r}")
     return state, meta

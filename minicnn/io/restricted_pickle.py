@@ -12,12 +12,14 @@ arrays afterwards, from bytes it has checked.
 """
 import collections
 import pickle
+import pickletools
 import struct
 from dataclasses import dataclass
 
 MAX_NESTING = 64       # containers inside containers; a state_dict checkpoint uses fewer than 10
 MAX_DIMS = 32          # dimensions of one tensor
 MAX_INDEX = 2 ** 62    # sizes, strides and offsets stay below this (no int64 overflow)
+MAX_TUPLE_ITEMS = 100_000   # a tuple's items counted with repeats, nested ones included
 
 # torch.<Name>Storage -> NumPy dtype of its elements (bfloat16 travels as raw uint16).
 STORAGE_DTYPES = {
@@ -154,6 +156,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def __init__(self, file, path):
         super().__init__(file)
+        self.file = file
         self.path = path
         self.storages = {}
 
@@ -237,8 +240,69 @@ def _children(node):
     return [x for kv in node.items() for x in kv] if isinstance(node, dict) else node
 
 
+def _check_tuple_sizes(file, path, what):
+    """Read the pickle's opcodes (running nothing) and refuse a tuple that is small in the
+    file but huge unfolded. A pickle may reuse an object (its memo), so ``t = (t, t)``
+    repeated 28 times is a few hundred bytes and 2**28 items: hashing it as a dict key,
+    which the unpickler does while loading, or printing it, would never finish. Each
+    stack entry carries its unfolded size; the file is left where it was."""
+    start, stack, memo, mark = file.tell(), [], {}, object()
+
+    def pop_to_mark():
+        items = []
+        while (top := stack.pop()) is not mark:
+            items.append(top)
+        return items
+
+    def tuple_of(items):
+        size = 1 + sum(items)
+        if size > MAX_TUPLE_ITEMS:
+            raise ValueError(f"{path}: {what} builds a tuple of more than {MAX_TUPLE_ITEMS:,} "
+                             f"items once its repeated parts are unfolded; a checkpoint of "
+                             f"weights never does, and hashing or printing it would not end "
+                             f"(corrupt or hostile file)")
+        return size
+    try:
+        for op, arg, _ in pickletools.genops(file):
+            name = op.name
+            if name == "STOP":
+                break
+            if name == "MARK":
+                stack.append(mark)
+            elif name == "TUPLE":
+                stack.append(tuple_of(pop_to_mark()))
+            elif name in ("TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_TUPLE"):
+                n = {"TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3, "EMPTY_TUPLE": 0}[name]
+                items = [stack.pop() for _ in range(n)]
+                stack.append(tuple_of(items))
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                memo[arg] = stack[-1]
+            elif name == "MEMOIZE":
+                memo[len(memo)] = stack[-1]
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                stack.append(memo.get(arg, 1))
+            elif name == "DUP":
+                stack.append(stack[-1])
+            else:                                      # any other opcode: its stack effect
+                before = op.stack_before
+                if pickletools.markobject in before:
+                    pop_to_mark()
+                    before = before[:before.index(pickletools.markobject)]
+                for _ in before:
+                    stack.pop()
+                stack.extend(1 for _ in op.stack_after)
+    except ValueError as err:
+        if str(err).startswith(path):
+            raise
+    except Exception:                  # noqa: BLE001 — malformed: the unpickler says how
+        pass
+    finally:
+        file.seek(start)
+
+
 def unpickle(unpickler, what):
     """Run one restricted load; a malformed pickle becomes a ValueError naming the file."""
+    _check_tuple_sizes(unpickler.file, unpickler.path, what)
     try:
         obj = unpickler.load()
     except UnsafeCheckpointError:

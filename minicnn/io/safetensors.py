@@ -21,6 +21,7 @@ import struct
 import numpy as np
 
 from .download import atomic_write
+from .limits import open_regular
 from .paths import check_output_path
 
 # safetensors dtype code -> little-endian NumPy dtype (BF16 is read as raw uint16).
@@ -63,8 +64,8 @@ def read_safetensors_header(path):
     ``data_start`` is the file position of byte 0 of the data.
     """
     path = os.fspath(path)
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
+    with open_regular(path, "load_safetensors") as f:
+        size = os.fstat(f.fileno()).st_size
         first = f.read(8)
         if len(first) < 8:
             raise ValueError(f"{path}: {size} bytes is too short for a safetensors file (8-byte header length)")
@@ -128,7 +129,7 @@ def load_safetensors(path, *, dtype=np.float32):
     path = os.fspath(path)
     tensors, _, start = read_safetensors_header(path)
     state = {}
-    with open(path, "rb") as f:
+    with open_regular(path, "load_safetensors") as f:
         for name, info in tensors.items():
             begin, end = info["data_offsets"]
             buf = bytearray(end - begin)

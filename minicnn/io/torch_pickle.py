@@ -41,6 +41,7 @@ import zipfile
 
 import numpy as np
 
+from .limits import DEFLATE_MAX_RATIO, check_claim, open_regular
 from .restricted_pickle import (RestrictedUnpickler, TensorRef,
                                 UnsafeCheckpointError, brief, unpickle)
 
@@ -57,10 +58,15 @@ def _itemsize(dtype):
     return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
 
 
-def _read_zip(path):
-    """Zip container -> (unpickled object, {storage key: bytes}, byteorder)."""
+def _read_zip(path, f):
+    """Zip container (the open file ``f``) -> (unpickled object, {storage key: bytes}, byteorder).
+
+    torch stores its records uncompressed, so together they hold about the file's bytes;
+    a record claiming more than ``MAX_EXPANSION`` times the file (plus 1 MiB) is refused
+    before it is inflated."""
+    size = os.fstat(f.fileno()).st_size
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(f)
     except (zipfile.BadZipFile, OSError) as err:
         raise ValueError(f"{path}: starts like a zip checkpoint but cannot be read as a zip "
                          f"(truncated or corrupt download?): {err}") from None
@@ -74,10 +80,12 @@ def _read_zip(path):
 
         def record(name):
             info = archive.getinfo(name)
-            if info.file_size > 1100 * info.compress_size + 1024:  # deflate packs at most ~1032:1
-                raise ValueError(f"{path}: record '{name}' claims {info.file_size} bytes from "
-                                 f"{info.compress_size} compressed ones, more than any real "
+            if info.file_size > DEFLATE_MAX_RATIO * info.compress_size + 1024:
+                raise ValueError(f"{path}: record '{brief(name)}' claims {info.file_size} bytes "
+                                 f"from {info.compress_size} compressed ones, more than any real "
                                  f"compression gives (corrupt or hostile file)")
+            check_claim(f"{path}: record {brief(name)} of a {size:,}-byte checkpoint",
+                        info.file_size, MAX_EXPANSION * size + (1 << 20))
             try:
                 return archive.read(name)
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
@@ -200,7 +208,7 @@ def _pick_state_dict(obj, path):
         for key in WRAPPER_KEYS:
             if is_state(obj.get(key)):
                 return obj[key]
-        found = ", ".join(f"{k!r}: {type(v).__name__}" for k, v in list(obj.items())[:12])
+        found = ", ".join(f"{brief(k)}: {type(v).__name__}" for k, v in list(obj.items())[:12])
         raise ValueError(f"{path}: no state_dict found; the top-level dict holds {{{found}}} "
                          f"(looked for a dict of tensors, or one under {WRAPPER_KEYS})")
     raise ValueError(f"{path}: holds a {type(obj).__name__}, not a dict of tensors")
@@ -229,12 +237,13 @@ def load_torch(path, *, dtype=np.float32, strip_prefix=None):
     names anything beyond tensors and plain containers.
     """
     path = os.fspath(path)
-    with open(path, "rb") as f:
+    with open_regular(path, "load_torch") as f:
         head = f.read(512)
         if not head:
             raise ValueError(f"{path}: file is empty")
         if head.startswith(b"PK"):
-            obj, blobs, byteorder = _read_zip(path)
+            f.seek(0)
+            obj, blobs, byteorder = _read_zip(path, f)
         elif head[257:262] == b"ustar":
             raise ValueError(f"{path}: tar-based checkpoint of torch < 0.4 is not supported; "
                              f"re-save it with a recent torch")

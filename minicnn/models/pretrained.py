@@ -32,9 +32,12 @@ running statistics), with ``model.labels`` (the 1000 ImageNet class names) and
 ``model.preprocess`` (how to turn a photo into the model's input).
 """
 import importlib.util
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from .. import io
 from ..data import imagenet_classes, Preprocess
@@ -263,6 +266,46 @@ def _check_labels(path, labels, num_classes, arch):
                          f"{num_classes} classes; fix the manifest's labels")
 
 
+def _finite_numbers(value):
+    """True for None, a finite number or a list of them (what a manifest's sizes and
+    constants may be); False for NaN, inf, strings, nested lists."""
+    values = value if isinstance(value, list) else [value]
+    return all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                             and math.isfinite(v) and abs(v) <= 1e6) for v in values)
+
+
+MAX_WEIGHT = 1e8      # |weight| above this: an exploded run (float32 activations overflow)
+
+
+def _check_finite(path, state):
+    """No float array above MAX_WEIGHT in size, or a ValueError naming the file and the first
+    key that is (such a net answers NaN or nonsense to every input); NaN and inf are
+    refused by ``load_state_dict``, which names the key and counts them."""
+    for key, value in state.items():
+        a = np.asarray(value)
+        if a.dtype.kind != "f" or a.size == 0 or not np.isfinite(a).all():
+            continue
+        if np.abs(a).max() > MAX_WEIGHT:
+            raise ValueError(f"{path}: weight '{key}' reaches {np.abs(a).max():.3g}, over "
+                             f"{MAX_WEIGHT:g}; refused (the run that made it exploded)")
+
+
+def _manifest_preprocess(path, pre):
+    """The manifest's ``preprocessing`` as a Preprocess; None for another program's (other
+    keys, such as "gray") -- the model keeps its own; a ValueError naming the file for
+    constants that are not finite numbers or sizes out of range (NaN logits otherwise)."""
+    if not isinstance(pre, dict):
+        return None
+    try:
+        return Preprocess.from_dict(pre)
+    except (TypeError, ValueError) as err:
+        foreign = not set(pre) <= set(Preprocess.__dataclass_fields__)
+        if not foreign or any(k in pre and not _finite_numbers(pre[k])
+                              for k in ("mean", "std", "scale", "input_size", "resize")):
+            raise ValueError(f"{path}: its manifest's preprocessing is refused: {err}") from None
+        return None
+
+
 def load_pretrained(model, path, strict=True):
     """Load the weight file at ``path`` into ``model`` (in place) and return the model.
 
@@ -278,8 +321,10 @@ def load_pretrained(model, path, strict=True):
     state, meta = read_weights(path)
     arch = getattr(model, "arch", type(model).__name__)
     if meta.get("architecture") and meta["architecture"] != arch:
-        raise ValueError(f"{path} holds weights for {meta['architecture']!r}, not {arch!r}")
+        raise ValueError(f"{path} holds weights for {meta['architecture']!r:.80}, not {arch!r}")
     _check_labels(path, meta.get("labels"), getattr(model, "num_classes", None), arch)
+    preprocess = _manifest_preprocess(path, meta.get("preprocessing"))
+    _check_finite(path, state)
     own = model.state_dict()
     state, missing_counters = _match_keys(state, own)
     for key in missing_counters:
@@ -299,11 +344,8 @@ def load_pretrained(model, path, strict=True):
     model.manifest = meta
     if meta.get("labels"):
         model.labels = list(meta["labels"])
-    if isinstance(meta.get("preprocessing"), dict):
-        try:
-            model.preprocess = Preprocess.from_dict(meta["preprocessing"])
-        except (TypeError, ValueError):
-            pass                     # a manifest written by hand: keep the model's own
+    if preprocess is not None:
+        model.preprocess = preprocess
     model.weights_path = str(path)
     return model
 

@@ -115,6 +115,15 @@ class Module:
         if self._name is None:             # first call of a root: name every layer once
             for name, m in self.named_modules():
                 m._name = name
+        if self._name == "" and args and (   # the model's input: numbers, not text or lists
+                isinstance(args[0], str) or
+                (isinstance(args[0], (list, tuple)) and not any(isinstance(a, Tensor) for a in args[0])) or
+                (isinstance(args[0], np.ndarray) and args[0].dtype.kind not in "biuf")):
+            what = (f"a {type(args[0]).__name__}" if not isinstance(args[0], np.ndarray)
+                    else f"an array of {args[0].dtype}")
+            raise TypeError(f"{self.label()} takes a Tensor or an array of numbers "
+                            f"(N, C, H, W), got {what}; e.g. mc.tensor(np.asarray(x, "
+                            f"np.float32)), or model.preprocess.preprocess(images) for pixels")
         try:
             out = self.forward(*args, **kwargs)
         except (ValueError, TypeError) as e:

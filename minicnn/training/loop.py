@@ -37,6 +37,10 @@ __all__ = ["fit", "run_epochs", "evaluate", "predict", "TrainingDiverged",
            "TrainingInterrupted", "check_epochs", "check_lr", "get_batch", "batch_count", "test_accuracy"]
 
 
+MAX_LOSS_GROWTH = 1e6     # a loss this many times the first one (or 1) has exploded
+MAX_WEIGHT = 1e8          # a weight this large has exploded (float32 activations overflow)
+
+
 class TrainingDiverged(ValueError):
     """The loss (or a weight) stopped being finite: the learning rate is too large."""
 
@@ -88,10 +92,12 @@ def _ctrl_c_between_steps():
 
 
 def _all_finite(model):
-    xp_ok = True
+    """Every parameter finite and below MAX_WEIGHT in size."""
     for p in model.parameters():
-        xp_ok = xp_ok and bool(np.isfinite(to_numpy(p.data)).all())
-    return xp_ok
+        a = to_numpy(p.data)
+        if a.size and not (np.isfinite(a).all() and np.abs(a).max() <= MAX_WEIGHT):
+            return False
+    return True
 
 
 def _progress(iterable, total, desc, enabled):
@@ -135,11 +141,24 @@ def _set_rng_states(model, rng, states):
         g.bit_generator.state = states[1][name]
 
 
+def _check_writable(folder):
+    """The checkpoint folder can be written -- found before the first step, not after an
+    epoch of work."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write checkpoints into {folder} ({err.strerror or err}); "
+                         "nothing was trained. Set MINICNN_HOME to a writable folder") from None
+
+
 def _save_checkpoint(path, model, optimizer, epoch, rng, history, partial=None):
     """Model, optimizer and RNG state after ``epoch`` (plus, inside an epoch, ``partial``:
     the epoch's batch order and the steps done), written atomically to one .npz."""
     if not _all_finite(model):
-        raise TrainingDiverged(f"training diverged: a weight is NaN or inf after epoch {epoch}; "
+        raise TrainingDiverged(f"training diverged: a weight is NaN, inf or over {MAX_WEIGHT:g} "
+                               f"after epoch {epoch}; "
                                f"no checkpoint written (lower the learning rate)")
     arrays = {f"model/{k}": to_numpy(v) for k, v in model.state_dict().items()}
     opt = optimizer.state_dict()
@@ -206,12 +225,24 @@ def run_epochs(model, opt, rng, n, forward, finish_epoch, *, epochs, batch_size,
     """
     steps_per_epoch = -(-n // batch_size)
     total_steps = epochs * steps_per_epoch
+    if checkpoint:
+        _check_writable(os.path.dirname(os.path.abspath(checkpoint)))
     start, history, partial = 0, [], None
     if resume and checkpoint and os.path.exists(checkpoint):
-        start, history, partial = _load_checkpoint(checkpoint, model, opt, rng)
+        try:
+            start, history, partial = _load_checkpoint(checkpoint, model, opt, rng)
+        except Exception as err:       # noqa: BLE001 — any damage: one line naming the file
+            raise ValueError(f"resume: the checkpoint {checkpoint} cannot be used "
+                             f"({type(err).__name__}: {str(err)[:300]}); delete it to start "
+                             "over") from None
+        if start > epochs or (start == epochs and partial is not None):
+            raise ValueError(f"resume: the checkpoint {checkpoint} is past epoch {start}, but "
+                             f"this run has {epochs} epochs; give --epochs {start + 1} or more, "
+                             "or delete the checkpoint to start over")
         where = f" and {partial['step']} steps of epoch {start + 1}" if partial else ""
         print(f"resuming from {checkpoint} after epoch {start}{where}", file=sys.stderr)
     end = epochs if stop_after is None else min(epochs, start + stop_after)
+    first_loss = history[0]["loss"] if history and "loss" in history[0] else None
     with _ctrl_c_between_steps() as stop:
         for epoch in range(start, end):
             model.train()
@@ -241,11 +272,13 @@ def run_epochs(model, opt, rng, n, forward, finish_epoch, *, epochs, batch_size,
                     with np.errstate(over="ignore", invalid="ignore"):   # divergence: below
                         loss, count, right = forward(idx)
                         value = float(loss.item())
-                        if not math.isfinite(value):
+                        first_loss = value if first_loss is None else first_loss
+                        if not math.isfinite(value) or value > MAX_LOSS_GROWTH * max(1.0, first_loss):
                             raise TrainingDiverged(
                                 f"training diverged in epoch {epoch + 1}, step {step + 1}: the "
-                                f"loss is {value} (peak learning rate {lr:g}); lower the "
-                                "learning rate. Nothing was written for this run")
+                                f"loss is {value:.4g}, from {first_loss:.4g} at the first step "
+                                f"(peak learning rate {lr:g}); lower the learning rate. "
+                                "Nothing was written for this run")
                         opt.zero_grad()
                         loss.backward()
                         opt.step()
@@ -301,8 +334,15 @@ def batch_count(data):
 
 
 def test_accuracy(model, test):
-    """The classifiers' test score: {"test_acc": top-1 accuracy on test = (x, y)}."""
-    return {"test_acc": evaluate(model, *test)}
+    """The classifiers' test score: {"test_acc": top-1 accuracy on test = (x, y)}. Logits
+    that are not finite end the run (``TrainingDiverged``): argmax would still give a score."""
+    logits = predict(model, test[0])
+    bad = int((~np.isfinite(logits)).any(axis=1).sum())
+    if bad:
+        raise TrainingDiverged(f"training diverged: the model's outputs are NaN or inf on "
+                               f"{bad} of {len(logits)} test images; nothing was written "
+                               "(lower the learning rate)")
+    return {"test_acc": float((logits.argmax(axis=1) == np.asarray(test[1])).mean())}
 
 
 def fit(model, train, test=None, *, epochs, batch_size=128, lr=1e-3, optimizer="adam",

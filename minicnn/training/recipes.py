@@ -13,7 +13,9 @@ only with ``replace_shipped=True``, and no file is ever replaced by weights that
 are not finite or score lower than it (those are kept beside it as
 ``<name>.candidate.npz``).
 """
+import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +27,7 @@ from ..backend import to_numpy
 from ..data.segdata import SEG_CLASSES, SegmentationCanvases
 from ..models import segmentation
 from ..models import pretrained
-from .loop import TrainingDiverged, check_epochs, check_lr, evaluate, fit
+from .loop import MAX_WEIGHT, TrainingDiverged, check_epochs, check_lr, evaluate, fit
 from .segmentation import evaluate_segmentation, fit_segmentation
 
 __all__ = ["RECIPES", "train_recipe", "SEG_RECIPES", "train_segmentation_recipe", "NotReplaced",
@@ -60,12 +62,20 @@ def _dataset(name, root):
     return xtr, ytr, xte, yte, data.CIFAR10_CLASSES, "CIFAR-10 test set"
 
 
+def _dict(value):
+    """A manifest entry that should be a dict, or {} (a hand-edited one may hold anything)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _chain_seconds(started_from):
     """Training seconds of every earlier cycle recorded in a ``started_from`` chain."""
-    total = 0.0
-    while started_from:
-        total += sum(h.get("seconds", 0) for h in started_from.get("history") or [])
-        started_from = started_from.get("started_from")
+    total, depth = 0.0, 0
+    while isinstance(started_from, dict) and depth < 1000:    # a hand-edited manifest may
+        history = started_from.get("history")                 # hold anything: count numbers
+        for h in history if isinstance(history, list) else ():
+            seconds = h.get("seconds") if isinstance(h, dict) else None
+            total += seconds if isinstance(seconds, (int, float)) and math.isfinite(seconds) else 0
+        started_from, depth = started_from.get("started_from"), depth + 1
     return total
 
 
@@ -112,31 +122,53 @@ def prepare_output(name, out_dir=None, replace_shipped=False, data_root=None):
     return os.path.join(out_dir, f"{name}.npz")
 
 
-def save_result(path, state, meta):
+def save_result(path, state, meta, rescore=None):
     """Save ``state`` + ``meta`` at ``path`` unless that could lose a better file: a file
-    already there is replaced only if its manifest records a score (``accuracy.value``) and
-    the new one is at least as high. Otherwise it is kept, the new weights go to
-    ``<name>.candidate.npz`` beside it and ``NotReplaced`` says why. Non-finite weights are
-    never written (``TrainingDiverged``). Returns the path written."""
-    bad = [k for k, v in state.items() if not np.isfinite(v).all()]
+    already there is replaced only if it scores no higher than the new weights *on the same
+    test set*: ``rescore(path)`` measures it on this run's test set; without ``rescore``
+    its manifest's score counts only if it was measured on the same set (``accuracy.on``).
+    Otherwise it is kept, the new weights go to ``<name>.candidate.npz`` beside it and
+    ``NotReplaced`` says why and on which images. Non-finite or exploded weights are never
+    written (``TrainingDiverged``). Returns the path written."""
+    bad = [k for k, v in state.items() if np.asarray(v).dtype.kind == "f" and np.size(v) and
+           not (np.isfinite(v).all() and np.abs(v).max() <= MAX_WEIGHT)]
     if bad:
-        raise TrainingDiverged(f"training diverged: {len(bad)} weight arrays hold NaN or inf "
-                               f"(first {bad[0]!r}); nothing was written (lower the learning rate)")
+        raise TrainingDiverged(f"training diverged: {len(bad)} weight arrays hold NaN, inf or "
+                               f"values over {MAX_WEIGHT:g} (first {bad[0]!r}); nothing was "
+                               "written (lower the learning rate)")
     if os.path.exists(path):
-        new = (meta.get("accuracy") or {}).get("value")
-        try:
-            old = (io.load_npz(path)[1].get("accuracy") or {}).get("value")
-        except Exception:                # noqa: BLE001 — not a weights file we can read
-            old = None
+        accuracy = meta.get("accuracy") or {}
+        new, on = accuracy.get("value"), accuracy.get("on")
+        old, why = _old_score(path, on, rescore)
         if old is None or new is None or not new >= old:
-            why = ("it records no score to compare with (remove it to replace it)" if old is None
-                   else f"it scores {old:.4f}, this run {new:.4f}")
+            why = why or f"it scores {old:.4f} on {on}, this run {new:.4f} on the same images"
             candidate = path[:-len(".npz")] + ".candidate.npz"
             io.save_npz(candidate, state, meta)
             raise NotReplaced(f"kept {path}: {why}; this run's weights are in {candidate}",
                               candidate)
+        print(f"replacing {path}: it scores {old:.4f} on {on}, this run {new:.4f} on the "
+              f"same images", file=sys.stderr)
     io.save_npz(path, state, meta)
     return path
+
+
+def _old_score(path, on, rescore):
+    """(score of the file at ``path`` on the test set ``on``, None) or (None, why not)."""
+    if rescore is not None:
+        try:
+            return float(rescore(path)), None
+        except Exception as err:         # noqa: BLE001 — not weights this model can load
+            return None, f"it cannot be scored on {on} to compare ({str(err)[:200]})"
+    try:
+        recorded = _dict(io.load_npz(path)[1].get("accuracy"))
+    except Exception:                    # noqa: BLE001 — not a weights file we can read
+        recorded = {}
+    if recorded.get("value") is None:
+        return None, "it records no score to compare with (remove it to replace it)"
+    if recorded.get("on") != on:
+        return None, (f"its score {recorded['value']} was measured on {recorded.get('on')}, "
+                      f"this run's on {on}: not comparable (remove it to replace it)")
+    return recorded["value"], None
 
 
 def train_recipe(name, out_dir=None, *, data_root=None, epochs=None, seed=0, resume=False,
@@ -165,9 +197,9 @@ def train_recipe(name, out_dir=None, *, data_root=None, epochs=None, seed=0, res
     if init is not None:
         state, init_meta = io.load_npz(init, expected_arch=name)
         model.load_state_dict(state)
-        prov = init_meta.get("provenance") or {}
+        prov = _dict(init_meta.get("provenance"))
         started_from = {"file": os.path.basename(os.fspath(init)), "sha256": init_meta["sha256"],
-                        "accuracy": (init_meta.get("accuracy") or {}).get("value"),
+                        "accuracy": _dict(init_meta.get("accuracy")).get("value"),
                         "command": prov.get("command"), "recipe": prov.get("recipe"),
                         "history": prov.get("history"), "note": prov.get("note"),
                         "started_from": prov.get("started_from")}
@@ -202,7 +234,11 @@ def train_recipe(name, out_dir=None, *, data_root=None, epochs=None, seed=0, res
         meta["provenance"]["train_seconds_all_cycles"] = round(
             meta["provenance"]["train_seconds_total"] + _chain_seconds(started_from))
     state = {k: to_numpy(v) for k, v in model.state_dict().items()}
-    return save_result(path, state, meta), history
+
+    def rescore(old_path):             # the file already there, on this run's test set
+        old = pretrained.load_pretrained(getattr(models, name)(pretrained=False), old_path)
+        return evaluate(old, xte, yte)
+    return save_result(path, state, meta, rescore), history
 
 
 # ------------------------------------------------------- segmentation recipes
@@ -275,4 +311,8 @@ def train_segmentation_recipe(name, out_dir=None, *, data_root=None, epochs=None
                        "made_by": "minicnn.training.segmentation.fit_segmentation (NumPy backend)"},
     }
     state = {k: to_numpy(v) for k, v in model.state_dict().items()}
-    return save_result(path, state, meta), history
+
+    def rescore(old_path):             # the file already there, on this run's test canvases
+        old = getattr(segmentation, name)(pretrained_encoder=None, seed=seed)
+        return evaluate_segmentation(pretrained.load_pretrained(old, old_path), test)["mean_iou"]
+    return save_result(path, state, meta, rescore), history
