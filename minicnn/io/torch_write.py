@@ -12,7 +12,7 @@ from the other side. A checkpoint is a zip archive (stored, not compressed)::
 The file is reproducible: the same state (and file name) gives the same bytes. Every record
 carries the same fixed date (1980-01-01, the zip format's first), and, like ``torch.save``,
 each record's bytes start at a multiple of 64 (padding in an extra field with id "FB"), so
-PyTorch can memory-map the arrays (``torch.load(..., mmap=True)``).
+PyTorch's loader can memory-map the arrays (its ``mmap=True`` option).
 
 Each tensor in the pickle is the call ::
 
