@@ -99,8 +99,9 @@ def _name(info, k):
 
 
 def _per_image(ctx, infos, *, n_small, technique, formula, paper, key, cells, params=None,
-               cols=None):
-    """One figure per model: rows = images, columns = ``cells(info, x, pix, target)``."""
+               cols=None, photo_cell=1.7):
+    """One figure per model: rows = images, columns = ``cells(info, x, pix, target)``;
+    the ImageNet model's cells drawn ``photo_cell`` inches wide (the small net's 1.7)."""
     figs = []
     for info in infos:
         def build(info=info):
@@ -113,7 +114,7 @@ def _per_image(ctx, infos, *, n_small, technique, formula, paper, key, cells, pa
             for x, pix, lab in zip(xs, pixs, labels):
                 t = ctx.target(info, x[None], lab)
                 rows.append([_img(pix, _name(info, t))] + cells(info, x, pix, t))
-            return _grid(rows, cols)
+            return _grid(rows, cols, cell=1.7 if info.kind == "small" else photo_cell)
         figs.append(Figure(f"{info.name}-{key}", build, technique, formula, paper, params or {},
                            info))
     return figs

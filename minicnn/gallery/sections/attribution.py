@@ -145,23 +145,11 @@ def guided_section(ctx):
                                    f"{unit_layer}\nits most varying channel, {c}"))
         return cells
 
-    def figure(info):
-        def build():
-            if info.kind == "small":
-                xs, pixs, labels, _ = ctx.samples(ctx.pick(3, 5))
-            else:
-                ph = ctx.photos()
-                xs, pixs, labels = [p.x[0] for p in ph], [p.pixels for p in ph], [None] * len(ph)
-            rows = []
-            for x, pix, lab in zip(xs, pixs, labels):
-                t = ctx.target(info, x[None], lab)
-                rows.append([_img(pix, _name(info, t))] + cells(info, x, pix, t))
-            return _grid(rows, cell=1.7 if info.kind == "small" else 3.2)
-        return Figure(f"{info.name}-guided", build, "guided backpropagation (class, and the "
-                      "channel of a hidden layer that varies most over the image)", formula, paper,
-                      {"display": "grey = 0, each map scaled to its 98th percentile of |g|"},
-                      info)
-    return [figure(info) for info in _models(ctx)]
+    return _per_image(ctx, _models(ctx), n_small=ctx.pick(3, 5), key="guided", cells=cells,
+                      technique="guided backpropagation (class, and the channel of a hidden "
+                      "layer that varies most over the image)", formula=formula, paper=paper,
+                      params={"display": "grey = 0, each map scaled to its 98th percentile of |g|"},
+                      photo_cell=3.2)
 
 
 def varying_channel(info, x, layer):
