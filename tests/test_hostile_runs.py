@@ -89,6 +89,20 @@ def test_non_finite_test_outputs_end_the_run_instead_of_scoring_them():
         loop.test_accuracy(net, (x, np.zeros(2, int)))
 
 
+def test_evaluate_refuses_nan_logits_and_mismatched_labels_instead_of_scoring_them():
+    """``training.evaluate`` is the public scorer (README, shipped-weights checks): NaN logits
+    argmax to class 0 and used to score like guesses; x and y of different lengths broadcast
+    or failed with NumPy's wording."""
+    net = mc.nn.Sequential(mc.nn.Flatten(), mc.nn.Linear(4, 3))
+    x = np.ones((2, 1, 2, 2), np.float32)
+    assert training.evaluate(net, x, np.zeros(2, int)) in (0.0, 0.5, 1.0)
+    with pytest.raises(ValueError, match="x holds 2 images but y 3 labels"):
+        training.evaluate(net, x, np.zeros(3, int))
+    net[1].weight.data[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite for 2 of 2 images"):
+        training.evaluate(net, x, np.zeros(2, int))
+
+
 def test_exploded_weights_are_never_saved(tmp_path):
     """Weights of about 1e12 are finite, yet every output of such a net is NaN or absurd."""
     with pytest.raises(training.TrainingDiverged, match="over 1e.08.*'w'"):

@@ -121,8 +121,19 @@ def predict(model, x, batch_size=500):
 
 
 def evaluate(model, x, y, batch_size=500):
-    """Top-1 accuracy in [0, 1]."""
-    return float((predict(model, x, batch_size).argmax(axis=1) == np.asarray(y)).mean())
+    """Top-1 accuracy in [0, 1]. Refused (ValueError) when x and y differ in length, or when
+    some logits are NaN or infinite: the argmax of a NaN row is 0, which would score it as a
+    guess of class 0 instead of saying the net is broken."""
+    y = np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"evaluate: x holds {len(x)} images but y {len(y)} labels")
+    logits = predict(model, x, batch_size)
+    bad = ~np.isfinite(logits).all(axis=1)
+    if bad.any():
+        raise ValueError(f"evaluate: the model's logits are NaN or infinite for {int(bad.sum())} "
+                         f"of {len(bad)} images (first: image {int(np.argmax(bad))}); "
+                         "its weights or the input are not finite")
+    return float((logits.argmax(axis=1) == y).mean())
 
 
 def _module_rngs(model):
