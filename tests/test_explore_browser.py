@@ -385,3 +385,53 @@ def test_a_units_arithmetic_on_the_page_is_the_engines_and_follows_the_mouse(ser
         assert abs(shown - through) <= 1e-5 * max(1e-3, abs(through)), rule
     assert "Conv2d.backward (the transposed convolution)" in p.page.inner_text("#arith")
     assert p.errors == []
+
+
+def test_the_backward_at_a_pool_and_a_linear_unit_on_the_page_is_the_engines(server, browser):
+    """The backward view at a max-pool unit (its whole gradient to the switch, the engine's
+    gradient at the window beside it) and at a hidden linear unit (the rule at its ReLU, Wᵀg
+    at the inputs receiving most): the numbers on the page are the engine's, for each rule."""
+    import minicnn as mc
+    model = mc.models.fashion_net(pretrained=True)
+    image, _ = fashion_samples()[0]                        # the page opens on sample 0
+    x = model.preprocess.preprocess(image)
+    p = Page(browser, server)
+    target = int(p.page.eval_on_selector("#class-select", "e => e.value"))
+
+    def engine(rule, names):
+        with mc.capture(model, names) as acts:
+            model(mc.tensor(x, requires_grad=True))[0, target].backward(relu_rule=rule)
+        return {n: mc.to_numpy(acts[n].grad)[0].astype(np.float64) for n in names}
+
+    p.click_unit("features.4", 3)
+    with mc.no_grad(), mc.capture(model, ["features.4"]) as acts:
+        model(mc.tensor(x))
+    act = mc.to_numpy(acts["features.4"].data[0, 3])
+    i, j = np.unravel_index(np.argmax(act), act.shape)
+    for rule in ("standard", "deconvnet", "guided"):
+        p.page.select_option("#rule", rule)
+        p.page.wait_for_function(f"document.getElementById('arith').dataset.rule === {rule!r}"
+                                 f" && document.getElementById('arith').dataset.key === "
+                                 f"'features.4/3/{i}/{j}'")
+        g = engine(rule, ["features.4", "features.3"])
+        shown = float(p.page.eval_on_selector("#arith-through", "e => e.dataset.value"))
+        assert abs(shown - g["features.4"][3, i, j]) <= 1e-6 * max(1e-3, abs(shown)), rule
+        assert "MaxPool2d.backward (the switch)" in p.page.inner_text("#arith")
+        assert "all of g to the switch" in p.page.inner_text("#arith")
+    p.click_unit("classifier.0", 7)
+    for rule in ("guided", "standard"):
+        p.page.select_option("#rule", rule)
+        p.page.wait_for_function(f"document.getElementById('arith').dataset.rule === {rule!r}"
+                                 " && document.getElementById('arith').dataset.key === "
+                                 "'classifier.0/7/0/0'")
+        g = engine(rule, ["classifier.0", "classifier.1", "features.9"])
+        dx = g["features.9"].reshape(-1)
+        shown = float(p.page.eval_on_selector("#arith-g", "e => e.dataset.value"))
+        assert abs(shown - g["classifier.1"][7]) <= 1e-6 * max(1e-3, abs(shown)), rule
+        rows = p.page.eval_on_selector_all("#arith-back-top tr[data-d]",
+                                           "rs => rs.map(r => [+r.dataset.d, +r.dataset.total])")
+        assert len(rows) == 12
+        for d, total in rows:          # Wᵀg at the input, float32 sums of 128 terms
+            assert abs(total - dx[d]) <= 1e-5 * np.abs(dx).max(), (rule, d)
+    assert "ops/basic.py: Linear.backward" in p.page.inner_text("#arith")
+    assert p.errors == []

@@ -151,3 +151,92 @@ def test_the_backward_at_a_conv_unit_is_the_engines_under_each_rule(explorer, ru
     out.backward(up)
     window = np.pad(mc.to_numpy(inp.grad)[0], ((0, 0), (1, 1), (1, 1)))[:, i:i + 3, j:j + 3]
     np.testing.assert_allclose(np.asarray(b["to_input"]), window, rtol=1e-6, atol=1e-12)
+
+
+def engine_backward(ex, x, target, rule, names):
+    """The engine's own backward pass: the gradient of the class score at each named layer's
+    output (the first axis dropped)."""
+    with mc.capture(ex.model, names) as acts:
+        xt = mc.tensor(x[None].astype(np.float32), requires_grad=True)
+        ex.model(xt)[0, target].backward(relu_rule=rule)
+    return {n: mc.to_numpy(acts[n].grad)[0].astype(np.float64) for n in names}
+
+
+@pytest.mark.parametrize("rule", ["standard", "deconvnet", "guided"])
+def test_the_backward_at_a_max_pool_unit_sends_its_whole_gradient_to_the_switch(explorer, rule):
+    """A max-pool unit's gradient goes to the window's winner and nothing to the rest: with
+    2×2 windows of stride 2 no two windows share a pixel, so the engine's gradient at the pool's
+    input window is exactly this unit's routing; the switch is the flat index h·W + w the
+    deconvnet's unpooling uses (the op's own indices)."""
+    from minicnn.explore.neuron import backward_arithmetic
+    x = explorer.add_input(explorer.samples[5]).x
+    layer, target = "features.4", 5
+    g = engine_backward(explorer, x, target, rule, [layer, "features.3"])
+    inp = captured(explorer, x, "features.3")
+    _, idx = mc.ops.max_pool2d(mc.tensor(inp[None].astype(np.float32)), 2, 2,
+                               return_indices=True)
+    idx = mc.to_numpy(idx)[0]
+    seen = 0
+    for c, i, j in [(3, 5, 6), (0, 2, 9), (11, 7, 7), (15, 10, 3)]:
+        b = backward_arithmetic(explorer.model, x, layer, c, i, j, target, rule)
+        # two runs of the same float32 backward: equal up to a BLAS's summation order
+        assert b["kind"] == "pool" and b["through"] == b["g"]
+        assert b["through"] == pytest.approx(g[layer][c, i, j], rel=1e-6, abs=1e-12)
+        window = g["features.3"][c, 2 * i:2 * i + 2, 2 * j:2 * j + 2]
+        np.testing.assert_allclose(np.asarray(b["to_input"]), window, rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(b["engine_input"]), window, rtol=1e-6,
+                                   atol=1e-12)
+        routed = np.asarray(b["to_input"])                   # one nonzero: at the winner
+        assert np.count_nonzero(routed) <= 1 and routed.sum() == b["through"]
+        assert b["origin"] == [2 * i, 2 * j] and b["switch"] == idx[c, i, j]
+        assert divmod(b["switch"], 28) == tuple(b["winner"])
+        seen += b["through"] != 0
+    assert seen >= 2           # the routing is seen carrying a gradient, not only zeros
+
+
+@pytest.mark.parametrize("rule", ["standard", "deconvnet", "guided"])
+def test_the_backward_at_a_linear_unit_is_the_engines_under_each_rule(explorer, rule):
+    """A hidden linear unit followed by a ReLU: the gradient arriving at the ReLU and what the
+    rule lets through equal the engine's; the gradient at each listed input, Wᵀg summed over
+    every unit, equals the engine's gradient at the layer's input (float32 sums of 128 terms:
+    within 1e-5 of the largest), and this unit's part of it is W[k, d] · through."""
+    from minicnn.explore.neuron import backward_arithmetic
+    x = explorer.add_input(explorer.samples[2]).x
+    layer, target = "classifier.0", 3
+    g = engine_backward(explorer, x, target, rule, ["features.9", layer, "classifier.1"])
+    y = captured(explorer, x, layer)
+    w = mc.to_numpy(explorer.model.get_submodule(layer).weight.data).astype(np.float64)
+    dx = g["features.9"].reshape(-1)
+    units = [int(np.argmax(y)), int(np.argmin(y))]         # one on, one off
+    for k in units:
+        b = backward_arithmetic(explorer.model, x, layer, k, 0, 0, target, rule)
+        assert b["g"] == pytest.approx(g["classifier.1"][k], rel=1e-6, abs=1e-12)
+        assert b["through"] == pytest.approx(g[layer][k], rel=1e-6, abs=1e-12)
+        active = y[k] > 0
+        assert b["y_active"] == active
+        passes = {"standard": active, "deconvnet": b["g"] > 0,
+                  "guided": active and b["g"] > 0}[rule]
+        assert b["passes"] == passes and b["through"] == (b["g"] if passes else 0.0)
+        assert len(b["top"]) == 12 and b["inputs"] == 1568
+        scale = np.abs(dx).max()
+        for t in b["top"]:
+            assert t["engine"] == pytest.approx(dx[t["d"]], rel=1e-6, abs=1e-7 * scale)
+            assert abs(t["total"] - dx[t["d"]]) <= 1e-5 * scale
+            assert t["share"] == pytest.approx(w[k, t["d"]] * b["through"], rel=1e-12, abs=0)
+        mags = [abs(t["total"]) for t in b["top"]]
+        assert mags == sorted(mags, reverse=True) and mags[0] == pytest.approx(scale, rel=1e-5)
+
+
+def test_the_backward_at_the_class_score_starts_with_one_at_the_target(explorer):
+    """The last linear layer has no ReLU after it: the gradient arriving at the class score is
+    1 at the target and 0 at every other class, and its inputs receive the target's row of W."""
+    from minicnn.explore.neuron import backward_arithmetic
+    x = explorer.add_input(explorer.samples[1]).x
+    w = mc.to_numpy(explorer.model.get_submodule("classifier.3").weight.data)
+    for unit, expect in [(4, 1.0), (6, 0.0)]:
+        b = backward_arithmetic(explorer.model, x, "classifier.3", unit, 0, 0, 4, "standard")
+        assert b["last"] and b["g"] == b["through"] == expect and "relu" not in b
+        assert b["g_out_nonzero"] == 1
+        for t in b["top"]:
+            assert t["total"] == t["engine"] == w[4, t["d"]]
+            assert t["share"] == w[unit, t["d"]] * expect

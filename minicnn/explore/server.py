@@ -271,7 +271,7 @@ def create_app(ex, trainer=None):
         try:
             with ex.lock:
                 out = arithmetic(ex.model, inp.x, layer, unit, i, j)
-                if target is not None and out["kind"] == "conv" and "relu" in out:
+                if target is not None:
                     out["backward"] = backward_arithmetic(ex.model, inp.x, layer, unit, i, j,
                                                           ex.check_target(_int("target")), rule)
             return jsonify(out)

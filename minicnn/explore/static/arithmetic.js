@@ -4,7 +4,7 @@
 
 window.arith = (() => {
   const a = {pos: null};
-  const KINDS = ["Conv2d", "MaxPool2d", "Linear"];
+  const KINDS = ["Conv2d", "Conv2dSame", "MaxPool2d", "Linear"];
   const num = (v) => (Math.abs(v) >= 100 || (v !== 0 && Math.abs(v) < 0.001)) ? v.toExponential(2)
     : v.toFixed(3);
 
@@ -22,6 +22,27 @@ window.arith = (() => {
     return span;
   }
 
+  // what follows the unit: a batch norm in eval mode (an affine map per channel), a ReLU or ReLU6
+  function drawAfter(r) {
+    const out = [];
+    if (r.bn) {
+      const z = value(`${r.bn.layer}: (y − ${num(r.bn.mean)}) / √(${num(r.bn.var)} + ${r.bn.eps}) · ${num(r.bn.gamma)} + ${num(r.bn.beta)} =`, r.bn.value);
+      z.id = "arith-bn";
+      const eng = value(" · engine:", r.bn.engine);
+      eng.id = "arith-bn-engine";
+      out.push(element("div", {className: "code", textContent: r.bn.code}),
+               element("div", {className: "formula", textContent: r.bn.formula}),
+               element("div", {className: "total"}, z, eng));
+    }
+    if (r.relu) {
+      const f = r.relu.kind === "relu6" ? "relu6(z) = min(max(z, 0), 6)" : "relu(y) = max(y, 0)";
+      const relu = value(`${r.relu.layer}: ${f} =`, r.relu.value);
+      relu.id = "arith-relu";
+      out.push(element("div", {className: "total"}, element("span", {className: "code", textContent: `${r.relu.code} · `}), relu));
+    }
+    return out;
+  }
+
   function draw(r) {
     const box = $("arith");
     const head = [element("div", {className: "code", textContent: r.code}),
@@ -31,7 +52,9 @@ window.arith = (() => {
     let body = [];
     if (r.kind === "conv") {
       body.push(element("div", {textContent: `unit ${r.unit} at (${r.i}, ${r.j}): window at (${r.origin.join(", ")}) of the input, ` +
-        `${r.kernel.join("×")} kernel, stride ${r.stride.join("×")}, padding ${r.padding.join("×")}; ` +
+        `${r.kernel.join("×")} kernel, stride ${r.stride.join("×")}, ` +
+        (r.same ? `TensorFlow SAME padding (top ${r.padding[0]}, bottom ${r.padding_after[0]}, left ${r.padding[1]}, right ${r.padding_after[1]})` : `padding ${r.padding.join("×")}`) +
+        (r.groups > 1 ? `, groups ${r.groups} (${r.in_channels} input channel${r.in_channels > 1 ? "s" : ""} per filter)` : "") + "; " +
         `${r.channels.length} of ${r.in_channels} input channels drawn, all summed`}));
       body.push(element("div", {className: "channels"}, ...r.channels.map((c, k) => {
         const sum = value("Σ =", r.channel_sums[k]);
@@ -48,11 +71,7 @@ window.arith = (() => {
       const eng = value("engine:", r.engine);
       eng.id = "arith-engine";
       body.push(element("div", {className: "total"}, eng));
-      if (r.relu) {
-        const relu = value(`${r.relu.layer}: relu(y) = max(y, 0) =`, r.relu.value);
-        relu.id = "arith-relu";
-        body.push(element("div", {className: "total"}, element("span", {className: "code", textContent: `${r.relu.code} · `}), relu));
-      }
+      body.push(...drawAfter(r));
     } else if (r.kind === "pool") {
       const win = [r.winner[0] - r.origin[0], r.winner[1] - r.origin[1]];
       body.push(element("div", {textContent: `channel ${r.unit} at (${r.i}, ${r.j}): the window at (${r.origin.join(", ")}) of the input`}),
@@ -74,7 +93,7 @@ window.arith = (() => {
       body.push(total);
       const eng = value("engine:", r.engine);
       eng.id = "arith-engine";
-      body.push(element("div", {className: "total"}, eng));
+      body.push(element("div", {className: "total"}, eng), ...drawAfter(r));
     }
     if (r.backward) body.push(...drawBackward(r.backward));
     box.replaceChildren(...head, ...body);
@@ -83,22 +102,51 @@ window.arith = (() => {
   }
 
   // the backward at the same unit: the gradient arriving, what the rule lets through, and
-  // this unit's share of the gradient at each position of its window (g · w[f])
+  // where it goes: g · w[f] over a conv's window, the switch of a max-pool, Wᵀg of a linear
   function drawBackward(b) {
-    const out = [element("h4", {textContent: `Backward: ∂(score of ${state.info.labels[b.target]})/∂ at this unit, ${b.rule} rule`}),
-                 element("div", {className: "code", textContent: b.code_rule}),
-                 element("div", {className: "formula", textContent: b.formula_rule})];
-    const g = value(`arriving at ${b.relu}: g =`, b.g);
-    g.id = "arith-g";
-    const through = value("let through to the conv's output:", b.through);
+    const out = [element("h4", {textContent: `Backward: ∂(score of ${state.info.labels[b.target]})/∂ at this unit, ${b.rule} rule`})];
+    const what = {conv: "the conv's output", pool: "the pool's output", linear: "the linear unit's output"}[b.kind];
+    if (b.relu) {
+      out.push(element("div", {className: "code", textContent: b.code_rule}),
+               element("div", {className: "formula", textContent: b.formula_rule}));
+      const g = value(`arriving at ${b.relu}: g =`, b.g);
+      g.id = "arith-g";
+      const active = b.relu_kind === "relu6" ? (b.y_active ? "0 < y < 6" : "y outside (0, 6)") : (b.y_active ? "y > 0" : "y ≤ 0");
+      out.push(element("div", {className: "total"}, g, ` · ${active} · g ${b.g_positive ? ">" : "≤"} 0 → ` +
+        (b.passes ? "passes" : "blocked")));
+      if (b.bn) out.push(element("div", {className: "total"}, value(`through ${b.bn.layer} (× its scale ${num(b.bn.scale)}): at its input`, b.bn.through)));
+    } else {
+      const g = value(b.last ? "arriving at this class score (1 at the target class, 0 at the others): g =" : "arriving at this unit's output: g =", b.g);
+      g.id = "arith-g";
+      out.push(element("div", {className: "total"}, g));
+    }
+    const through = value(`the gradient at ${what}:`, b.through);
     through.id = "arith-through";
-    out.push(element("div", {className: "total"}, g, ` · y ${b.y_positive ? ">" : "≤"} 0 · g ${b.g_positive ? ">" : "≤"} 0 → ` +
-      (b.passes ? "passes" : "blocked")), element("div", {className: "total"}, through));
-    out.push(element("div", {className: "code", textContent: b.code}),
+    out.push(element("div", {className: "total"}, through),
+             element("div", {className: "code", textContent: b.code}),
              element("div", {className: "formula", textContent: b.formula}));
-    out.push(element("div", {className: "channels"}, ...b.channels.map((c, k) =>
-      element("div", {className: "channel"}, element("div", {textContent: `to channel ${c}: g·w`}),
-              table(b.to_input[k])))));
+    if (b.kind === "conv") {
+      out.push(element("div", {className: "channels"}, ...b.channels.map((c, k) =>
+        element("div", {className: "channel"}, element("div", {textContent: `to channel ${c}: g·w`}),
+                table(b.to_input[k])))));
+    } else if (b.kind === "pool") {
+      const win = [b.winner[0] - b.origin[0], b.winner[1] - b.origin[1]];
+      out.push(element("div", {className: "channels"},
+        element("div", {className: "channel"}, element("div", {textContent: `to the window: all of g to the switch ${b.switch} at (${b.winner.join(", ")})`}),
+                table(b.to_input, win)),
+        element("div", {className: "channel"}, element("div", {textContent: "the engine's gradient there"}),
+                table(b.engine_input, win))));
+    } else {
+      const rows = b.top.map((t) => {
+        const tr = element("tr", {}, ...[t.d, t.w, t.share, t.total, t.engine].map((v, c) =>
+          element("td", {textContent: c ? num(v) : v})));
+        tr.dataset.d = t.d; tr.dataset.total = t.total; tr.dataset.engine = t.engine; tr.dataset.share = t.share;
+        return tr;
+      });
+      out.push(element("div", {textContent: `the ${b.top.length} of ${b.inputs} inputs receiving the largest gradient (${b.g_out_nonzero} units of this layer send one)`}),
+        element("table", {id: "arith-back-top"}, element("tr", {}, ...["d", `W[${b.unit},d]`, "this unit: W·g", "Wᵀg (all units)", "engine"].map((h) =>
+          element("td", {textContent: h}))), ...rows));
+    }
     return out;
   }
 
