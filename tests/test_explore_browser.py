@@ -372,6 +372,23 @@ def test_a_units_arithmetic_on_the_page_is_the_engines_and_follows_the_mouse(ser
                              "'features.2/5/20/3'")
     total = float(p.page.eval_on_selector("#arith-total", "e => e.dataset.value"))
     assert abs(total - act[20, 3]) <= 1e-5 * max(1.0, abs(act[20, 3]))
+    # the window moved on the previous layer's 16 maps: 3×3 at (19, 2) (padding 1)
+    boxes = p.page.eval_on_selector_all("#arith-maps .window", "bs => bs.map(b => "
+                                        "[b.dataset.origin, b.dataset.size])")
+    assert boxes == [["19,2", "3,3"]] * 16
+    img = p.page.locator("#arith-maps .map").first.bounding_box()
+    win = p.page.locator("#arith-maps .window").first.bounding_box()
+    assert abs(win["x"] - img["x"] - 2 / 28 * img["width"]) < 1.5       # drawn where it says
+    assert abs(win["y"] - img["y"] - 19 / 28 * img["height"]) < 1.5
+    p.page.mouse.move(box["x"] + box["width"] * 11.5 / 28, box["y"] + box["height"] * 6.5 / 28)
+    p.page.wait_for_function("document.getElementById('arith').dataset.key === "
+                             "'features.2/5/6/11'")
+    total = float(p.page.eval_on_selector("#arith-total", "e => e.dataset.value"))
+    assert abs(total - act[6, 11]) <= 1e-5 * max(1.0, abs(act[6, 11]))
+    assert p.page.eval_on_selector("#arith-maps .window", "b => b.dataset.origin") == "5,10"
+    p.page.mouse.move(box["x"] + box["width"] * 3.5 / 28, box["y"] + box["height"] * 20.5 / 28)
+    p.page.wait_for_function("document.getElementById('arith').dataset.key === "
+                             "'features.2/5/20/3'")
     # the backward at the same unit, for the class picked, changes in place with the rule
     target = int(p.page.eval_on_selector("#class-select", "e => e.value"))
     for rule in ("guided", "standard"):

@@ -240,3 +240,26 @@ def test_the_backward_at_the_class_score_starts_with_one_at_the_target(explorer)
         for t in b["top"]:
             assert t["total"] == t["engine"] == w[4, t["d"]]
             assert t["share"] == w[unit, t["d"]] * expect
+
+
+def test_the_route_sends_the_previous_layers_maps_the_window_is_drawn_on(explorer):
+    """The page draws the window on the maps it came from: one picture per input channel
+    shown (a pool unit: its own channel), at the input's size, with the window's corner."""
+    import base64
+    import io
+    from PIL import Image
+    client = create_app(explorer).test_client()
+    key = client.post("/api/input", json={"sample": 3}).json["input"]
+    r = client.get(f"/api/arithmetic?input={key}&layer=features.5&unit=2&i=4&j=9").json
+    assert r["input_layer"] == "features.4" and r["map_shape"] == [14, 14]
+    assert len(r["maps"]) == 16 and r["origin"] == [3, 8]
+    inp = explorer.get_input(key).acts["features.4"]
+    png = Image.open(io.BytesIO(base64.b64decode(r["maps"][7].split(",", 1)[1])))
+    m = np.asarray(png, np.float64)
+    lo, hi = inp[7].min(), inp[7].max()           # its own min black, max white
+    assert m.shape == (14, 14) and hi > lo
+    np.testing.assert_allclose(m, (inp[7] - lo) / (hi - lo) * 255, atol=0.5 + 1e-3)
+    pool = client.get(f"/api/arithmetic?input={key}&layer=features.4&unit=5&i=1&j=2").json
+    assert len(pool["maps"]) == 1 and pool["origin"] == [2, 4] and pool["map_shape"] == [28, 28]
+    dense = client.get(f"/api/arithmetic?input={key}&layer=classifier.3&unit=1").json
+    assert "maps" not in dense

@@ -22,6 +22,7 @@ from ..autograd import no_grad
 from ..backend import to_numpy
 from ..models.efficientnet import Conv2dSame, same_padding
 from ..nn import capture
+from .render import png_url
 from ..techniques.common import as_input
 
 __all__ = ["arithmetic", "backward_arithmetic", "layer_input", "MAX_CHANNELS"]
@@ -102,9 +103,11 @@ def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
-def arithmetic(model, x, layer, unit, i=0, j=0):
+def arithmetic(model, x, layer, unit, i=0, j=0, pictures=False):
     """The arithmetic of ``layer``'s unit (channel ``unit`` at row i, column j) on input x
-    (C, H, W) -> a dict of plain numbers and lists (JSON-ready)."""
+    (C, H, W) -> a dict of plain numbers and lists (JSON-ready). ``pictures``: also the
+    input maps the window lies on (``maps``: a PNG data URL per channel shown, each scaled
+    from its own min (black) to its max (white)), for the page to draw the window on."""
     m = model.get_submodule(layer)
     if not isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.Linear)):
         raise ValueError(f"layer {layer!r} is a {type(m).__name__}: the arithmetic is shown "
@@ -117,6 +120,12 @@ def arithmetic(model, x, layer, unit, i=0, j=0):
         res = _pool(m, inp, out, unit, i, j)
     else:
         res = _linear(m, inp.reshape(-1), out, unit)
+    k = list(outs).index(layer)
+    res["input_layer"] = list(outs)[k - 1] if k > 0 else "the input"
+    if pictures and res["kind"] != "linear":
+        chans = res["channels"] if res["kind"] == "conv" else [unit]
+        res["maps"] = [png_url(_grey(inp[c])) for c in chans]
+        res["map_shape"] = list(inp.shape[1:])
     at = (unit, i, j) if out.ndim == 3 else (unit,)
     value = res["engine"]
     for kind, name, after in _after(model, outs, layer):
@@ -131,6 +140,14 @@ def arithmetic(model, x, layer, unit, i=0, j=0):
                            "computed": float(min(max(value, 0.0), hi)),
                            "code": CODE[kind][0], "formula": CODE[kind][1]}
     return res
+
+
+def _grey(m):
+    """A map (H, W) -> uint8 grey, its min black and its max white (a flat map: mid-grey)."""
+    lo, hi = float(m.min()), float(m.max())
+    if hi <= lo:
+        return np.full(m.shape, 128, np.uint8)
+    return np.round((m - lo) / (hi - lo) * 255).astype(np.uint8)
 
 
 def _input_output(outs, x, layer):

@@ -270,7 +270,7 @@ def create_app(ex, trainer=None):
                                f"{', '.join(RULES)}")
         try:
             with ex.lock:
-                out = arithmetic(ex.model, inp.x, layer, unit, i, j)
+                out = arithmetic(ex.model, inp.x, layer, unit, i, j, pictures=True)
                 if target is not None:
                     out["backward"] = backward_arithmetic(ex.model, inp.x, layer, unit, i, j,
                                                           ex.check_target(_int("target")), rule)

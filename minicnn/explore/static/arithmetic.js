@@ -43,6 +43,22 @@ window.arith = (() => {
     return out;
   }
 
+  // the previous layer's maps with the unit's window on them (it moves as the mouse does)
+  function drawMaps(r) {
+    const [H, W] = r.map_shape;
+    const size = r.kind === "conv" ? r.kernel : [r.window.length, r.window[0].length];
+    const chans = r.kind === "conv" ? r.channels : [r.unit];
+    return element("div", {className: "maps", id: "arith-maps"}, ...chans.map((c, k) => {
+      const box = element("div", {className: "window"});
+      Object.assign(box.style, {top: `${100 * r.origin[0] / H}%`, left: `${100 * r.origin[1] / W}%`,
+                                height: `${100 * size[0] / H}%`, width: `${100 * size[1] / W}%`});
+      box.dataset.origin = r.origin.join(",");
+      box.dataset.size = size.join(",");
+      return element("figure", {}, element("div", {className: "map"}, element("img", {src: r.maps[k], alt: ""}), box),
+                     element("figcaption", {textContent: `${r.input_layer} [${c}]`}));
+    }));
+  }
+
   function draw(r) {
     const box = $("arith");
     const head = [element("div", {className: "code", textContent: r.code}),
@@ -95,6 +111,7 @@ window.arith = (() => {
       eng.id = "arith-engine";
       body.push(element("div", {className: "total"}, eng), ...drawAfter(r));
     }
+    if (r.maps) body.unshift(drawMaps(r));
     if (r.backward) body.push(...drawBackward(r.backward));
     box.replaceChildren(...head, ...body);
     box.dataset.key = `${r.layer}/${r.unit}/${r.i === undefined ? 0 : r.i}/${r.j === undefined ? 0 : r.j}`;
