@@ -127,7 +127,7 @@ def arithmetic(model, x, layer, unit, i=0, j=0, pictures=False):
         res["maps"] = [png_url(_grey(inp[c])) for c in chans]
         res["map_shape"] = list(inp.shape[1:])
     at = (unit, i, j) if out.ndim == 3 else (unit,)
-    value = res["engine"]
+    value = res["total"]                 # the steps after it, from the arithmetic's total
     for kind, name, after in _after(model, outs, layer):
         if kind == "bn":
             bn = _bn_affine(model.get_submodule(name), unit)
