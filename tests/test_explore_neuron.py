@@ -263,3 +263,20 @@ def test_the_route_sends_the_previous_layers_maps_the_window_is_drawn_on(explore
     assert len(pool["maps"]) == 1 and pool["origin"] == [2, 4] and pool["map_shape"] == [28, 28]
     dense = client.get(f"/api/arithmetic?input={key}&layer=classifier.3&unit=1").json
     assert "maps" not in dense
+
+
+def test_a_shown_relu_is_explained_by_the_conv_before_it(explorer):
+    """GET /api/arithmetic/layers: a ReLU's units are the conv's before it, a conv explains
+    itself; a name not in the model is a 400 listing the shown layers."""
+    client = create_app(explorer).test_client()
+    key = client.post("/api/input", json={"sample": 3}).json["input"]
+    relu = client.get(f"/api/arithmetic/layers?input={key}&layer=features.3").json["layers"]
+    assert relu == [{"name": "features.2", "type": "Conv2d", "shape": [16, 28, 28]}]
+    conv = client.get(f"/api/arithmetic/layers?input={key}&layer=features.5").json["layers"]
+    assert [c["name"] for c in conv] == ["features.5"]
+    x = explorer.get_input(key).x
+    bad = client.get(f"/api/arithmetic?input={key}&layer=features.99&unit=0")
+    assert bad.status_code == 400 and "features.5" in bad.json["error"]
+    r = client.get(f"/api/arithmetic?input={key}&layer=features.2&unit=1").json
+    y = captured(explorer, x, "features.2")[1]
+    assert (r["i"], r["j"]) == np.unravel_index(np.argmax(y), y.shape)

@@ -116,3 +116,26 @@ def test_the_backward_through_relu6_and_the_batch_norm_is_the_engines(explorer, 
         w = mc.to_numpy(explorer.model.get_submodule(conv).weight.data)[7].astype(np.float64)
         np.testing.assert_allclose(np.asarray(b["to_input"]), b["through"] * w[:16],
                                    rtol=1e-12)
+
+
+def test_the_page_reaches_the_convs_inside_a_block_and_the_conv_behind_a_relu6(explorer, photo):
+    """EfficientNet shows blocks, not their layers: GET /api/arithmetic/layers names the convs
+    inside ``_blocks.0`` (depthwise, then the 1×1 projection) and the stem conv behind
+    ``_stem_relu``; a layer inside a block is answered like a shown one, at its unit's
+    strongest position by default."""
+    from minicnn.explore import create_app
+    x, out = photo
+    client = create_app(explorer).test_client()
+    key = client.post("/api/input", json={"sample": 0}).json["input"]
+    block = client.get(f"/api/arithmetic/layers?input={key}&layer=_blocks.0").json["layers"]
+    assert [(b["name"], b["type"], b["shape"]) for b in block] == [
+        (DEPTHWISE[0], "Conv2dSame", [32, 112, 112]),
+        ("_blocks.0._project_conv", "Conv2d", [16, 112, 112])]
+    for shown in ("_stem_relu", "_bn0", "_conv_stem"):
+        found = client.get(f"/api/arithmetic/layers?input={key}&layer={shown}").json["layers"]
+        assert [f["name"] for f in found] == ["_conv_stem"], shown
+    r = client.get(f"/api/arithmetic?input={key}&layer={DEPTHWISE[0]}&unit=9").json
+    y = out[DEPTHWISE[0]][9]
+    assert (r["i"], r["j"]) == np.unravel_index(np.argmax(y), y.shape) and r["matches"]
+    bad = client.get(f"/api/arithmetic?input={key}&layer={DEPTHWISE[0]}&unit=32&i=0&j=0")
+    assert bad.status_code == 400 and "outside" in bad.json["error"]

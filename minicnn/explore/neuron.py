@@ -25,7 +25,8 @@ from ..nn import capture
 from .render import png_url
 from ..techniques.common import as_input
 
-__all__ = ["arithmetic", "backward_arithmetic", "layer_input", "MAX_CHANNELS"]
+__all__ = ["arithmetic", "backward_arithmetic", "arithmetic_layers", "strongest", "layer_input",
+           "MAX_CHANNELS"]
 
 MAX_CHANNELS = 16        # input channels drawn in full (all of them are summed)
 TOP_INPUTS = 12          # a linear unit's inputs listed (by |w·x|)
@@ -99,6 +100,37 @@ def _bn_affine(m, c):
             "scale": float(scale), "shift": float(beta - mean * scale)}
 
 
+_KINDS = (nn.Conv2d, nn.MaxPool2d, nn.Linear)
+
+
+def arithmetic_layers(model, x, layer):
+    """The layers whose arithmetic explains ``layer``'s units -> [{"name", "type", "shape"}]:
+    the layer itself (a conv, max-pool or linear layer); the convs, pools and linears inside a
+    block (EfficientNet's ``_blocks.0``: its depthwise and 1×1 convs); for a batch norm or
+    ReLU, the layer whose units it transforms (``_bn0``, ``_stem_relu``: ``_conv_stem``)."""
+    outs = _forward(model, x)
+    m = model.get_submodule(layer)
+    if isinstance(m, _KINDS):
+        names = [layer]
+    elif m.children():
+        names = [n for n in outs if n.startswith(layer + ".")
+                 and isinstance(model.get_submodule(n), _KINDS)]
+    else:
+        names = [n for n in outs if isinstance(model.get_submodule(n), _KINDS)
+                 and layer in [name for _, name, _ in _after(model, outs, n)]]
+    return [{"name": n, "type": type(model.get_submodule(n)).__name__,
+             "shape": list(outs[n].shape)} for n in names]
+
+
+def strongest(model, x, layer, unit):
+    """(i, j) where channel ``unit`` of ``layer`` (any conv or pool) responds most to x."""
+    out = _forward(model, x)[layer]
+    if out.ndim != 3 or not 0 <= unit < out.shape[0]:
+        return 0, 0
+    i, j = np.unravel_index(int(np.argmax(out[unit])), out.shape[1:])
+    return int(i), int(j)
+
+
 def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
@@ -109,7 +141,7 @@ def arithmetic(model, x, layer, unit, i=0, j=0, pictures=False):
     input maps the window lies on (``maps``: a PNG data URL per channel shown, each scaled
     from its own min (black) to its max (white)), for the page to draw the window on."""
     m = model.get_submodule(layer)
-    if not isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.Linear)):
+    if not isinstance(m, _KINDS):
         raise ValueError(f"layer {layer!r} is a {type(m).__name__}: the arithmetic is shown "
                          f"for Conv2d, MaxPool2d and Linear layers")
     outs = _forward(model, x)

@@ -167,32 +167,67 @@ window.arith = (() => {
     return out;
   }
 
+  // a shown layer that is not itself a conv, pool or linear layer (a block, a batch norm, a
+  // ReLU): the layers whose arithmetic explains it, one button each (EfficientNet's _blocks.0:
+  // its depthwise and 1×1 convs; _stem_relu: _conv_stem)
+  async function inside(layer) {
+    if (a.inside && a.inside.layer === layer) return a.inside.layers;
+    const r = await api(() => `/api/arithmetic/layers?${new URLSearchParams({input: state.input, layer})}`);
+    a.inside = {layer, layers: r.layers};
+    a.sub = r.layers.length ? r.layers[0].name : null;
+    return r.layers;
+  }
+
+  function drawInside(layers) {
+    const box = $("arith-layers");
+    box.hidden = !layers;
+    if (!layers) return;
+    box.replaceChildren("computed in: ", ...layers.map((l) => {
+      const b = element("button", {type: "button", textContent: `${l.name} (${l.type})`});
+      b.dataset.layer = l.name;
+      if (l.name === a.sub) b.className = "on";
+      b.addEventListener("click", () => { a.sub = l.name; a.pos = null; show(null).catch(() => {}); });
+      return b;
+    }));
+  }
+
   async function show(pos) {
     if (!state.unit) return;
     const {layer, unit} = state.unit;
     const info = state.info.layers.find((l) => l.name === layer);
     const panel = $("arith-panel");
-    if (!info || !KINDS.includes(info.type)) { panel.hidden = true; return; }
-    panel.hidden = false;
+    if (!info) { panel.hidden = true; return; }
     const current = ticket("arith");
-    const q = {layer, unit, target: $("class-select").value, rule: $("rule").value};
+    let target = {layer, unit, shape: info.shape};
+    if (!KINDS.includes(info.type)) {
+      const layers = await inside(layer);
+      if (!current()) return;
+      if (!layers.length) { panel.hidden = true; return; }
+      const sub = layers.find((l) => l.name === a.sub) || layers[0];
+      target = {layer: sub.name, unit: Math.min(unit, sub.shape[0] - 1), shape: sub.shape};
+      drawInside(layers);
+    } else drawInside(null);
+    panel.hidden = false;
+    a.shape = target.shape;
+    const q = {layer: target.layer, unit: target.unit, target: $("class-select").value, rule: $("rule").value};
+    const key = `${target.layer}/${target.unit}`;
     if (pos) Object.assign(q, {i: pos[0], j: pos[1]});
-    else if (a.pos && a.layer === `${layer}/${unit}`) Object.assign(q, {i: a.pos[0], j: a.pos[1]});
+    else if (a.pos && a.layer === key) Object.assign(q, {i: a.pos[0], j: a.pos[1]});
     else a.pos = null;
-    a.layer = `${layer}/${unit}`;
+    a.layer = key;
     const r = await busy(panel, api(() => `/api/arithmetic?${new URLSearchParams({input: state.input, ...q})}`));
     if (current()) draw(r);
   }
 
-  // hovering the activation map moves the window to the position under the mouse
+  // hovering the activation map moves the window to the position under the mouse (in the
+  // layer computed: a layer inside a block may have another size than the block's output)
   window.addEventListener("DOMContentLoaded", () => {
     $("unit-activation").addEventListener("mousemove", (e) => {
-      if (!state.unit) return;
-      const info = state.info.layers.find((l) => l.name === state.unit.layer);
-      if (!info || info.shape.length !== 3 || !KINDS.includes(info.type)) return;
+      if (!state.unit || $("arith-panel").hidden || !a.shape || a.shape.length !== 3) return;
+      const [, H, W] = a.shape;
       const rect = e.target.getBoundingClientRect();
-      const i = Math.min(info.shape[1] - 1, Math.floor((e.clientY - rect.top) / rect.height * info.shape[1]));
-      const j = Math.min(info.shape[2] - 1, Math.floor((e.clientX - rect.left) / rect.width * info.shape[2]));
+      const i = Math.min(H - 1, Math.floor((e.clientY - rect.top) / rect.height * H));
+      const j = Math.min(W - 1, Math.floor((e.clientX - rect.left) / rect.width * W));
       if (a.pos && a.pos[0] === i && a.pos[1] === j) return;
       a.pos = [i, j];
       show([i, j]).catch(() => {});
