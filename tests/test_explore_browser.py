@@ -380,6 +380,9 @@ def test_a_units_arithmetic_on_the_page_is_the_engines_and_follows_the_mouse(ser
     win = p.page.locator("#arith-maps .window").first.bounding_box()
     assert abs(win["x"] - img["x"] - 2 / 28 * img["width"]) < 1.5       # drawn where it says
     assert abs(win["y"] - img["y"] - 19 / 28 * img["height"]) < 1.5
+    here = p.page.locator("#arith-here").bounding_box()      # and marked on the output map
+    assert abs(here["x"] - box["x"] - 3 / 28 * box["width"]) < 1.5
+    assert abs(here["y"] - box["y"] - 20 / 28 * box["height"]) < 1.5
     p.page.mouse.move(box["x"] + box["width"] * 11.5 / 28, box["y"] + box["height"] * 6.5 / 28)
     p.page.wait_for_function("document.getElementById('arith').dataset.key === "
                              "'features.2/5/6/11'")

@@ -59,7 +59,25 @@ window.arith = (() => {
     }));
   }
 
+  // the position computed, marked on the unit's activation map
+  function mark(r) {
+    const img = $("unit-activation");
+    let here = $("arith-here");
+    if (!here) {
+      here = element("div", {id: "arith-here"});
+      img.parentElement.style.position = "relative";
+      img.after(here);
+    }
+    here.hidden = !r || r.i === undefined || !a.shape || a.shape.length !== 3 || !img.offsetWidth;
+    if (here.hidden) return;
+    const [, H, W] = a.shape;
+    Object.assign(here.style, {left: `${img.offsetLeft + img.offsetWidth * r.j / W}px`,
+      top: `${img.offsetTop + img.offsetHeight * r.i / H}px`,
+      width: `${Math.max(3, img.offsetWidth / W)}px`, height: `${Math.max(3, img.offsetHeight / H)}px`});
+  }
+
   function draw(r) {
+    mark(r);
     const box = $("arith");
     const head = [element("div", {className: "code", textContent: r.code}),
                   element("div", {className: "formula", textContent: r.formula})];
@@ -196,13 +214,13 @@ window.arith = (() => {
     const {layer, unit} = state.unit;
     const info = state.info.layers.find((l) => l.name === layer);
     const panel = $("arith-panel");
-    if (!info) { panel.hidden = true; return; }
+    if (!info) { panel.hidden = true; mark(null); return; }
     const current = ticket("arith");
     let target = {layer, unit, shape: info.shape};
     if (!KINDS.includes(info.type)) {
       const layers = await inside(layer);
       if (!current()) return;
-      if (!layers.length) { panel.hidden = true; return; }
+      if (!layers.length) { panel.hidden = true; mark(null); return; }
       const sub = layers.find((l) => l.name === a.sub) || layers[0];
       target = {layer: sub.name, unit: Math.min(unit, sub.shape[0] - 1), shape: sub.shape};
       drawInside(layers);
