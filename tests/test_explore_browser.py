@@ -403,7 +403,9 @@ def test_a_units_arithmetic_on_the_page_is_the_engines_and_follows_the_mouse(ser
         through = float(mc.to_numpy(acts["features.2"].grad)[0, 5, 20, 3])
         shown = float(p.page.eval_on_selector("#arith-through", "e => e.dataset.value"))
         assert abs(shown - through) <= 1e-5 * max(1e-3, abs(through)), rule
-    assert "Conv2d.backward (the transposed convolution)" in p.page.inner_text("#arith")
+    text = p.page.inner_text("#arith")
+    assert "ops/conv.py: Conv2d.backward" in text and "the transposed convolution" in text
+    assert "autograd.py: _standard" in text                 # the rule's own function
     assert p.errors == []
 
 
@@ -436,7 +438,7 @@ def test_the_backward_at_a_pool_and_a_linear_unit_on_the_page_is_the_engines(ser
         g = engine(rule, ["features.4", "features.3"])
         shown = float(p.page.eval_on_selector("#arith-through", "e => e.dataset.value"))
         assert abs(shown - g["features.4"][3, i, j]) <= 1e-6 * max(1e-3, abs(shown)), rule
-        assert "MaxPool2d.backward (the switch)" in p.page.inner_text("#arith")
+        assert "ops/pool.py: MaxPool2d.backward" in p.page.inner_text("#arith")
         assert "all of g to the switch" in p.page.inner_text("#arith")
     p.click_unit("classifier.0", 7)
     for rule in ("guided", "standard"):

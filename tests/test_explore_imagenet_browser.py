@@ -82,7 +82,8 @@ def test_the_arithmetic_of_efficientnets_first_layers_on_the_page_is_the_engines
     assert close(shown("#arith-total"), out["_conv_stem"][7, i, j])
     assert close(shown("#arith-bn"), out["_bn0"][7, i, j])
     assert close(shown("#arith-relu"), out["_stem_relu"][7, i, j])
-    assert "ops/activation.py: Clamp.forward (relu6)" in p.page.inner_text("#arith")
+    assert "ops/activation.py: relu6: min(max(x, 0), 6)" in p.page.inner_text("#arith")
+    assert "ops/norm.py: BatchNorm.forward" in p.page.inner_text("#arith")
 
     p.click_unit("_blocks.0", 5)
     buttons = p.page.eval_on_selector_all("#arith-layers button", "bs => bs.map(b => "

@@ -44,7 +44,7 @@ def test_a_conv_units_window_times_its_kernel_plus_bias_is_its_activation(explor
     # the ReLU after it: max(y, 0), the captured value of the next layer
     relu = captured(explorer, x, r["relu"]["layer"])[unit, i, j]
     assert r["relu"]["value"] == pytest.approx(max(y, 0.0), abs=1e-7) == pytest.approx(relu)
-    assert r["code"] == "ops/conv.py: conv2d_naive"
+    assert r["code"] == "ops/conv.py: Conv2d.forward" and "conv2d_naive" in r["here"]
 
 
 def test_the_window_of_a_corner_unit_reaches_into_the_zero_padding(explorer):
@@ -280,3 +280,22 @@ def test_a_shown_relu_is_explained_by_the_conv_before_it(explorer):
     r = client.get(f"/api/arithmetic?input={key}&layer=features.2&unit=1").json
     y = captured(explorer, x, "features.2")[1]
     assert (r["i"], r["j"]) == np.unravel_index(np.argmax(y), y.shape)
+
+
+def test_every_view_names_code_that_exists_with_the_formula_its_docstring_writes():
+    """The page and the code read as one lesson: each "file: object" a view names imports
+    from minicnn, and the formula shown is written in that object's docstring (a method's:
+    its class's), spaces aside; the loops a conv view points to exist too."""
+    import importlib
+    from minicnn.explore.neuron import CODE
+    for key, (code, formula, here) in CODE.items():
+        path, _, obj = code.partition(": ")
+        module = importlib.import_module("minicnn." + path[:-3].replace("/", "."))
+        found = module
+        for part in obj.split("."):
+            found = getattr(found, part)                      # AttributeError: a wrong name
+        owner = getattr(module, obj.split(".")[0])
+        docs = " ".join(d for d in (found.__doc__, owner.__doc__) if d)
+        assert " ".join(formula.split()) in " ".join(docs.split()), (key, formula)
+    from minicnn.ops.conv import conv2d_naive
+    assert callable(conv2d_naive) and "conv2d_naive" in CODE["conv"][2]

@@ -31,26 +31,44 @@ __all__ = ["arithmetic", "backward_arithmetic", "arithmetic_layers", "strongest"
 MAX_CHANNELS = 16        # input channels drawn in full (all of them are summed)
 TOP_INPUTS = 12          # a linear unit's inputs listed (by |w·x|)
 
+# Each view names the code computing it — "file: object", importable from minicnn — with the
+# formula as that object's docstring (or its class's) writes it, and how it reads at one unit.
 CODE = {
-    "conv": ("ops/conv.py: conv2d_naive",
-             "y[f, i, j] = Σ_c Σ_u Σ_v x[c, i·s + u, j·s + v] · w[f, c, u, v] + b[f]"),
-    "relu": ("ops/activation.py: ReLU.forward", "relu(y) = max(y, 0)"),
-    "relu6": ("ops/activation.py: Clamp.forward (relu6)", "relu6(y) = min(max(y, 0), 6)"),
-    "bn": ("ops/norm.py: batch_norm (eval: the running statistics)",
-           "z = (y − mean) / √(var + eps) · γ + β = y · scale + shift"),
-    "pool": ("ops/pool.py: max_pool2d_naive",
-             "y[c, i, j] = max over the k×k window of x[c] at (i·s, j·s); the switch is where"),
-    "linear": ("ops/basic.py: linear", "y[k] = Σ_d W[k, d] · x[d] + b[k]"),
-    "rule": ("autograd.py: the ReLU backward rules",
-             "standard: g·(y>0) · deconvnet: g·(g>0) · guided: g·(y>0)·(g>0)   "
-             "(ReLU6: 'y>0' reads 0<y<6)"),
-    "pool_back": ("ops/pool.py: MaxPool2d.backward (the switch)",
-                  "∂L/∂x[c].ravel()[indices[c, i, j]] += ∂L/∂y[c, i, j]; 0 to the rest of the window"),
-    "linear_back": ("ops/basic.py: Linear.backward",
-                    "∂L/∂x[d] = Σ_k W[k, d] · ∂L/∂y[k]   (dx = g · W, i.e. Wᵀg)"),
-    "conv_back": ("ops/conv.py: Conv2d.backward (the transposed convolution)",
-                  "∂L/∂x[c, i·s + u, j·s + v] += ∂L/∂y[f, i, j] · w[f, c, u, v]"),
+    "conv": ("ops/conv.py: Conv2d.forward",
+             "y[n, f, i, j] = b[f] + Σ_{c, u, v} w[f, c, u, v] · x_pad[n, c', s·i + u, s·j + v]",
+             "at one unit: Σ over the window of x · w, plus b[f] (the loops: ops/conv.py: "
+             "conv2d_naive)"),
+    "relu": ("ops/activation.py: ReLU.forward", "y = max(x, 0)", ""),
+    "relu6": ("ops/activation.py: relu6", "min(max(x, 0), 6)", ""),
+    "bn": ("ops/norm.py: BatchNorm.forward",
+           "y = x * scale + shift, scale = gamma / sqrt(var + eps), shift = beta - mu * scale",
+           "eval: mu, var are the running statistics"),
+    "pool": ("ops/pool.py: MaxPool2d.forward",
+             "out[n, c, oh, ow] = max of the window x[n, c, oh·sh − ph + i, ow·sw − pw + j]",
+             "the switch: indices[n, c, oh, ow] = flat position h·W + w of that maximum"),
+    "linear": ("ops/basic.py: Linear.forward", "y = x wᵀ + b",
+               "at one unit: y[k] = Σ_d w[k, d] · x[d] + b[k]"),
+    "standard": ("autograd.py: _standard", "g * (x > 0)", ""),
+    "deconvnet": ("autograd.py: _deconvnet", "g * (g > 0)", ""),
+    "guided": ("autograd.py: _guided", "g * (x > 0) * (g > 0)", ""),
+    "relu_back": ("ops/activation.py: ReLU.backward", "dx = rule(g, x > 0)", ""),
+    "relu6_back": ("ops/activation.py: Clamp.backward", "dx = rule(g, lo < x < hi)",
+                   "ReLU6 is clamp(x, 0, 6): 'x > 0' reads 0 < x < 6"),
+    "pool_back": ("ops/pool.py: MaxPool2d.backward",
+                  "dx[n, c].ravel()[indices[n, c, oh, ow]] += g[n, c, oh, ow]",
+                  "all of g to the switch, nothing to the rest of the window"),
+    "linear_back": ("ops/basic.py: Linear.backward", "dx = g w",
+                    "at input d: Σ_k g[k] · w[k, d] (Wᵀg); this unit's part: g[unit] · w[unit, d]"),
+    "conv_back": ("ops/conv.py: Conv2d.backward", "dx = col2im(Wᵀ ⋅ g)",
+                  "this unit alone: dx[c', s·i + u, s·j + v] += g · w[f, c', u, v] — the "
+                  "transposed convolution (the kernel flipped, seen from the input)"),
 }
+
+
+def _code(name):
+    """{"code", "formula", "here"} of a CODE entry, for the page."""
+    code, formula, here = CODE[name]
+    return {"code": code, "formula": formula, "here": here}
 
 
 def _leaves(model):
@@ -165,12 +183,12 @@ def arithmetic(model, x, layer, unit, i=0, j=0, pictures=False):
             bn = _bn_affine(model.get_submodule(name), unit)
             value = value * bn["scale"] + bn["shift"]
             res["bn"] = dict(bn, layer=name, value=value, engine=float(after[at]),
-                             code=CODE["bn"][0], formula=CODE["bn"][1])
+                             **_code("bn"))
         else:
             hi = 6.0 if kind == "relu6" else np.inf
             res["relu"] = {"layer": name, "kind": kind, "value": float(after[at]),
                            "computed": float(min(max(value, 0.0), hi)),
-                           "code": CODE[kind][0], "formula": CODE[kind][1]}
+                           **_code(kind)}
     return res
 
 
@@ -223,7 +241,7 @@ def _conv(m, inp, out, f, i, j):
     engine = float(out[f, i, j])
     shown = min(Cg, MAX_CHANNELS)
     return {"kind": "conv", "layer": m._name, "unit": f, "i": i, "j": j,
-            "code": CODE["conv"][0], "formula": CODE["conv"][1],
+            **_code("conv"),
             "stride": [sh, sw], "padding": [top, left], "padding_after": [bottom, right],
             "same": isinstance(m, Conv2dSame), "kernel": [kh, kw], "groups": int(m.groups),
             "channels": [c0 + c for c in range(shown)], "in_channels": int(Cg),
@@ -249,7 +267,7 @@ def _pool(m, inp, out, c, i, j):
     row, col = rows[wr], cols[wc]
     engine = float(out[c, i, j])
     return {"kind": "pool", "layer": m._name, "unit": c, "i": i, "j": j,
-            "code": CODE["pool"][0], "formula": CODE["pool"][1],
+            **_code("pool"),
             "origin": [rows[0], cols[0]], "window": window.tolist(),
             "winner": [int(row), int(col)], "switch": int(row * W + col),
             "total": float(window.max()), "engine": engine,
@@ -265,8 +283,8 @@ def _linear(m, inp, out, k):
     top = np.argsort(-np.abs(products), kind="stable")[:TOP_INPUTS]
     total = float(products.sum() + b)
     engine = float(out[k])
-    return {"kind": "linear", "layer": m._name, "unit": k, "code": CODE["linear"][0],
-            "formula": CODE["linear"][1], "inputs": int(inp.size),
+    return {"kind": "linear", "layer": m._name, "unit": k, **_code("linear"),
+            "inputs": int(inp.size),
             "top": [{"d": int(d), "x": float(inp[d]), "w": float(w[d]),
                      "product": float(products[d])} for d in top],
             "rest": float(products.sum() - products[top].sum()), "bias": b, "total": total,
@@ -305,7 +323,7 @@ def backward_arithmetic(model, x, layer, unit, i, j, target, rule="standard"):
     at = (unit, i, j) if fwd["kind"] != "linear" else (unit,)
     res = {"layer": layer, "kind": fwd["kind"], "unit": unit, "i": i, "j": j, "rule": rule,
            "target": int(target), "through": float(grads[layer][at]),
-           "code": CODE[fwd["kind"] + "_back"][0], "formula": CODE[fwd["kind"] + "_back"][1]}
+           **_code(fwd["kind"] + "_back")}
     if "relu" in fwd:
         relu = fwd["relu"]
         y = fwd["bn"]["value"] if "bn" in fwd else fwd["total"]     # the ReLU's input
@@ -315,7 +333,7 @@ def backward_arithmetic(model, x, layer, unit, i, j, target, rule="standard"):
         passes = {"standard": active, "deconvnet": g > 0, "guided": active and g > 0}[rule]
         res.update(relu=relu["layer"], relu_kind=relu["kind"], y=y, g=g, y_active=active,
                    g_positive=bool(g > 0), passes=bool(passes),
-                   code_rule=CODE["rule"][0], formula_rule=CODE["rule"][1])
+                   rule_code=_code(rule), relu_code=_code(relu["kind"] + "_back"))
         if "bn" in fwd:
             res["bn"] = {"layer": fwd["bn"]["layer"], "scale": fwd["bn"]["scale"],
                          "through": float(grads[fwd["bn"]["layer"]][at])}

@@ -16,6 +16,14 @@ window.arith = (() => {
     }))));
   }
 
+  // the function computing a step, its formula as its docstring writes it, how it reads here
+  function code(c) {
+    const out = [element("div", {className: "code", textContent: c.code}),
+                 element("div", {className: "formula", textContent: c.formula})];
+    if (c.here) out.push(element("div", {className: "here", textContent: c.here}));
+    return out;
+  }
+
   function value(label, v, extra) {
     const span = element("span", {textContent: `${label} ${num(v)}${extra || ""}`});
     span.dataset.value = v;
@@ -30,15 +38,13 @@ window.arith = (() => {
       z.id = "arith-bn";
       const eng = value(" · engine:", r.bn.engine);
       eng.id = "arith-bn-engine";
-      out.push(element("div", {className: "code", textContent: r.bn.code}),
-               element("div", {className: "formula", textContent: r.bn.formula}),
-               element("div", {className: "total"}, z, eng));
+      out.push(...code(r.bn), element("div", {className: "total"}, z, eng));
     }
     if (r.relu) {
       const f = r.relu.kind === "relu6" ? "relu6(z) = min(max(z, 0), 6)" : "relu(y) = max(y, 0)";
       const relu = value(`${r.relu.layer}: ${f} =`, r.relu.value);
       relu.id = "arith-relu";
-      out.push(element("div", {className: "total"}, element("span", {className: "code", textContent: `${r.relu.code} · `}), relu));
+      out.push(element("div", {className: "total"}, element("span", {className: "code", textContent: `${r.relu.code}: ${r.relu.formula} · `}), relu));
     }
     return out;
   }
@@ -79,8 +85,7 @@ window.arith = (() => {
   function draw(r) {
     mark(r);
     const box = $("arith");
-    const head = [element("div", {className: "code", textContent: r.code}),
-                  element("div", {className: "formula", textContent: r.formula})];
+    const head = code(r);
     const check = element("span", {className: r.matches ? "ok" : "bad",
       textContent: r.matches ? " = the engine's value ✓" : " ≠ the engine's (this layer's input is not the previous layer's output)"});
     let body = [];
@@ -142,8 +147,7 @@ window.arith = (() => {
     const out = [element("h4", {textContent: `Backward: ∂(score of ${state.info.labels[b.target]})/∂ at this unit, ${b.rule} rule`})];
     const what = {conv: "the conv's output", pool: "the pool's output", linear: "the linear unit's output"}[b.kind];
     if (b.relu) {
-      out.push(element("div", {className: "code", textContent: b.code_rule}),
-               element("div", {className: "formula", textContent: b.formula_rule}));
+      out.push(...code(b.relu_code), ...code(b.rule_code));
       const g = value(`arriving at ${b.relu}: g =`, b.g);
       g.id = "arith-g";
       const active = b.relu_kind === "relu6" ? (b.y_active ? "0 < y < 6" : "y outside (0, 6)") : (b.y_active ? "y > 0" : "y ≤ 0");
@@ -158,8 +162,7 @@ window.arith = (() => {
     const through = value(`the gradient at ${what}:`, b.through);
     through.id = "arith-through";
     out.push(element("div", {className: "total"}, through),
-             element("div", {className: "code", textContent: b.code}),
-             element("div", {className: "formula", textContent: b.formula}));
+             ...code(b));
     if (b.kind === "conv") {
       out.push(element("div", {className: "channels"}, ...b.channels.map((c, k) =>
         element("div", {className: "channel"}, element("div", {textContent: `to channel ${c}: g·w`}),
