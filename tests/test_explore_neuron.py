@@ -112,9 +112,14 @@ def test_a_students_own_network_is_explored_by_module_and_function(tmp_path, mon
     ex = build("mynet:make_net", installed=False, start=False)
     assert ex.name == "make_net" and ex.layers == ["0", "1", "2", "4"]
     x = ex.add_input(ex.samples[1]).x
+    from minicnn.explore.neuron import backward_arithmetic
+    g = engine_backward(ex, x, 7, "guided", ["0", "2", "4"])
     for layer, unit, i, j in [("0", 2, 13, 0), ("2", 3, 5, 6), ("4", 7, 0, 0)]:
         r = arithmetic(ex.model, x, layer, unit, i, j)
         assert r["matches"], layer
+        b = backward_arithmetic(ex.model, x, layer, unit, i, j, 7, "guided")  # and backward
+        at = (unit, i, j) if layer != "4" else (unit,)
+        assert b["through"] == pytest.approx(g[layer][at], rel=1e-5, abs=1e-12), layer
     with pytest.raises(ValueError, match="not an nn.Module"):
         build("mynet:not_a_net", installed=False, start=False)
     with pytest.raises(ValueError, match="cannot import 'nope'"):
@@ -299,3 +304,27 @@ def test_every_view_names_code_that_exists_with_the_formula_its_docstring_writes
         assert " ".join(formula.split()) in " ".join(docs.split()), (key, formula)
     from minicnn.ops.conv import conv2d_naive
     assert callable(conv2d_naive) and "conv2d_naive" in CODE["conv"][2]
+
+
+@pytest.mark.parametrize("rule", ["standard", "deconvnet", "guided"])
+def test_cifar_net_at_full_size_every_kind_of_unit_is_the_engines(tmp_path, monkeypatch, rule):
+    """cifar_net's deepest conv sums 128 input channels (16 drawn, every one summed), its last
+    pool and its 2048-input linear layer: forward equal to the captured activations, backward
+    (the gradient let through at the unit's output) equal to the engine's, under each rule."""
+    from minicnn.explore.neuron import backward_arithmetic
+    monkeypatch.setenv("MINICNN_HOME", str(tmp_path))
+    ex = build("cifar_net", installed=False, start=False)
+    x = ex.add_input(ex.samples[3]).x
+    names = ["features.12", "features.14", "classifier.0"]
+    g = engine_backward(ex, x, 1, rule, names)
+    for layer, unit, i, j in [("features.12", 100, 3, 5), ("features.14", 77, 2, 1),
+                              ("classifier.0", 200, 0, 0)]:
+        r = arithmetic(ex.model, x, layer, unit, i, j)
+        y = captured(ex, x, layer)
+        at = (unit, i, j) if y.ndim == 3 else (unit,)
+        assert r["matches"] and abs(r["total"] - y[at]) <= 1e-5 * max(1.0, abs(y[at])), layer
+        if layer == "features.12":
+            assert r["in_channels"] == 128 and len(r["windows"]) == 16
+            assert len(r["channel_sums"]) == 128
+        b = backward_arithmetic(ex.model, x, layer, unit, i, j, 1, rule)
+        assert b["through"] == pytest.approx(g[layer][at], rel=1e-5, abs=1e-12), layer
