@@ -394,7 +394,7 @@ def test_a_units_arithmetic_on_the_page_is_the_engines_and_follows_the_mouse(ser
                              "'features.2/5/20/3'")
     # the backward at the same unit, for the class picked, changes in place with the rule
     target = int(p.page.eval_on_selector("#class-select", "e => e.value"))
-    for rule in ("guided", "standard"):
+    for rule in ("guided", "standard", "deconvnet"):
         p.page.select_option("#rule", rule)
         p.page.wait_for_function(f"document.getElementById('arith').dataset.rule === {rule!r}")
         with mc.capture(model, ["features.2"]) as acts:
@@ -405,7 +405,7 @@ def test_a_units_arithmetic_on_the_page_is_the_engines_and_follows_the_mouse(ser
         assert abs(shown - through) <= 1e-5 * max(1e-3, abs(through)), rule
     text = p.page.inner_text("#arith")
     assert "ops/conv.py: Conv2d.backward" in text and "the transposed convolution" in text
-    assert "autograd.py: _standard" in text                 # the rule's own function
+    assert "autograd.py: _deconvnet" in text                 # the rule's own function
     assert p.errors == []
 
 
@@ -441,7 +441,7 @@ def test_the_backward_at_a_pool_and_a_linear_unit_on_the_page_is_the_engines(ser
         assert "ops/pool.py: MaxPool2d.backward" in p.page.inner_text("#arith")
         assert "all of g to the switch" in p.page.inner_text("#arith")
     p.click_unit("classifier.0", 7)
-    for rule in ("guided", "standard"):
+    for rule in ("guided", "deconvnet", "standard"):
         p.page.select_option("#rule", rule)
         p.page.wait_for_function(f"document.getElementById('arith').dataset.rule === {rule!r}"
                                  " && document.getElementById('arith').dataset.key === "

@@ -29,6 +29,7 @@ __all__ = ["arithmetic", "backward_arithmetic", "arithmetic_layers", "strongest"
            "MAX_CHANNELS"]
 
 MAX_CHANNELS = 16        # input channels drawn in full (all of them are summed)
+INPUT = "the input"      # what the first layer receives
 TOP_INPUTS = 12          # a linear unit's inputs listed (by |w·x|)
 
 # Each view names the code computing it — "file: object", importable from minicnn — with the
@@ -170,8 +171,10 @@ def arithmetic(model, x, layer, unit, i=0, j=0, pictures=False):
         res = _pool(m, inp, out, unit, i, j)
     else:
         res = _linear(m, inp.reshape(-1), out, unit)
-    k = list(outs).index(layer)
-    res["input_layer"] = list(outs)[k - 1] if k > 0 else "the input"
+    order = list(outs)
+    k = order.index(layer)
+    res["input_layer"] = order[k - 1] if k > 0 else INPUT
+    res["last"] = k == len(order) - 1
     if pictures and res["kind"] != "linear":
         chans = res["channels"] if res["kind"] == "conv" else [unit]
         res["maps"] = [png_url(_grey(inp[c])) for c in chans]
@@ -291,7 +294,7 @@ def _linear(m, inp, out, k):
             "engine": engine, "matches": bool(abs(total - engine) <= 1e-4 * max(1.0, abs(engine)))}
 
 
-def backward_arithmetic(model, x, layer, unit, i, j, target, rule="standard"):
+def backward_arithmetic(model, x, layer, unit, i, j, target, rule="standard", fwd=None):
     """The backward pass at unit (unit, i, j) of ``layer`` (a linear unit: ``unit``) for the
     score of class ``target`` under a ReLU ``rule``, each number beside the engine's:
 
@@ -305,21 +308,23 @@ def backward_arithmetic(model, x, layer, unit, i, j, target, rule="standard"):
       rest (the deconvnet's unpooling uses the same index);
     - linear: the inputs receiving the largest gradient ∂L/∂x[d] = Σ_k W[k, d] · g[k]
       (= Wᵀg) and this unit's part W[unit, d] · through of each.
+
+    ``fwd``: this unit's ``arithmetic`` when the caller has it (one forward pass fewer).
     """
     from ..techniques.common import frozen
     from ..techniques.gradients import backward_from_target
-    fwd = arithmetic(model, x, layer, unit, i, j)
-    order = list(_forward(model, x))
-    k = order.index(layer)
+    if fwd is None or (fwd["layer"], fwd["unit"], fwd.get("i", 0), fwd.get("j", 0)) != \
+            (layer, unit, i, j):
+        fwd = arithmetic(model, x, layer, unit, i, j)
+    prev = None if fwd["input_layer"] == INPUT else fwd["input_layer"]
     steps = [s for s in ("bn", "relu") if s in fwd]
-    names = [order[k - 1]] if k > 0 else []
-    names += [layer] + [fwd[s]["layer"] for s in steps]
+    names = ([prev] if prev else []) + [layer] + [fwd[s]["layer"] for s in steps]
     with frozen(model, eval_mode=False), capture(model, names) as acts:
         xt = as_input(model, x[None], requires_grad=True)
         logits = model(xt)
         backward_from_target(logits, target, relu_rule=rule)
     grads = {n: _grad(acts[n]) for n in names}
-    grad_in = grads[order[k - 1]] if k > 0 else _grad(xt)
+    grad_in = grads[prev] if prev else _grad(xt)
     at = (unit, i, j) if fwd["kind"] != "linear" else (unit,)
     res = {"layer": layer, "kind": fwd["kind"], "unit": unit, "i": i, "j": j, "rule": rule,
            "target": int(target), "through": float(grads[layer][at]),
@@ -338,7 +343,7 @@ def backward_arithmetic(model, x, layer, unit, i, j, target, rule="standard"):
             res["bn"] = {"layer": fwd["bn"]["layer"], "scale": fwd["bn"]["scale"],
                          "through": float(grads[fwd["bn"]["layer"]][at])}
     else:                       # no activation after it: the gradient at its output arrives
-        res.update(g=res["through"], last=layer == order[-1])
+        res.update(g=res["through"], last=fwd["last"])
     if fwd["kind"] == "conv":
         weights = np.asarray(fwd["weights"])
         res.update(channels=fwd["channels"], origin=fwd["origin"],

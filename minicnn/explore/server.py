@@ -286,7 +286,8 @@ def create_app(ex, trainer=None):
                 out = arithmetic(ex.model, inp.x, layer, unit, i, j, pictures=True)
                 if target is not None:
                     out["backward"] = backward_arithmetic(ex.model, inp.x, layer, unit, i, j,
-                                                          ex.check_target(_int("target")), rule)
+                                                          ex.check_target(_int("target")), rule,
+                                                          fwd=out)
             return jsonify(out)
         except ValueError as err:
             raise ExploreError(str(err)) from None
