@@ -328,3 +328,40 @@ def test_cifar_net_at_full_size_every_kind_of_unit_is_the_engines(tmp_path, monk
             assert len(r["channel_sums"]) == 128
         b = backward_arithmetic(ex.model, x, layer, unit, i, j, 1, rule)
         assert b["through"] == pytest.approx(g[layer][at], rel=1e-5, abs=1e-12), layer
+
+
+def test_overlapping_pool_windows_add_up_their_switches_to_the_engines_gradient(tmp_path,
+                                                                               monkeypatch):
+    """3×3 windows at stride 2 share pixels (AlexNet's pools): each unit's view sends its
+    whole gradient to its own switch only, and the views of every unit, added up where their
+    switches land, are the engine's gradient at the pool's input — the scatter-add of
+    MaxPool2d.backward, computed unit by unit."""
+    from minicnn.explore.neuron import backward_arithmetic
+    (tmp_path / "overlap.py").write_text(
+        "import minicnn as mc\n"
+        "from minicnn.models.small import FASHION_PREPROCESS\n"
+        "def make_net():\n"
+        "    net = mc.nn.Sequential(mc.nn.Conv2d(1, 2, 3, stride=3, rng=3), mc.nn.ReLU(),\n"
+        "                           mc.nn.MaxPool2d(3, 2), mc.nn.Flatten(), mc.nn.Linear(32, 4, rng=4))\n"
+        "    net.preprocess = FASHION_PREPROCESS\n"
+        "    return net\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "home"))
+    ex = build("overlap:make_net", installed=False, start=False)
+    x = ex.add_input(ex.samples[0]).x
+    g = engine_backward(ex, x, 2, "standard", ["1", "2"])        # 2×9×9 -> 2×4×4
+    routed = np.zeros_like(g["1"])
+    shared = 0
+    for c in range(2):
+        for i in range(4):
+            for j in range(4):
+                b = backward_arithmetic(ex.model, x, "2", c, i, j, 2, "standard")
+                share = np.asarray(b["to_input"])
+                assert share.shape == (3, 3) and np.count_nonzero(share) <= 1
+                r, q = b["winner"]
+                assert share[r - 2 * i, q - 2 * j] == b["through"]
+                assert b["through"] == pytest.approx(g["2"][c, i, j], rel=1e-6, abs=1e-12)
+                routed[c, r, q] += b["through"]
+                shared += routed[c, r, q] != b["through"]
+    np.testing.assert_allclose(routed, g["1"], rtol=1e-6, atol=1e-9)
+    assert shared >= 1           # some pixel won two windows: the sum, not one share, is seen

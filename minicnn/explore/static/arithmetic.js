@@ -172,7 +172,7 @@ window.arith = (() => {
       out.push(element("div", {className: "channels"},
         element("div", {className: "channel"}, element("div", {textContent: `to the window: all of g to the switch ${b.switch} at (${b.winner.join(", ")})`}),
                 table(b.to_input, win)),
-        element("div", {className: "channel"}, element("div", {textContent: "the engine's gradient there"}),
+        element("div", {className: "channel"}, element("div", {textContent: "the engine's gradient there (windows sharing a pixel add up)"}),
                 table(b.engine_input, win))));
     } else {
       const rows = b.top.map((t) => {
