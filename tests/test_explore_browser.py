@@ -372,9 +372,29 @@ def test_a_units_arithmetic_on_the_page_is_the_engines_and_follows_the_mouse(ser
                              "'features.2/5/20/3'")
     total = float(p.page.eval_on_selector("#arith-total", "e => e.dataset.value"))
     assert abs(total - act[20, 3]) <= 1e-5 * max(1.0, abs(act[20, 3]))
+    # the window moved on the previous layer's 16 maps: 3×3 at (19, 2) (padding 1)
+    boxes = p.page.eval_on_selector_all("#arith-maps .window", "bs => bs.map(b => "
+                                        "[b.dataset.origin, b.dataset.size])")
+    assert boxes == [["19,2", "3,3"]] * 16
+    img = p.page.locator("#arith-maps .map").first.bounding_box()
+    win = p.page.locator("#arith-maps .window").first.bounding_box()
+    assert abs(win["x"] - img["x"] - 2 / 28 * img["width"]) < 1.5       # drawn where it says
+    assert abs(win["y"] - img["y"] - 19 / 28 * img["height"]) < 1.5
+    here = p.page.locator("#arith-here").bounding_box()      # and marked on the output map
+    assert abs(here["x"] - box["x"] - 3 / 28 * box["width"]) < 1.5
+    assert abs(here["y"] - box["y"] - 20 / 28 * box["height"]) < 1.5
+    p.page.mouse.move(box["x"] + box["width"] * 11.5 / 28, box["y"] + box["height"] * 6.5 / 28)
+    p.page.wait_for_function("document.getElementById('arith').dataset.key === "
+                             "'features.2/5/6/11'")
+    total = float(p.page.eval_on_selector("#arith-total", "e => e.dataset.value"))
+    assert abs(total - act[6, 11]) <= 1e-5 * max(1.0, abs(act[6, 11]))
+    assert p.page.eval_on_selector("#arith-maps .window", "b => b.dataset.origin") == "5,10"
+    p.page.mouse.move(box["x"] + box["width"] * 3.5 / 28, box["y"] + box["height"] * 20.5 / 28)
+    p.page.wait_for_function("document.getElementById('arith').dataset.key === "
+                             "'features.2/5/20/3'")
     # the backward at the same unit, for the class picked, changes in place with the rule
     target = int(p.page.eval_on_selector("#class-select", "e => e.value"))
-    for rule in ("guided", "standard"):
+    for rule in ("guided", "standard", "deconvnet"):
         p.page.select_option("#rule", rule)
         p.page.wait_for_function(f"document.getElementById('arith').dataset.rule === {rule!r}")
         with mc.capture(model, ["features.2"]) as acts:
@@ -383,5 +403,57 @@ def test_a_units_arithmetic_on_the_page_is_the_engines_and_follows_the_mouse(ser
         through = float(mc.to_numpy(acts["features.2"].grad)[0, 5, 20, 3])
         shown = float(p.page.eval_on_selector("#arith-through", "e => e.dataset.value"))
         assert abs(shown - through) <= 1e-5 * max(1e-3, abs(through)), rule
-    assert "Conv2d.backward (the transposed convolution)" in p.page.inner_text("#arith")
+    text = p.page.inner_text("#arith")
+    assert "ops/conv.py: Conv2d.backward" in text and "the transposed convolution" in text
+    assert "autograd.py: _deconvnet" in text                 # the rule's own function
+    assert p.errors == []
+
+
+def test_the_backward_at_a_pool_and_a_linear_unit_on_the_page_is_the_engines(server, browser):
+    """The backward view at a max-pool unit (its whole gradient to the switch, the engine's
+    gradient at the window beside it) and at a hidden linear unit (the rule at its ReLU, Wᵀg
+    at the inputs receiving most): the numbers on the page are the engine's, for each rule."""
+    import minicnn as mc
+    model = mc.models.fashion_net(pretrained=True)
+    image, _ = fashion_samples()[0]                        # the page opens on sample 0
+    x = model.preprocess.preprocess(image)
+    p = Page(browser, server)
+    target = int(p.page.eval_on_selector("#class-select", "e => e.value"))
+
+    def engine(rule, names):
+        with mc.capture(model, names) as acts:
+            model(mc.tensor(x, requires_grad=True))[0, target].backward(relu_rule=rule)
+        return {n: mc.to_numpy(acts[n].grad)[0].astype(np.float64) for n in names}
+
+    p.click_unit("features.4", 3)
+    with mc.no_grad(), mc.capture(model, ["features.4"]) as acts:
+        model(mc.tensor(x))
+    act = mc.to_numpy(acts["features.4"].data[0, 3])
+    i, j = np.unravel_index(np.argmax(act), act.shape)
+    for rule in ("standard", "deconvnet", "guided"):
+        p.page.select_option("#rule", rule)
+        p.page.wait_for_function(f"document.getElementById('arith').dataset.rule === {rule!r}"
+                                 f" && document.getElementById('arith').dataset.key === "
+                                 f"'features.4/3/{i}/{j}'")
+        g = engine(rule, ["features.4", "features.3"])
+        shown = float(p.page.eval_on_selector("#arith-through", "e => e.dataset.value"))
+        assert abs(shown - g["features.4"][3, i, j]) <= 1e-6 * max(1e-3, abs(shown)), rule
+        assert "ops/pool.py: MaxPool2d.backward" in p.page.inner_text("#arith")
+        assert "all of g to the switch" in p.page.inner_text("#arith")
+    p.click_unit("classifier.0", 7)
+    for rule in ("guided", "deconvnet", "standard"):
+        p.page.select_option("#rule", rule)
+        p.page.wait_for_function(f"document.getElementById('arith').dataset.rule === {rule!r}"
+                                 " && document.getElementById('arith').dataset.key === "
+                                 "'classifier.0/7/0/0'")
+        g = engine(rule, ["classifier.0", "classifier.1", "features.9"])
+        dx = g["features.9"].reshape(-1)
+        shown = float(p.page.eval_on_selector("#arith-g", "e => e.dataset.value"))
+        assert abs(shown - g["classifier.1"][7]) <= 1e-6 * max(1e-3, abs(shown)), rule
+        rows = p.page.eval_on_selector_all("#arith-back-top tr[data-d]",
+                                           "rs => rs.map(r => [+r.dataset.d, +r.dataset.total])")
+        assert len(rows) == 12
+        for d, total in rows:          # Wᵀg at the input, float32 sums of 128 terms
+            assert abs(total - dx[d]) <= 1e-5 * np.abs(dx).max(), (rule, d)
+    assert "ops/basic.py: Linear.backward" in p.page.inner_text("#arith")
     assert p.errors == []

@@ -43,3 +43,66 @@ def test_a_net_without_max_pool_starts_on_guided_and_a_sample_equals_its_photo(e
     status = p.page.inner_text("#unit-top-status")
     assert "give --images DIR" in status or "computing" in status
     assert p.errors == []
+
+
+def test_the_arithmetic_of_efficientnets_first_layers_on_the_page_is_the_engines(efficientnet,
+                                                                                browser,
+                                                                                tmp_path,
+                                                                                monkeypatch):
+    """A shown ReLU6 (``_stem_relu``) is computed in the stem conv: its window (TensorFlow SAME
+    padding), batch norm and ReLU6 on the page equal the engine's; a block (``_blocks.0``)
+    offers the convs inside it, the depthwise one first, whose numbers follow the mouse; the
+    backward through ReLU6 and the batch norm is the engine's."""
+    import numpy as np
+
+    import minicnn as mc
+    from minicnn.explore import build
+    monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "engine"))
+    ex = build("efficientnet_lite0", start=False)
+    x = ex.add_input(ex.samples[0]).x                        # the page opens on sample 0
+    names = ["_conv_stem", "_bn0", "_stem_relu", "_blocks.0._depthwise_conv"]
+    with mc.no_grad(), mc.capture(ex.model, names) as acts:
+        ex.model(mc.tensor(x[None].astype(np.float32)))
+    out = {n: mc.to_numpy(acts[n].data[0]).astype(np.float64) for n in names}
+
+    def shown(selector):
+        return float(p.page.eval_on_selector(selector, "e => e.dataset.value"))
+
+    def close(a, b):                   # float32 sums of at most 27 products, a batch norm
+        return abs(a - b) <= 1e-5 * max(1.0, abs(b))
+
+    p = Page(browser, efficientnet)
+    p.click_unit("_stem_relu", 7)
+    i, j = np.unravel_index(np.argmax(out["_conv_stem"][7]), (112, 112))
+    p.page.wait_for_function("document.getElementById('arith').dataset.key === "
+                             f"'_conv_stem/7/{i}/{j}'", timeout=60000)
+    assert p.page.inner_text("#arith-layers button") == "_conv_stem (Conv2dSame)"
+    assert "TensorFlow SAME padding (top 0, bottom 1, left 0, right 1)" in \
+        p.page.inner_text("#arith")
+    assert close(shown("#arith-total"), out["_conv_stem"][7, i, j])
+    assert close(shown("#arith-bn"), out["_bn0"][7, i, j])
+    assert close(shown("#arith-relu"), out["_stem_relu"][7, i, j])
+    assert "ops/activation.py: relu6: min(max(x, 0), 6)" in p.page.inner_text("#arith")
+    assert "ops/norm.py: BatchNorm.forward" in p.page.inner_text("#arith")
+
+    p.click_unit("_blocks.0", 5)
+    buttons = p.page.eval_on_selector_all("#arith-layers button", "bs => bs.map(b => "
+                                          "b.dataset.layer)")
+    assert buttons == ["_blocks.0._depthwise_conv", "_blocks.0._project_conv"]
+    conv = "_blocks.0._depthwise_conv"
+    box = p.page.locator("#unit-activation").bounding_box()
+    p.page.mouse.move(box["x"] + box["width"] * 60.5 / 112, box["y"] + box["height"] * 40.5 / 112)
+    p.page.wait_for_function(f"document.getElementById('arith').dataset.key === '{conv}/5/40/60'",
+                             timeout=60000)
+    assert close(shown("#arith-total"), out[conv][5, 40, 60])
+    assert "groups 32 (1 input channel per filter)" in p.page.inner_text("#arith")
+    assert p.page.eval_on_selector_all("#arith-maps .window", "bs => bs.map(b => "
+                                       "b.dataset.origin)") == ["39,59"]
+    rule = p.page.eval_on_selector("#rule", "e => e.value")
+    target = int(p.page.eval_on_selector("#class-select", "e => e.value"))
+    with mc.capture(ex.model, [conv]) as acts:
+        ex.model(mc.tensor(x[None].astype(np.float32), requires_grad=True))[0, target] \
+            .backward(relu_rule=rule)
+    g = float(mc.to_numpy(acts[conv].grad)[0, 5, 40, 60])
+    assert abs(shown("#arith-through") - g) <= 1e-5 * max(1e-6, abs(g))
+    assert p.errors == []

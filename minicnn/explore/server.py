@@ -18,7 +18,11 @@ tab sends its session id in the header X-Minicnn-Session (or a ``session`` param
                                  far) and, with a rule, the unit's projection on each
     GET  /api/arithmetic         input, layer, unit[, i, j][, target, rule] -> how the unit's
                                  number is computed (conv, max-pool, linear; at its strongest
-                                 position by default) and, with a target class, its backward
+                                 position by default) and, with a target class, its backward;
+                                 ``layer`` may be one inside a block (``_blocks.0._depthwise_conv``)
+    GET  /api/arithmetic/layers  input, layer -> the conv / pool / linear layers whose arithmetic
+                                 explains that shown layer's units (itself, those inside a block,
+                                 the conv before a batch norm or ReLU)
     GET  /api/neuron             layer, unit -> the unit's optimized image
     GET  /api/class              input, target, method -> saliency / smoothgrad / gradcam / occlusion
     GET  /api/weights            every layer's weights; GET /api/gradients input, target
@@ -34,7 +38,7 @@ from flask import Flask, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from .compute import METHODS, RULES, Explorer, ExploreError, decode_image
-from .neuron import arithmetic, backward_arithmetic
+from .neuron import arithmetic, arithmetic_layers, backward_arithmetic, strongest
 from .sessions import InputGone, check_session
 from .train import Trainer
 from .units import NeuronImages, TopImages, gather_dataset
@@ -257,10 +261,19 @@ def create_app(ex, trainer=None):
     @app.get("/api/arithmetic")
     def unit_arithmetic():
         inp = _input(ex)
-        layer, unit = ex.check_unit(_str("layer"), _int("unit"))
+        layer, unit = _str("layer"), _int("unit")
+        if layer in ex.layers:
+            ex.check_unit(layer, unit)
+        elif layer not in ex.model.layer_names():  # a layer inside a block: checked below
+            raise ExploreError(f"layer {layer!r} is not in the model; layers: "
+                               f"{', '.join(ex.layers)}")
         i, j = request.values.get("i"), request.values.get("j")
         if i is None or j is None:          # at the unit's strongest position
-            i, j = ex.strongest(inp, layer, unit)
+            if layer in ex.layers:
+                i, j = ex.strongest(inp, layer, unit)
+            else:
+                with ex.lock:
+                    i, j = strongest(ex.model, inp.x, layer, unit)
         else:
             i, j = _int("i"), _int("j")
         target = request.values.get("target")
@@ -270,13 +283,23 @@ def create_app(ex, trainer=None):
                                f"{', '.join(RULES)}")
         try:
             with ex.lock:
-                out = arithmetic(ex.model, inp.x, layer, unit, i, j)
-                if target is not None and out["kind"] == "conv" and "relu" in out:
+                out = arithmetic(ex.model, inp.x, layer, unit, i, j, pictures=True)
+                if target is not None:
                     out["backward"] = backward_arithmetic(ex.model, inp.x, layer, unit, i, j,
-                                                          ex.check_target(_int("target")), rule)
+                                                          ex.check_target(_int("target")), rule,
+                                                          fwd=out)
             return jsonify(out)
         except ValueError as err:
             raise ExploreError(str(err)) from None
+
+    @app.get("/api/arithmetic/layers")
+    def unit_arithmetic_layers():
+        inp = _input(ex)
+        layer = _str("layer")
+        if layer not in ex.layers:
+            raise ExploreError(f"layer {layer!r} is not shown; layers: {', '.join(ex.layers)}")
+        with ex.lock:
+            return jsonify(layers=arithmetic_layers(ex.model, inp.x, layer))
 
     @app.get("/api/neuron")
     def neuron():
