@@ -11,7 +11,7 @@ In the browser (headless Chromium driven by Playwright, the real server on 127.0
   explain:  "Explain" until the four class maps and the gradients are drawn.
 
 The machine's load average is printed beside each row: on a shared machine every number
-grows with it.
+grows with it. BLAS runs on one thread, as in ``minicnn explore`` (``compute.limit_blas_threads``).
 
 Through the Flask app (no browser):
 
@@ -177,6 +177,10 @@ def main(argv=None):
     p.add_argument("--chromium", default="/usr/bin/chromium")
     args = p.parse_args(argv)
     weights = dict(w.split("=", 1) for w in args.weights)
+    from .compute import limit_blas_threads
+    threads = limit_blas_threads()                     # as `minicnn explore` runs
+    print(f"BLAS threads: {threads or 'unknown (pip install threadpoolctl)'}, as `minicnn "
+          f"explore` runs; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     if not args.no_browser:
         _browser_table(args, weights)
     print(f"{'model':<20} {'clicked layer':<22} {'click (s)':>10} {'target':>7} "

@@ -15,6 +15,7 @@ another tab's input.
 """
 import io
 import itertools
+import os
 import secrets
 import threading
 import warnings
@@ -36,12 +37,13 @@ from . import render
 from .sessions import InputGone, Sessions
 
 __all__ = ["Explorer", "ExploreError", "InputGone", "decode_image", "display_layers",
-           "default_rule", "RULES", "METHODS"]
+           "default_rule", "limit_blas_threads", "RULES", "METHODS"]
 
 RULES = ("standard", "deconvnet", "guided")
 METHODS = ("saliency", "smoothgrad", "gradcam", "occlusion")
 MAX_PIXELS = 40_000_000        # an upload larger than this (width × height) is refused
 _SKIP = (nn.Dropout, nn.Flatten, nn.Identity)
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class ExploreError(ValueError):
@@ -97,6 +99,28 @@ def default_rule(model):
                                    "nothing of the image (no switches), so every deep unit "
                                    "projects to the same pattern; the guided rule keeps the "
                                    "forward's ReLUs"}
+
+
+def limit_blas_threads(n=1):
+    """Run BLAS on ``n`` threads in this process, as the explorer's server does, unless the
+    environment names a thread count (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or
+    MKL_NUM_THREADS), which wins. Returns the BLAS threads now in use (None: unknown,
+    threadpoolctl is not installed: ``pip install minicnn[explore]``).
+
+    Why one: a server runs many computations side by side (each tab's requests, the top-9
+    pass, a training run), and a multi-threaded BLAS call spins its helper threads while the
+    interpreter does the NumPy work between matrix products (EfficientNet's depthwise convs,
+    ReLUs, batch norms). On two cores shared with other work that is a loss, not a gain:
+    "Explain" on EfficientNet-Lite0 took 1.8-4.0 s on one BLAS thread and 11.6-14.0 s on two,
+    side by side in one process at load 6.5."""
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:
+        return None
+    if not any(os.environ.get(k) for k in BLAS_ENV):
+        threadpool_limits(limits=n, user_api="blas")
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    return max(counts) if counts else None
 
 
 class Input:
