@@ -30,8 +30,8 @@ from ..data.images import _to_mode, center_crop, resize_short_side
 from ..nn import capture
 from ..techniques.common import as_input, check_layer, frozen
 from ..techniques.filters import filter_images, first_conv_layer
-from ..techniques.gradcam import bilinear_resize, grad_cam
-from ..techniques.gradients import backward_from_target, input_gradient, saliency, smoothgrad
+from ..techniques.gradcam import bilinear_resize, cam_layer
+from ..techniques.gradients import backward_from_target, input_gradient, smoothgrad
 from ..techniques.occlusion import occlusion
 from . import render
 from .sessions import InputGone, Sessions
@@ -143,6 +143,7 @@ class Explorer:
             check_layer(model, n)
         self.labels = list(labels or getattr(model, "labels", None) or [])
         self.lock = threading.RLock()
+        self._last_pass = None              # (input key, class) -> class_pass, the last one
         self.sessions, self._ids = Sessions(), itertools.count(1)
         self._run = secrets.token_hex(3)   # in input ids: a restarted server's ids are new ones
         self.mode = "L" if self.pre.channels == 1 else "RGB"
@@ -269,32 +270,99 @@ class Explorer:
         return self.labels[unit] if self.shapes[layer] == (self.classes,) else ""
 
     # ---------------------------------------------------------------- a class
-    def class_map(self, inp, target, method):
-        """Why class ``target``: saliency, SmoothGrad, Grad-CAM or occlusion over the image."""
+    def class_pass(self, inp, target):
+        """One forward and one backward pass from class ``target`` (standard rule), shared by
+        the saliency map, Grad-CAM and the gradients view of one "Explain": {"x": ∂y/∂x
+        (C, H, W), "grads": {layer: ∂y/∂(its output)}, "acts": {Grad-CAM's layer: its
+        output}} for the display layers and the model's ``default_cam_layer``, NumPy, no
+        batch axis. The last pass is kept, so the three requests of one Explain cost one."""
+        key = (inp.key, target)
+        with self.lock:
+            if self._last_pass is not None and self._last_pass[0] == key:
+                return self._last_pass[1]
+            cam = getattr(self.model, "default_cam_layer", None)
+            layers = self.layers + ([cam] if cam is not None and cam not in self.layers else [])
+            with frozen(self.model, eval_mode=False), capture(self.model, layers) as acts:
+                xt = as_input(self.model, inp.x[None], requires_grad=True)
+                backward_from_target(self.model(xt), target)
+            out = {"x": to_numpy(xt.grad[0]),
+                   "grads": {n: to_numpy(acts[n].grad[0]) for n in layers
+                             if acts[n].grad is not None},
+                   "acts": {} if cam is None else {cam: to_numpy(acts[cam].data[0])}}
+            self._last_pass = (key, out)
+        return out
+
+    def explain_settings(self):
+        """{method: (its options here, the caption saying them)}: SmoothGrad's noisy copies
+        and occlusion's patches. A small input (up to 64 pixels a side) gets many of both; an
+        ImageNet-sized one few, so that "Explain" stays within a few seconds on two cores
+        (EfficientNet-Lite0, one forward ~41 ms and forward + backward ~83 ms idle): 6 copies
+        one at a time (batch 1 is the fastest per copy on one BLAS thread) and 3×3 patches of
+        a third of the side, overlapping by 2 pixels (on the espresso cup and on Grace Hopper
+        the patches over the cup and over her face lose the most; 4×4 patches of a quarter
+        side, 16 forwards instead of 9, left the cup's map nearly flat)."""
+        side = min(self.size)
+        if side <= 64:
+            n, batch = 16, 16
+            size, stride, occ_batch = side // 4, side // 8, 16     # a quarter, 8×8 positions
+        else:
+            n, batch = 6, 1
+            stride, occ_batch = side // 3, 1
+            size = side - 2 * stride                                # 3×3 patches end at the edge
+        rows = (side - size) // stride + 1
+        return {"smoothgrad": ({"n_samples": n, "batch_size": batch},
+                               f"SmoothGrad: mean |∂y/∂x| over {n} noisy copies"),
+                "occlusion": ({"size": size, "stride": stride, "batch_size": occ_batch},
+                              f"occlusion: share of p lost ({rows}×{rows} places of a grey "
+                              f"{size}-px patch)")}
+
+    def class_array(self, inp, target, method):
+        """(map (H, W) NumPy, caption) of ``method`` for class ``target``: saliency's
+        max_c |∂y/∂x_c| and Grad-CAM from the shared ``class_pass``, SmoothGrad's mean
+        |∂y/∂x| over noisy copies, occlusion's share of the class probability lost when a
+        patch covers each pixel."""
         target = self.check_target(target)
         if method not in METHODS:
-            raise ExploreError(f"method {method!r} is not known; choose one of {', '.join(METHODS)}")
-        side = min(self.size)
-        small = side <= 64
+            raise ExploreError(f"method {method!r} is not known; choose one of "
+                               f"{', '.join(METHODS)}")
+        settings = self.explain_settings()
+        if method == "saliency":
+            return np.abs(self.class_pass(inp, target)["x"]).max(axis=0), "saliency |∂y/∂x|"
+        if method == "gradcam":
+            return self._grad_cam(inp, target), "Grad-CAM"
+        options, caption = settings[method]
         with self.lock:
-            if method == "saliency":
-                m = saliency(self.model, inp.x, target)
-            elif method == "smoothgrad":
-                # on a big input 8 noisy copies, 2 at a time: larger batches were slower on
-                # EfficientNet-Lite0 (8.6 s for batches of 8, 5.7 s one by one, load 16)
-                n, batch = (16, 16) if small else (8, 2)
-                m = np.abs(smoothgrad(self.model, inp.x, target, n_samples=n, batch_size=batch,
-                                      kind="magnitude")).max(axis=-3)   # as saliency shows it
-            elif method == "gradcam":
-                m = grad_cam(self.model, inp.x, target)
+            if method == "smoothgrad":
+                m = np.abs(smoothgrad(self.model, inp.x, target, kind="magnitude",
+                                      **options)).max(axis=-3)      # drawn as saliency is
             else:
-                # a quarter of a small input (8×8 positions); a big one in 4×4 patches (16
-                # forwards instead of 7×7's 50), 4 at a time (faster than 16 on EfficientNet)
-                size, stride = (side // 4, side // 8) if small else (side // 4, side // 4)
-                occ = occlusion(self.model, inp.x, target, size=size, stride=stride,
-                                batch_size=16 if small else 4)
-                # the fraction of the class probability lost when a patch covers each pixel
+                occ = occlusion(self.model, inp.x, target, **options)
                 m = (occ.base_prob - occ.pixel_map) / max(occ.base_prob, 1e-12)
+        return m, caption
+
+    def _grad_cam(self, inp, target):
+        """Grad-CAM (techniques.gradcam.grad_cam's formula) on the shared pass: the feature
+        maps A^k of the model's Grad-CAM layer weighed by their mean gradient α_k, summed,
+        ReLU'd and resized to the input."""
+        try:
+            cam_layer(self.model)
+        except ValueError as err:                   # a model without one: the error says so
+            raise ExploreError(str(err)) from None
+        p = self.class_pass(inp, target)
+        layer = self.model.default_cam_layer
+        a, g = p["acts"][layer], p["grads"].get(layer)
+        if g is None or a.ndim != 3:
+            raise ExploreError(f"Grad-CAM needs spatial maps at {layer!r} that the class "
+                               f"depends on; it gives {a.shape}")
+        alpha = g.mean(axis=(1, 2), keepdims=True)                  # α_k (K, 1, 1)
+        cam = (alpha * a).sum(axis=0)                               # Σ_k α_k A^k (h, w)
+        return to_numpy(bilinear_resize(cam * (cam > 0), self.size))
+
+    def class_map(self, inp, target, method):
+        """Why class ``target``: saliency, SmoothGrad, Grad-CAM or occlusion over the image,
+        as a picture with its colour bar and a caption saying the settings."""
+        m, caption = self.class_array(inp, target, method)
+        target = int(target)
         if method in ("saliency", "smoothgrad"):
             pic = render.grey_image(m)
             bar = render.colour_bar("grey", render.display_scale(m), "|∂y/∂x|")
@@ -305,7 +373,8 @@ class Explorer:
             pic = render.heat_overlay(inp.pixels, m, percentile=None)
             bar = render.colour_bar("jet", 1.0, "share of p lost")
         return {"method": method, "class": target, "label": self.labels[target],
-                "input": inp.key, "image": render.png_url(pic), "bar": bar}
+                "input": inp.key, "image": render.png_url(pic), "bar": bar,
+                "caption": caption}
 
     # --------------------------------------------------- ConvNetJS: weights, gradients
     def weights(self):
@@ -340,13 +409,10 @@ class Explorer:
         return out
 
     def gradients(self, inp, target):
-        """∂y_target/∂(each display layer's output) for this input, one backward pass; each
-        layer's gradient as a signed mosaic (grey = 0) with its norm."""
+        """∂y_target/∂(each display layer's output) for this input (the shared
+        ``class_pass``); each layer's gradient as a signed mosaic (grey = 0) with its norm."""
         target = self.check_target(target)
-        with self.lock, frozen(self.model, eval_mode=False), capture(self.model, self.layers) as acts:
-            xt = as_input(self.model, inp.x[None], requires_grad=True)
-            backward_from_target(self.model(xt), target)
-            grads = {n: to_numpy(acts[n].grad[0]) for n in self.layers if acts[n].grad is not None}
+        grads = self.class_pass(inp, target)["grads"]
         out = []
         for n in self.layers:
             if n not in grads:
