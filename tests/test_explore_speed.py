@@ -129,13 +129,13 @@ def _blocks(m, k=16):
     return m.reshape(h // k, k, w // k, k).mean(axis=(1, 3))
 
 
-def test_efficientnet_smoothgrad_with_few_copies_is_already_smooth(efficientnet):
-    """6 noisy copies (the explorer's setting) agree with 24 others at the scale of 16-pixel
-    blocks (r = 0.97 on the cup, 0.93 on the cat) where one gradient, saliency, does not
+def test_efficientnet_smoothgrad_of_4_copies_is_already_smooth(efficientnet):
+    """4 noisy copies (the explorer's setting) agree with 24 others at the scale of 16-pixel
+    blocks (r = 0.96 on the cup, 0.90 on the cat) where one gradient, saliency, does not
     (0.28, -0.13): few copies, still SmoothGrad."""
     from minicnn.techniques.gradients import smoothgrad
     (options, caption) = efficientnet.explain_settings()["smoothgrad"]
-    assert options["n_samples"] == 6 and "6 noisy copies" in caption
+    assert options["n_samples"] == 4 and "4 noisy copies" in caption
     for name in ("coffee", "chelsea"):
         inp, t, _ = _photo(efficientnet, name)
         ref = np.abs(smoothgrad(efficientnet.model, inp.x, t, n_samples=24, batch_size=1,
