@@ -301,8 +301,8 @@ class Explorer:
         mean of 4 agrees with that of 24 others at r = 0.90-0.97 over 16-pixel blocks, 6
         copies 0.93-0.98, one gradient -0.13-0.33) and 3×3 places of a patch a third of the
         side, overlapping by 2 pixels (on the espresso cup and on Grace Hopper the patches
-        over the cup and over her face lose the most; 4×4 patches of a quarter side, 16
-        forwards instead of 9, left the cup's map nearly flat)."""
+        over the cup and over her cap and face lose the most; 4×4 patches of a quarter side,
+        16 forwards instead of 9, left the cup's map nearly flat)."""
         side = min(self.size)
         if side <= 64:
             n, batch = 16, 16
@@ -327,12 +327,11 @@ class Explorer:
         if method not in METHODS:
             raise ExploreError(f"method {method!r} is not known; choose one of "
                                f"{', '.join(METHODS)}")
-        settings = self.explain_settings()
         if method == "saliency":
             return np.abs(self.class_pass(inp, target)["x"]).max(axis=0), "saliency |∂y/∂x|"
         if method == "gradcam":
             return self._grad_cam(inp, target), "Grad-CAM"
-        options, caption = settings[method]
+        options, caption = self.explain_settings()[method]
         with self.lock:
             if method == "smoothgrad":
                 m = np.abs(smoothgrad(self.model, inp.x, target, kind="magnitude",
