@@ -158,3 +158,21 @@ def test_efficientnet_occlusion_with_3x3_patches_finds_the_cup(efficientnet):
     i, j = np.argwhere(m == m.max()).mean(axis=0)              # the costliest patch's centre
     assert top <= i < bottom and left <= j < right and m.max() > 0.1
     assert mass_in_box(np.clip(m, 0, None), box) >= 0.6
+
+
+def test_a_net_without_a_gradcam_layer_gets_a_clear_error_and_its_other_maps():
+    """A student's own network without ``default_cam_layer``: Grad-CAM is a 400 naming what
+    is missing; saliency (from the same shared pass) and the gradients view still work."""
+    import minicnn as mc
+    from minicnn.explore.compute import Explorer, ExploreError
+    from minicnn.models.small import FASHION_PREPROCESS
+    net = mc.nn.Sequential(mc.nn.Conv2d(1, 4, 3, padding=1), mc.nn.ReLU(), mc.nn.Flatten(),
+                           mc.nn.Linear(4 * 28 * 28, 10))
+    net.preprocess = FASHION_PREPROCESS
+    ex = Explorer(net, "tiny")
+    inp = ex.add_input(np.full((28, 28), 100, np.uint8))
+    with pytest.raises(ExploreError, match="default_cam_layer"):
+        ex.class_array(inp, 3, "gradcam")
+    sal, _ = ex.class_array(inp, 3, "saliency")
+    assert sal.shape == (28, 28) and np.all(np.isfinite(sal))
+    assert [g["name"] for g in ex.gradients(inp, 3)["layers"]][-1] == "3"
