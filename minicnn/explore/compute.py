@@ -5,7 +5,7 @@
     view = ex.view(inp)                               # top-5 + every layer's activation mosaic
     ex.unit(inp, "features.3", 5, rule="guided")      # activation map + projection of channel 5
     ex.class_map(inp, 7, "gradcam")                   # saliency | smoothgrad | gradcam | occlusion
-    ex.class_pass(inp, 7)                             # the one pass saliency, Grad-CAM, gradients share
+    ex.class_pass(inp, 7)                             # the pass saliency, Grad-CAM, gradients share
     ex.gradients(inp, 7)                              # ∂score/∂(each layer), ConvNetJS's view
 
 One model serves many browser tabs: every computation on it holds ``self.lock`` (a capture
