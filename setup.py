@@ -26,8 +26,9 @@ setup(
     extras_require={
         # torch is only the reference in parity tests; minicnn never imports it.
         "onnx": ["onnx>=1.14"],             # minicnn export --format onnx
-        # `minicnn explore`, the live page (a local web server).
-        "explore": ["flask>=2.2"],
+        # `minicnn explore`, the live page (a local web server); threadpoolctl runs its BLAS
+        # on one thread (compute.limit_blas_threads: threefold faster on two loaded cores).
+        "explore": ["flask>=2.2", "threadpoolctl>=3"],
         # playwright drives the system's Chromium in the browser tests (no browser download).
         # the lesson notebooks in demos/notebooks and `minicnn assignment make --notebook`:
         # jupyter lab demos/notebooks (ipywidgets draws tqdm's progress bars in a notebook).
@@ -35,8 +36,8 @@ setup(
                       "ipywidgets>=8"],
         # nbformat/nbclient/ipykernel: the tests execute every notebook in a real kernel.
         "test": ["pytest>=7", "safetensors>=0.4", "onnx>=1.14", "onnxruntime>=1.16",
-                 "flask>=2.2", "playwright>=1.40", "nbformat>=5.7", "nbclient>=0.8",
-                 "ipykernel>=6"],
+                 "flask>=2.2", "threadpoolctl>=3", "playwright>=1.40", "nbformat>=5.7",
+                 "nbclient>=0.8", "ipykernel>=6"],
         "torch": ["torch==2.13.0"],
         "cupy": ["cupy-cuda12x"],
     },

@@ -105,4 +105,24 @@ def test_the_arithmetic_of_efficientnets_first_layers_on_the_page_is_the_engines
             .backward(relu_rule=rule)
     g = float(mc.to_numpy(acts[conv].grad)[0, 5, 40, 60])
     assert abs(shown("#arith-through") - g) <= 1e-5 * max(1e-6, abs(g))
+
+
+def test_explain_on_efficientnet_draws_every_map_and_says_its_copies_and_patches(efficientnet,
+                                                                                 browser):
+    """"Explain" on an ImageNet model: the four class maps at the input size and the
+    gradients are drawn, SmoothGrad's and occlusion's captions say how many noisy copies and
+    patch places they took (few, so it answers within seconds), no console error."""
+    p = Page(browser, efficientnet)
+    p.page.click("#class-button")
+    for method in ("saliency", "smoothgrad", "gradcam", "occlusion"):
+        p.page.wait_for_function(f"document.getElementById('map-{method}').naturalWidth "
+                                 f"=== 224", timeout=120_000)
+    p.page.wait_for_function("document.getElementById('caption-occlusion').textContent"
+                             ".includes('places')", timeout=60_000)
+    assert p.page.inner_text("#caption-smoothgrad") == \
+        "SmoothGrad: mean |∂y/∂x| over 4 noisy copies"
+    assert p.page.inner_text("#caption-occlusion") == \
+        "occlusion: share of p lost (3×3 places of a grey 76-px patch)"
+    assert p.page.inner_text("#caption-saliency") == "saliency |∂y/∂x|"
+    p.page.wait_for_selector("#gradients figure", timeout=60_000)
     assert p.errors == []

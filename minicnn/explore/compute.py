@@ -1,10 +1,12 @@
-"""What the explorer page asks of a model, each answer a call to an existing technique.
+"""What the explorer page asks of a model, each answer a call to an existing technique (saliency
+and Grad-CAM: their formulas on one pass shared with the gradients view, tested equal).
 
     ex = Explorer(mc.models.fashion_net(pretrained=True), "fashion_net")
     inp = ex.add_input(pixels)                        # uint8 image at the model's input size
     view = ex.view(inp)                               # top-5 + every layer's activation mosaic
     ex.unit(inp, "features.3", 5, rule="guided")      # activation map + projection of channel 5
     ex.class_map(inp, 7, "gradcam")                   # saliency | smoothgrad | gradcam | occlusion
+    ex.class_pass(inp, 7)                             # the pass saliency, Grad-CAM, gradients share
     ex.gradients(inp, 7)                              # ∂score/∂(each layer), ConvNetJS's view
 
 One model serves many browser tabs: every computation on it holds ``self.lock`` (a capture
@@ -15,6 +17,7 @@ another tab's input.
 """
 import io
 import itertools
+import os
 import secrets
 import threading
 import warnings
@@ -29,19 +32,20 @@ from ..data.images import _to_mode, center_crop, resize_short_side
 from ..nn import capture
 from ..techniques.common import as_input, check_layer, frozen
 from ..techniques.filters import filter_images, first_conv_layer
-from ..techniques.gradcam import bilinear_resize, grad_cam
-from ..techniques.gradients import backward_from_target, input_gradient, saliency, smoothgrad
+from ..techniques.gradcam import bilinear_resize, cam_layer
+from ..techniques.gradients import backward_from_target, input_gradient, smoothgrad
 from ..techniques.occlusion import occlusion
 from . import render
 from .sessions import InputGone, Sessions
 
 __all__ = ["Explorer", "ExploreError", "InputGone", "decode_image", "display_layers",
-           "default_rule", "RULES", "METHODS"]
+           "default_rule", "limit_blas_threads", "RULES", "METHODS"]
 
 RULES = ("standard", "deconvnet", "guided")
 METHODS = ("saliency", "smoothgrad", "gradcam", "occlusion")
 MAX_PIXELS = 40_000_000        # an upload larger than this (width × height) is refused
 _SKIP = (nn.Dropout, nn.Flatten, nn.Identity)
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class ExploreError(ValueError):
@@ -99,6 +103,28 @@ def default_rule(model):
                                    "forward's ReLUs"}
 
 
+def limit_blas_threads(n=1):
+    """Run BLAS on ``n`` threads in this process, as the explorer's server does, unless the
+    environment names a thread count (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or
+    MKL_NUM_THREADS), which wins. Returns the BLAS threads now in use (None: unknown,
+    threadpoolctl is not installed: ``pip install minicnn[explore]``).
+
+    Why one: a server runs many computations side by side (each tab's requests, the top-9
+    pass, a training run), and a multi-threaded BLAS call spins its helper threads while the
+    interpreter does the NumPy work between matrix products (EfficientNet's depthwise convs,
+    ReLUs, batch norms). On two cores shared with other work that is a loss, not a gain:
+    "Explain" on EfficientNet-Lite0 took 1.8-4.0 s on one BLAS thread and 11.6-14.0 s on two,
+    side by side in one process at load 6.5."""
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:
+        return None
+    if not any(os.environ.get(k) for k in BLAS_ENV):
+        threadpool_limits(limits=n, user_api="blas")
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    return max(counts) if counts else None
+
+
 class Input:
     """One image the page is looking at: pixels (as the model sees them) and its input x."""
 
@@ -119,6 +145,7 @@ class Explorer:
             check_layer(model, n)
         self.labels = list(labels or getattr(model, "labels", None) or [])
         self.lock = threading.RLock()
+        self._last_pass = None              # (input key, class) -> class_pass, the last one
         self.sessions, self._ids = Sessions(), itertools.count(1)
         self._run = secrets.token_hex(3)   # in input ids: a restarted server's ids are new ones
         self.mode = "L" if self.pre.channels == 1 else "RGB"
@@ -245,32 +272,100 @@ class Explorer:
         return self.labels[unit] if self.shapes[layer] == (self.classes,) else ""
 
     # ---------------------------------------------------------------- a class
-    def class_map(self, inp, target, method):
-        """Why class ``target``: saliency, SmoothGrad, Grad-CAM or occlusion over the image."""
+    def class_pass(self, inp, target):
+        """One forward and one backward pass from class ``target`` (standard rule), shared by
+        the saliency map, Grad-CAM and the gradients view of one "Explain": {"x": ∂y/∂x
+        (C, H, W), "grads": {layer: ∂y/∂(its output)}, "acts": {Grad-CAM's layer: its
+        output}} for the display layers and the model's ``default_cam_layer``, NumPy, no
+        batch axis. The last pass is kept, so the three requests of one Explain cost one."""
+        key = (inp.key, target)
+        with self.lock:
+            if self._last_pass is not None and self._last_pass[0] == key:
+                return self._last_pass[1]
+            cam = getattr(self.model, "default_cam_layer", None)
+            layers = self.layers + ([cam] if cam is not None and cam not in self.layers else [])
+            with frozen(self.model, eval_mode=False), capture(self.model, layers) as acts:
+                xt = as_input(self.model, inp.x[None], requires_grad=True)
+                backward_from_target(self.model(xt), target)
+            out = {"x": to_numpy(xt.grad[0]),
+                   "grads": {n: to_numpy(acts[n].grad[0]) for n in layers
+                             if acts[n].grad is not None},
+                   "acts": {} if cam is None else {cam: to_numpy(acts[cam].data[0])}}
+            self._last_pass = (key, out)
+        return out
+
+    def explain_settings(self):
+        """{method: (its options here, the caption saying them)}: SmoothGrad's noisy copies
+        and occlusion's patches. A small input (up to 64 pixels a side) gets many of both; an
+        ImageNet-sized one few, so that "Explain" stays within a few seconds on two cores
+        (EfficientNet-Lite0, one forward ~41 ms and forward + backward ~83 ms idle): 4 copies
+        one at a time (batch 1 is the fastest per copy on one BLAS thread; on four photos the
+        mean of 4 agrees with that of 24 others at r = 0.90-0.97 over 16-pixel blocks, 6
+        copies 0.93-0.98, one gradient -0.13-0.33) and 3×3 places of a patch a third of the
+        side, overlapping by 2 pixels (on the espresso cup and on Grace Hopper the patches
+        over the cup and over her cap and face lose the most; 4×4 patches of a quarter side,
+        16 forwards instead of 9, left the cup's map nearly flat)."""
+        side = min(self.size)
+        if side <= 64:
+            n, batch = 16, 16
+            size, stride, occ_batch = side // 4, side // 8, 16     # a quarter, 8×8 positions
+        else:
+            n, batch = 4, 1
+            stride, occ_batch = side // 3, 1
+            size = side - 2 * stride                                # 3×3 patches end at the edge
+        rows = (side - size) // stride + 1
+        return {"smoothgrad": ({"n_samples": n, "batch_size": batch},
+                               f"SmoothGrad: mean |∂y/∂x| over {n} noisy copies"),
+                "occlusion": ({"size": size, "stride": stride, "batch_size": occ_batch},
+                              f"occlusion: share of p lost ({rows}×{rows} places of a grey "
+                              f"{size}-px patch)")}
+
+    def class_array(self, inp, target, method):
+        """(map (H, W) NumPy, caption) of ``method`` for class ``target``: saliency's
+        max_c |∂y/∂x_c| and Grad-CAM from the shared ``class_pass``, SmoothGrad's mean
+        |∂y/∂x| over noisy copies, occlusion's share of the class probability lost when a
+        patch covers each pixel."""
         target = self.check_target(target)
         if method not in METHODS:
-            raise ExploreError(f"method {method!r} is not known; choose one of {', '.join(METHODS)}")
-        side = min(self.size)
-        small = side <= 64
+            raise ExploreError(f"method {method!r} is not known; choose one of "
+                               f"{', '.join(METHODS)}")
+        if method == "saliency":
+            return np.abs(self.class_pass(inp, target)["x"]).max(axis=0), "saliency |∂y/∂x|"
+        if method == "gradcam":
+            return self._grad_cam(inp, target), "Grad-CAM"
+        options, caption = self.explain_settings()[method]
         with self.lock:
-            if method == "saliency":
-                m = saliency(self.model, inp.x, target)
-            elif method == "smoothgrad":
-                # on a big input 8 noisy copies, 2 at a time: larger batches were slower on
-                # EfficientNet-Lite0 (8.6 s for batches of 8, 5.7 s one by one, load 16)
-                n, batch = (16, 16) if small else (8, 2)
-                m = np.abs(smoothgrad(self.model, inp.x, target, n_samples=n, batch_size=batch,
-                                      kind="magnitude")).max(axis=-3)   # as saliency shows it
-            elif method == "gradcam":
-                m = grad_cam(self.model, inp.x, target)
+            if method == "smoothgrad":
+                m = np.abs(smoothgrad(self.model, inp.x, target, kind="magnitude",
+                                      **options)).max(axis=-3)      # drawn as saliency is
             else:
-                # a quarter of a small input (8×8 positions); a big one in 4×4 patches (16
-                # forwards instead of 7×7's 50), 4 at a time (faster than 16 on EfficientNet)
-                size, stride = (side // 4, side // 8) if small else (side // 4, side // 4)
-                occ = occlusion(self.model, inp.x, target, size=size, stride=stride,
-                                batch_size=16 if small else 4)
-                # the fraction of the class probability lost when a patch covers each pixel
+                occ = occlusion(self.model, inp.x, target, **options)
                 m = (occ.base_prob - occ.pixel_map) / max(occ.base_prob, 1e-12)
+        return m, caption
+
+    def _grad_cam(self, inp, target):
+        """Grad-CAM (techniques.gradcam.grad_cam's formula) on the shared pass: the feature
+        maps A^k of the model's Grad-CAM layer weighed by their mean gradient α_k, summed,
+        ReLU'd and resized to the input."""
+        try:
+            cam_layer(self.model)
+        except ValueError as err:                   # a model without one: the error says so
+            raise ExploreError(str(err)) from None
+        p = self.class_pass(inp, target)
+        layer = self.model.default_cam_layer
+        a, g = p["acts"][layer], p["grads"].get(layer)
+        if g is None or a.ndim != 3:
+            raise ExploreError(f"Grad-CAM needs spatial maps at {layer!r} that the class "
+                               f"depends on; it gives {a.shape}")
+        alpha = g.mean(axis=(1, 2), keepdims=True)                  # α_k (K, 1, 1)
+        cam = (alpha * a).sum(axis=0)                               # Σ_k α_k A^k (h, w)
+        return to_numpy(bilinear_resize(cam * (cam > 0), self.size))
+
+    def class_map(self, inp, target, method):
+        """Why class ``target``: saliency, SmoothGrad, Grad-CAM or occlusion over the image,
+        as a picture with its colour bar and a caption saying the settings."""
+        m, caption = self.class_array(inp, target, method)
+        target = int(target)
         if method in ("saliency", "smoothgrad"):
             pic = render.grey_image(m)
             bar = render.colour_bar("grey", render.display_scale(m), "|∂y/∂x|")
@@ -281,7 +376,8 @@ class Explorer:
             pic = render.heat_overlay(inp.pixels, m, percentile=None)
             bar = render.colour_bar("jet", 1.0, "share of p lost")
         return {"method": method, "class": target, "label": self.labels[target],
-                "input": inp.key, "image": render.png_url(pic), "bar": bar}
+                "input": inp.key, "image": render.png_url(pic), "bar": bar,
+                "caption": caption}
 
     # --------------------------------------------------- ConvNetJS: weights, gradients
     def weights(self):
@@ -316,13 +412,10 @@ class Explorer:
         return out
 
     def gradients(self, inp, target):
-        """∂y_target/∂(each display layer's output) for this input, one backward pass; each
-        layer's gradient as a signed mosaic (grey = 0) with its norm."""
+        """∂y_target/∂(each display layer's output) for this input (the shared
+        ``class_pass``); each layer's gradient as a signed mosaic (grey = 0) with its norm."""
         target = self.check_target(target)
-        with self.lock, frozen(self.model, eval_mode=False), capture(self.model, self.layers) as acts:
-            xt = as_input(self.model, inp.x[None], requires_grad=True)
-            backward_from_target(self.model(xt), target)
-            grads = {n: to_numpy(acts[n].grad[0]) for n in self.layers if acts[n].grad is not None}
+        grads = self.class_pass(inp, target)["grads"]
         out = []
         for n in self.layers:
             if n not in grads:

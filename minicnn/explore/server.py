@@ -37,7 +37,7 @@ import sys
 from flask import Flask, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
-from .compute import METHODS, RULES, Explorer, ExploreError, decode_image
+from .compute import METHODS, RULES, Explorer, ExploreError, decode_image, limit_blas_threads
 from .neuron import arithmetic, arithmetic_layers, backward_arithmetic, strongest
 from .sessions import InputGone, check_session
 from .train import Trainer
@@ -362,6 +362,7 @@ def serve(model="fashion_net", port=8000, images=None, host="127.0.0.1", backend
           weights=None):
     """Build the explorer, print its address, serve until Ctrl-C. port 0: a free port."""
     from werkzeug.serving import make_server
+    limit_blas_threads()           # one BLAS thread: faster beside the server's other work
     ex = build(model, images, backend, weights=weights)
     server = make_server(host, port, create_app(ex), threaded=True)
     print(f"minicnn explore: {model} at http://{host}:{server.server_port}/  "

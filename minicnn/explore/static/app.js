@@ -337,6 +337,7 @@ async function explainClass(again = false) {
         $(`map-${method}`).src = r.image;
         $(`map-${method}`).dataset.input = r.input;
         setBar(`bar-${method}`, r.bar);
+        if (r.caption) $(`caption-${method}`).textContent = r.caption;   // says the settings
       });
       jobs.push(showGradients(target));
       await Promise.all(jobs);
