@@ -8,7 +8,8 @@ import pytest
 import minicnn as mc
 from minicnn.gallery.figure import ModelInfo
 from minicnn.gallery.sections.attribution import composite_cams, own_half
-from minicnn.gallery.sections.sensitivity import SALIENCY_SETTINGS, black_image, saliency_maps
+from minicnn.gallery.sections.sensitivity import (SALIENCY_SETTINGS, black_image,
+                                                  plain_saliency, saliency_maps)
 from minicnn.techniques.common import mass_in_box
 
 
@@ -42,14 +43,16 @@ def test_mass_in_box_by_hand():
         mass_in_box(m, (0, 0, 5, 2))
 
 
-def test_smoothgrad_squared_on_the_cup_photo_is_in_its_box_and_drives_the_segmentation():
-    """The photo figure's SmoothGrad² (16 copies, noise 30%) on the espresso cup: at least
-    60% of the map's mass inside the cup's box (measured 70%; the box is 42% of the image),
-    more than plain saliency's share (measured 51%). The segmentation figure cuts from this
-    map: its foreground seeds (top 5% of the blurred map) lie in the cup's box (measured 85%,
-    the map turned upside down 48%), and its mask overlaps the box more than the mask cut
-    from the upside-down map — same values, same border prior, the object's place lost
-    (IoU 0.49 vs 0.31): the saliency, not the border prior, puts the mask on the cup."""
+def test_saliency_and_smoothgrad_squared_on_the_cup_are_in_its_box_and_drive_the_segmentation():
+    """The photo figure's maps of the espresso cup, whose box (the cup with its handle) is
+    50% of the image: the plain saliency, drawn squared like the SmoothGrad² beside it, has
+    at least 60% of its mass in the box (measured 72%), SmoothGrad² (16 copies, noise 30%)
+    more (measured 81%; the bound is half the measured gap). The segmentation figure cuts
+    from the SmoothGrad² map: its foreground seeds (top 5% of the blurred map) lie in the
+    cup's box (measured 97%, the map turned upside down 77%), and its mask overlaps the box
+    more than the mask cut from the upside-down map — same values, same border prior, the
+    object's place lost (IoU 0.64 vs 0.45): the saliency, not the border prior, puts the
+    mask on the cup."""
     from minicnn.techniques.gradients import input_gradient, smoothgrad
     from minicnn.techniques.grabcut import iou, saliency_segmentation
     from minicnn.techniques.occlusion import box_blur
@@ -58,16 +61,17 @@ def test_smoothgrad_squared_on_the_cup_photo_is_in_its_box_and_drives_the_segmen
     cfg = SALIENCY_SETTINGS["photo"]
     sg = smoothgrad(info.model, x, t, n_samples=cfg["n"], noise_level=cfg["noise"],
                     batch_size=8, seed=0, kind=cfg["kind"])
-    plain = input_gradient(info.model, x, t)
-    in_sg, in_plain = (mass_in_box(np.abs(m).max(axis=0), box) for m in (sg, plain))
-    assert in_sg >= 0.6, in_sg
-    assert in_sg > in_plain + 0.1, (in_sg, in_plain)
+    plain = plain_saliency({"saliency": input_gradient(info.model, x, t),
+                            "power": cfg["power"]})
+    in_sg, in_plain = mass_in_box(np.abs(sg).max(axis=0), box), mass_in_box(plain, box)
+    assert in_plain >= 0.6, in_plain
+    assert in_sg > in_plain + 0.045, (in_sg, in_plain)
 
     s = np.abs(sg).max(axis=0).astype(np.float64)
     blurred = box_blur(s[None, None], 224 // 64 * 2 + 1)[0, 0]        # as the segmentation
     seeds = blurred > np.quantile(blurred, 0.95)
     top, left, bottom, right = box
-    assert seeds[top:bottom, left:right].sum() >= 0.7 * seeds.sum()
+    assert seeds[top:bottom, left:right].sum() >= 0.87 * seeds.sum()
     from minicnn.data.samples import sample_photo
     pix = sample_photo("coffee", 224)
     xy_box = (left, top, right, bottom)
@@ -80,20 +84,22 @@ def test_smoothgrad_squared_on_the_cup_photo_is_in_its_box_and_drives_the_segmen
 @pytest.mark.parametrize("name", ["coffee", "chelsea"])
 def test_photo_saliency_figure_maps_point_at_the_object_and_ig_is_complete(name):
     """The saliency figure's maps of both gallery photos at its full settings: SmoothGrad²
-    more concentrated in the object's box than plain saliency and at least 60% inside it
-    (cup 70% vs 51%, cat 82% vs 58%); on the cup, the first photo, whose box is 42% of the
-    image, integrated gradients complete within 5% (measured 1.1%) and 60% or more of
-    their map inside the box (measured 72%). (The figure shows IG for the cup only; the
-    cat's, measured with the same setting: 0.1%, 60% in a box of 59% of the picture.)"""
+    more concentrated in the object's box than plain saliency (squared alike) and at least
+    60% inside it (cup 81% vs 72%, box 50% of the image; cat 82% vs 55%, box 59%: on the cat
+    the single gradient is no better than chance, the figure shows it so); on the cup, the
+    first photo, the plain map holds 60% or more (measured 72%), integrated gradients
+    complete within 5% (measured 1.1%) and 60% or more of their map inside the box
+    (measured 69%)."""
     info = photo_model()
     x, t, box = gallery_photo(info, name)
     m = saliency_maps(info, x, t, seed=0, with_ig=name == "coffee")
     share = {k: mass_in_box(np.abs(m[k]).max(axis=0), box)
-             for k in ("saliency", "smoothgrad", "ig") if m[k] is not None}
-    assert share["smoothgrad"] >= 0.6 and share["smoothgrad"] > share["saliency"], share
+             for k in ("smoothgrad", "ig") if m[k] is not None}
+    share["saliency"] = mass_in_box(plain_saliency(m), box)
+    assert share["smoothgrad"] >= 0.6 and share["smoothgrad"] > share["saliency"] + 0.045, share
     if name == "coffee":
         assert m["ig_gap"] <= 0.05, m["ig_gap"]
-        assert share["ig"] >= 0.6, share
+        assert share["ig"] >= 0.6 and share["saliency"] >= 0.6, share
 
 
 def test_fashion_net_smoothgrad_and_ig_stay_on_the_garment():
@@ -137,9 +143,9 @@ def test_grad_cam_on_the_composite_puts_the_cat_on_the_cat_and_the_cup_on_the_cu
 def test_photo_occlusion_most_damaging_patch_is_on_the_cup():
     """The occlusion figure's photo (the espresso cup, p(espresso) = 0.91) at its settings
     (48×48 grey patch, stride 24): the patch that lowers p most is centred inside the cup's
-    box and lowers it by at least 0.1 (measured 0.91 -> 0.65 at the cup's middle), and the
+    box and lowers it by at least 0.1 (measured 0.91 -> 0.65 on the coffee), and the
     red of the diverging map — p drops — is where the box is: the mean drop inside the box
-    exceeds the mean drop outside it by 0.02 or more (measured 0.044 vs 0.0006)."""
+    exceeds the mean drop outside it by 0.015 or more (measured 0.036 vs 0.002)."""
     from minicnn.techniques.occlusion import occlusion
     info = photo_model()
     x, t, (top, left, bottom, right) = gallery_photo(info, "coffee")
@@ -152,5 +158,5 @@ def test_photo_occlusion_most_damaging_patch_is_on_the_cup():
     drop = res.base_prob - res.pixel_map
     inside = np.zeros(drop.shape, bool)
     inside[top:bottom, left:right] = True
-    assert drop[inside].mean() > drop[~inside].mean() + 0.02, (drop[inside].mean(),
+    assert drop[inside].mean() > drop[~inside].mean() + 0.015, (drop[inside].mean(),
                                                                drop[~inside].mean())
