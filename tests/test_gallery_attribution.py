@@ -7,7 +7,8 @@ import pytest
 
 import minicnn as mc
 from minicnn.gallery.figure import ModelInfo
-from minicnn.gallery.sections.attribution import composite_cams, own_half
+from minicnn.gallery.sections.attribution import (composite_cams, guided_unit_layer, own_half,
+                                                  top_contributing_unit)
 from minicnn.gallery.sections.sensitivity import (SALIENCY_SETTINGS, black_image,
                                                   plain_saliency, saliency_maps)
 from minicnn.techniques.common import mass_in_box
@@ -160,3 +161,25 @@ def test_photo_occlusion_most_damaging_patch_is_on_the_cup():
     inside[top:bottom, left:right] = True
     assert drop[inside].mean() > drop[~inside].mean() + 0.015, (drop[inside].mean(),
                                                                drop[~inside].mean())
+
+
+@pytest.mark.parametrize("name", ["coffee", "chelsea"])
+def test_guided_backprop_figure_unit_is_on_the_object_and_its_map_too(name):
+    """The guided-backprop figure's photo column: the unit of block 12 that adds most to the
+    class (activation × gradient) sits inside the object's box, and its guided map has at
+    least 65% of its mass there (measured: cup 84% in a box of 50% of the image, the cat's
+    nose 93% in 59%; the runners-up, which another BLAS may pick on the cup where the top two
+    differ by 3e-5, 82-97%); on the cup the class's own guided map holds 60% or more
+    (measured 69%)."""
+    from minicnn.techniques.gradients import guided_backprop
+    info = photo_model()
+    x, t, (top, left, bottom, right) = gallery_photo(info, name)
+    layer = guided_unit_layer(info)
+    c, i, j = top_contributing_unit(info, x, t, layer)
+    rows = 224 / 7                                  # block 12's 7×7 grid over the image
+    assert top <= (i + 0.5) * rows < bottom and left <= (j + 0.5) * rows < right, (i, j)
+    unit_map = guided_backprop(info.model, x, layer=layer, unit=(c, i, j))
+    box = (top, left, bottom, right)
+    assert mass_in_box(np.abs(unit_map).max(axis=0), box) >= 0.65
+    if name == "coffee":
+        assert mass_in_box(np.abs(guided_backprop(info.model, x, t)).max(axis=0), box) >= 0.6
