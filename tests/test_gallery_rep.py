@@ -104,6 +104,14 @@ def test_the_gallery_fgsm_flips_the_confident_photo_with_whole_grey_levels(tmp_p
     assert np.abs(again - r["p_adv"]).max() < 1e-4
 
 
+def test_a_photo_flipped_to_one_of_its_own_classes_is_said_so():
+    """The FGSM figure flags a flip that stays among the photo's own ImageNet classes (the
+    cat: Egyptian cat → tiger cat) from the photo's listed classes; a user's photo has none."""
+    from minicnn.gallery.sections.adversarial import own_classes
+    assert {"Egyptian cat", "tiger cat", "tabby"} <= set(own_classes("chelsea"))
+    assert "consomme" not in own_classes("coffee") and own_classes("my_photo.jpg") == ()
+
+
 @pytest.mark.parametrize("quick", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_the_gallery_one_pixel_figure_shows_as_many_successes_as_failures(tmp_path, quick):
     """The one-pixel figure's images (test images the net is sure of, not certain): the

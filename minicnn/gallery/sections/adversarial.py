@@ -145,11 +145,21 @@ def photo_attack_rows(info, photos, method="fgsm", seed=0):
             for ph, px, pi, qi, k in zip(photos, pixels, p, q, levels)]
 
 
+def own_classes(name):
+    """The ImageNet classes a sample photo shows (``SAMPLE_PHOTOS[name].imagenet``; () for
+    a photo of the user's)."""
+    from ...data.samples import SAMPLE_PHOTOS
+    return SAMPLE_PHOTOS[name].imagenet if name in SAMPLE_PHOTOS else ()
+
+
 def _photo_attacks(ctx, info):
     from ...plot.adversarial import adversarial_top_k_figure
 
     def build(method):
         rows = photo_attack_rows(info, ctx.photos(), method, ctx.seed)
+        for r in rows:
+            if _name(info, r["p_adv"].argmax()) in own_classes(r["name"]):
+                r["title"] = f"{r['name']}\n(flips to another of its own\nImageNet classes)"
         fig = adversarial_top_k_figure(rows, info.labels)
         fig.suptitle(f"{method.upper()} at the smallest whole number of grey levels that flips "
                      "the top-1 class (the attacked image rounded to 8 bits)", fontsize=9)
