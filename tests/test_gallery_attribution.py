@@ -1,7 +1,8 @@
 """The attribution figures of the gallery show what their technique is for, measured on the
 gallery's own inputs and settings: the photo maps point at the object's box, SmoothGrad
 more than plain saliency, integrated gradients are complete, fashion_net's maps stay off
-the empty canvas, and Grad-CAM on the two-object composite puts each class on its object."""
+the empty canvas, Grad-CAM on the two-object composite puts each class on its object, and
+the guided-backprop unit that adds most to the class lies on the object."""
 import numpy as np
 import pytest
 
