@@ -51,10 +51,11 @@ def test_saliency_and_smoothgrad_squared_on_the_cup_are_in_its_box_and_drive_the
     at least 60% of its mass in the box (measured 72%), SmoothGrad² (16 copies, noise 30%)
     more (measured 81%; the bound is half the measured gap). The segmentation figure cuts
     from the SmoothGrad² map: its foreground seeds (top 5% of the blurred map) lie in the
-    cup's box (measured 97%, the map turned upside down 77%), and its mask overlaps the box
-    more than the mask cut from the upside-down map — same values, same border prior, the
-    object's place lost (IoU 0.64 vs 0.45): the saliency, not the border prior, puts the
-    mask on the cup."""
+    cup's box (measured 97%, the map turned upside down 77%), and its mask, cut at half
+    size as the figure does, overlaps the box more than the mask cut from the upside-down
+    map — same values, same border prior, the object's place lost (IoU 0.61 vs 0.44): the
+    saliency, not the border prior, puts the mask on the cup; and the GMMs' seed changes
+    under 5% of the mask (at full size it was bistable: seed 0 took the saucer too)."""
     from minicnn.techniques.gradients import input_gradient, smoothgrad
     from minicnn.techniques.grabcut import iou, saliency_segmentation
     from minicnn.techniques.occlusion import box_blur
@@ -75,11 +76,14 @@ def test_saliency_and_smoothgrad_squared_on_the_cup_are_in_its_box_and_drive_the
     top, left, bottom, right = box
     assert seeds[top:bottom, left:right].sum() >= 0.87 * seeds.sum()
     from minicnn.data.samples import sample_photo
-    pix = sample_photo("coffee", 224)
-    xy_box = (left, top, right, bottom)
-    ours = iou(saliency_segmentation(pix, s, seed=0), box=xy_box)
+    pix = sample_photo("coffee", 224)[::2, ::2]           # the figure cuts at half size
+    s = s[::2, ::2]
+    xy_box = tuple(v // 2 for v in (left, top, right, bottom))
+    masks = [saliency_segmentation(pix, s, seed=seed) for seed in (0, 1)]
+    ours = iou(masks[0], box=xy_box)
     flipped = iou(saliency_segmentation(pix, s[::-1, ::-1].copy(), seed=0), box=xy_box)
-    assert ours > flipped + 0.1, (ours, flipped)
+    assert ours > flipped + 0.08, (ours, flipped)
+    assert np.mean(masks[0] != masks[1]) < 0.05           # the GMMs' seed barely matters
 
 
 @pytest.mark.slow
