@@ -262,8 +262,10 @@ def _cue_conflict_figure(ctx, info):
                                    "cue conflict:\nthe cup's shape, the fur's texture"])
         by = {"texture": f"TEXTURE: the cat classes take {cat2:.2f}, the cup's {cup2:.3f}",
               "shape": f"SHAPE: the cup classes take {cup2:.2f}, the cat's {cat2:.3f}"}
+        top = int(r["p"][2].argmax())
         fig.suptitle(f"{info.name} decides by {by[r['decision']]}\n(alone, the cup reads "
-                     f"{cup0:.2f} cup, the fur {cat1:.2f} cat)", fontsize=9)
+                     f"{cup0:.2f} cup, the fur {cat1:.2f} cat; the cue conflict's top class: "
+                     f"{labels[top]} {r['p'][2, top]:.2f})", fontsize=9)
         fig.tight_layout(rect=(0, 0.04, 1, 1))
         return fig, (f"style (Gram) loss ÷{r['style_ratio']:.0f}; the cup's outline kept: "
                      f"the edge strength of the result and of the cup correlate r = "
