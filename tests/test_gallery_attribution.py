@@ -1,14 +1,17 @@
 """The attribution figures of the gallery show what their technique is for, measured on the
 gallery's own inputs and settings: the photo maps point at the object's box, SmoothGrad
 more than plain saliency, integrated gradients are complete, fashion_net's maps stay off
-the empty canvas, and Grad-CAM on the two-object composite puts each class on its object."""
+the empty canvas, Grad-CAM on the two-object composite puts each class on its object, and
+the guided-backprop unit that adds most to the class lies on the object."""
 import numpy as np
 import pytest
 
 import minicnn as mc
 from minicnn.gallery.figure import ModelInfo
-from minicnn.gallery.sections.attribution import composite_cams, own_half
-from minicnn.gallery.sections.sensitivity import SALIENCY_SETTINGS, black_image, saliency_maps
+from minicnn.gallery.sections.attribution import (composite_cams, guided_unit_layer, own_half,
+                                                  top_contributing_unit)
+from minicnn.gallery.sections.sensitivity import (SALIENCY_SETTINGS, black_image,
+                                                  plain_saliency, saliency_maps)
 from minicnn.techniques.common import mass_in_box
 
 
@@ -42,14 +45,17 @@ def test_mass_in_box_by_hand():
         mass_in_box(m, (0, 0, 5, 2))
 
 
-def test_smoothgrad_squared_on_the_cup_photo_is_in_its_box_and_drives_the_segmentation():
-    """The photo figure's SmoothGrad² (16 copies, noise 30%) on the espresso cup: at least
-    60% of the map's mass inside the cup's box (measured 70%; the box is 42% of the image),
-    more than plain saliency's share (measured 51%). The segmentation figure cuts from this
-    map: its foreground seeds (top 5% of the blurred map) lie in the cup's box (measured 85%,
-    the map turned upside down 48%), and its mask overlaps the box more than the mask cut
-    from the upside-down map — same values, same border prior, the object's place lost
-    (IoU 0.49 vs 0.31): the saliency, not the border prior, puts the mask on the cup."""
+def test_saliency_and_smoothgrad_squared_on_the_cup_are_in_its_box_and_drive_the_segmentation():
+    """The photo figure's maps of the espresso cup, whose box (the cup with its handle) is
+    50% of the image: the plain saliency, drawn squared like the SmoothGrad² beside it, has
+    at least 60% of its mass in the box (measured 72%), SmoothGrad² (16 copies, noise 30%)
+    more (measured 81%; the bound is half the measured gap). The segmentation figure cuts
+    from the SmoothGrad² map: its foreground seeds (top 5% of the blurred map) lie in the
+    cup's box (measured 97%, the map turned upside down 77%), and its mask, cut at half
+    size as the figure does, overlaps the box more than the mask cut from the upside-down
+    map — same values, same border prior, the object's place lost (IoU 0.61 vs 0.44): the
+    saliency, not the border prior, puts the mask on the cup; and the GMMs' seed changes
+    under 5% of the mask (at full size it was bistable: seed 0 took the saucer too)."""
     from minicnn.techniques.gradients import input_gradient, smoothgrad
     from minicnn.techniques.grabcut import iou, saliency_segmentation
     from minicnn.techniques.occlusion import box_blur
@@ -58,42 +64,48 @@ def test_smoothgrad_squared_on_the_cup_photo_is_in_its_box_and_drives_the_segmen
     cfg = SALIENCY_SETTINGS["photo"]
     sg = smoothgrad(info.model, x, t, n_samples=cfg["n"], noise_level=cfg["noise"],
                     batch_size=8, seed=0, kind=cfg["kind"])
-    plain = input_gradient(info.model, x, t)
-    in_sg, in_plain = (mass_in_box(np.abs(m).max(axis=0), box) for m in (sg, plain))
-    assert in_sg >= 0.6, in_sg
-    assert in_sg > in_plain + 0.1, (in_sg, in_plain)
+    plain = plain_saliency({"saliency": input_gradient(info.model, x, t),
+                            "power": cfg["power"]})
+    in_sg, in_plain = mass_in_box(np.abs(sg).max(axis=0), box), mass_in_box(plain, box)
+    assert in_plain >= 0.6, in_plain
+    assert in_sg > in_plain + 0.045, (in_sg, in_plain)
 
     s = np.abs(sg).max(axis=0).astype(np.float64)
     blurred = box_blur(s[None, None], 224 // 64 * 2 + 1)[0, 0]        # as the segmentation
     seeds = blurred > np.quantile(blurred, 0.95)
     top, left, bottom, right = box
-    assert seeds[top:bottom, left:right].sum() >= 0.7 * seeds.sum()
+    assert seeds[top:bottom, left:right].sum() >= 0.87 * seeds.sum()
     from minicnn.data.samples import sample_photo
-    pix = sample_photo("coffee", 224)
-    xy_box = (left, top, right, bottom)
-    ours = iou(saliency_segmentation(pix, s, seed=0), box=xy_box)
+    pix = sample_photo("coffee", 224)[::2, ::2]           # the figure cuts at half size
+    s = s[::2, ::2]
+    xy_box = tuple(v // 2 for v in (left, top, right, bottom))
+    masks = [saliency_segmentation(pix, s, seed=seed) for seed in (0, 1)]
+    ours = iou(masks[0], box=xy_box)
     flipped = iou(saliency_segmentation(pix, s[::-1, ::-1].copy(), seed=0), box=xy_box)
-    assert ours > flipped + 0.1, (ours, flipped)
+    assert ours > flipped + 0.08, (ours, flipped)
+    assert np.mean(masks[0] != masks[1]) < 0.05           # the GMMs' seed barely matters
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["coffee", "chelsea"])
 def test_photo_saliency_figure_maps_point_at_the_object_and_ig_is_complete(name):
     """The saliency figure's maps of both gallery photos at its full settings: SmoothGrad²
-    more concentrated in the object's box than plain saliency and at least 60% inside it
-    (cup 70% vs 51%, cat 82% vs 58%); on the cup, the first photo, whose box is 42% of the
-    image, integrated gradients complete within 5% (measured 1.1%) and 60% or more of
-    their map inside the box (measured 72%). (The figure shows IG for the cup only; the
-    cat's, measured with the same setting: 0.1%, 60% in a box of 59% of the picture.)"""
+    more concentrated in the object's box than plain saliency (squared alike) and at least
+    60% inside it (cup 81% vs 72%, box 50% of the image; cat 82% vs 55%, box 59%: on the cat
+    the single gradient is no better than chance, the figure shows it so); on the cup, the
+    first photo, the plain map holds 60% or more (measured 72%), integrated gradients
+    complete within 5% (measured 1.1%) and 60% or more of their map inside the box
+    (measured 69%)."""
     info = photo_model()
     x, t, box = gallery_photo(info, name)
     m = saliency_maps(info, x, t, seed=0, with_ig=name == "coffee")
     share = {k: mass_in_box(np.abs(m[k]).max(axis=0), box)
-             for k in ("saliency", "smoothgrad", "ig") if m[k] is not None}
-    assert share["smoothgrad"] >= 0.6 and share["smoothgrad"] > share["saliency"], share
+             for k in ("smoothgrad", "ig") if m[k] is not None}
+    share["saliency"] = mass_in_box(plain_saliency(m), box)
+    assert share["smoothgrad"] >= 0.6 and share["smoothgrad"] > share["saliency"] + 0.045, share
     if name == "coffee":
         assert m["ig_gap"] <= 0.05, m["ig_gap"]
-        assert share["ig"] >= 0.6, share
+        assert share["ig"] >= 0.6 and share["saliency"] >= 0.6, share
 
 
 def test_fashion_net_smoothgrad_and_ig_stay_on_the_garment():
@@ -137,9 +149,9 @@ def test_grad_cam_on_the_composite_puts_the_cat_on_the_cat_and_the_cup_on_the_cu
 def test_photo_occlusion_most_damaging_patch_is_on_the_cup():
     """The occlusion figure's photo (the espresso cup, p(espresso) = 0.91) at its settings
     (48×48 grey patch, stride 24): the patch that lowers p most is centred inside the cup's
-    box and lowers it by at least 0.1 (measured 0.91 -> 0.65 at the cup's middle), and the
+    box and lowers it by at least 0.1 (measured 0.91 -> 0.65 on the coffee), and the
     red of the diverging map — p drops — is where the box is: the mean drop inside the box
-    exceeds the mean drop outside it by 0.02 or more (measured 0.044 vs 0.0006)."""
+    exceeds the mean drop outside it by 0.015 or more (measured 0.036 vs 0.002)."""
     from minicnn.techniques.occlusion import occlusion
     info = photo_model()
     x, t, (top, left, bottom, right) = gallery_photo(info, "coffee")
@@ -152,5 +164,27 @@ def test_photo_occlusion_most_damaging_patch_is_on_the_cup():
     drop = res.base_prob - res.pixel_map
     inside = np.zeros(drop.shape, bool)
     inside[top:bottom, left:right] = True
-    assert drop[inside].mean() > drop[~inside].mean() + 0.02, (drop[inside].mean(),
+    assert drop[inside].mean() > drop[~inside].mean() + 0.015, (drop[inside].mean(),
                                                                drop[~inside].mean())
+
+
+@pytest.mark.parametrize("name", ["coffee", "chelsea"])
+def test_guided_backprop_figure_unit_is_on_the_object_and_its_map_too(name):
+    """The guided-backprop figure's photo column: the unit of block 12 that adds most to the
+    class (activation × gradient) sits inside the object's box, and its guided map has at
+    least 65% of its mass there (measured: cup 84% in a box of 50% of the image, the cat's
+    nose 93% in 59%; the runners-up, which another BLAS may pick on the cup where the top two
+    differ by 3e-5, 82-97%); on the cup the class's own guided map holds 60% or more
+    (measured 69%)."""
+    from minicnn.techniques.gradients import guided_backprop
+    info = photo_model()
+    x, t, (top, left, bottom, right) = gallery_photo(info, name)
+    layer = guided_unit_layer(info)
+    c, i, j = top_contributing_unit(info, x, t, layer)
+    rows = 224 / 7                                  # block 12's 7×7 grid over the image
+    assert top <= (i + 0.5) * rows < bottom and left <= (j + 0.5) * rows < right, (i, j)
+    unit_map = guided_backprop(info.model, x, layer=layer, unit=(c, i, j))
+    box = (top, left, bottom, right)
+    assert mass_in_box(np.abs(unit_map).max(axis=0), box) >= 0.65
+    if name == "coffee":
+        assert mass_in_box(np.abs(guided_backprop(info.model, x, t)).max(axis=0), box) >= 0.6

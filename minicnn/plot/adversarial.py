@@ -215,25 +215,37 @@ def shape_bias_bars(results, title="shape vs texture decisions (cue conflict)"):
     return fig
 
 
-def cue_conflict_figure(images, scores, categories, titles, cell=2.1):
+def cue_conflict_figure(images, probabilities, labels, categories, titles, k=5, cell=2.3):
     """Geirhos' cue conflict, one column per image (the shape source, the texture source, the
-    cue-conflict image): the image over bars of each category's probability.
+    cue-conflict image): the image over its top-k classes, each bar coloured by the category
+    it belongs to (the shape's blue, the texture's red, any other grey), and the sum of each
+    category's probabilities under the bars.
 
-    images: (H, W, 3) 0–255 each; scores: (N, n_categories) summed class probabilities;
-    categories: their names (the shape's first, the texture's second, as the colours
-    C0 and C3); titles: one per column (e.g. the top-1 class)."""
+    images: (H, W, 3) 0–255 each; probabilities: (N, n_classes); labels: class names;
+    categories: {name: set of class indices}, the shape's first and the texture's second;
+    titles: one per column."""
+    colours = ["C0", "C3"]
+    names = list(categories)
     n = len(images)
-    fig, axes = plt.subplots(2, n, figsize=(cell * n, 2 * cell), squeeze=False,
-                             gridspec_kw={"height_ratios": [1, 0.45]})
-    for j, (img, sc, title) in enumerate(zip(images, np.asarray(scores), titles)):
+    fig, axes = plt.subplots(2, n, figsize=(cell * n, 2.1 * cell), squeeze=False,
+                             gridspec_kw={"height_ratios": [1, 0.75]})
+    for j, (img, p, title) in enumerate(zip(images, np.asarray(probabilities), titles)):
         show_image(axes[0, j], img, title)
         ax = axes[1, j]
-        ax.barh(np.arange(len(categories))[::-1], sc, color=["C0", "C3", "0.6"][:len(sc)])
-        for y, (name, v) in zip(np.arange(len(categories))[::-1], zip(categories, sc)):
-            ax.text(0.02, y, f"{name} {v:.3f}", va="center", fontsize=7)
+        top = np.argsort(-p, kind="stable")[:k]
+        colour = [next((colours[c] for c, name in enumerate(names) if t in categories[name]),
+                       "0.6") for t in top]
+        ys = np.arange(k)[::-1]
+        ax.barh(ys, p[top], color=colour)
+        for y, t in zip(ys, top):
+            ax.text(0.02, y, f"{labels[t]} {p[t]:.2f}", va="center", fontsize=7)
         ax.set_xlim(0, 1)
         ax.set_yticks([])
         ax.tick_params(labelsize=6)
-        ax.set_xlabel("p(category) = Σ p(its classes)", fontsize=6)
-    fig.tight_layout()
+        sums = "  ".join(f"Σ{name} {p[sorted(categories[name])].sum():.3f}" for name in names)
+        ax.set_xlabel(f"top {k} classes\n{sums}", fontsize=7)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours[:len(names)]]
+    fig.legend(handles, [f"{names[0]} classes (shape)", f"{names[1]} classes (texture)"][
+        :len(names)], loc="lower center", ncol=2, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig

@@ -137,19 +137,50 @@ def guided_section(ctx):
     paper = "Springenberg et al. 2015, Striving for simplicity"
 
     def cells(info, x, pix, t):
-        unit_layer = _photo_layers(info)[1]
         cells = [_contrast(guided_backprop(info.model, x, t), "class")]
-        if info.kind == "small" or not ctx.quick:
+        if info.kind == "small":
+            unit_layer = _photo_layers(info)[1]
             c = varying_channel(info, x, unit_layer)
             cells.append(_contrast(guided_backprop(info.model, x, layer=unit_layer, unit=c),
                                    f"{unit_layer}\nits most varying channel, {c}"))
+        elif not ctx.quick:
+            layer = guided_unit_layer(info)
+            unit = top_contributing_unit(info, x, t, layer)
+            cells.append(_contrast(guided_backprop(info.model, x, layer=layer, unit=unit),
+                                   f"{layer}: channel {unit[0]} at ({unit[1]}, {unit[2]}),"
+                                   f"\nthe unit adding most to {_name(info, t)}"))
         return cells
 
     return _per_image(ctx, _models(ctx), n_small=ctx.pick(3, 5), key="guided", cells=cells,
-                      technique="guided backpropagation (class, and the channel of a hidden "
-                      "layer that varies most over the image)", formula=formula, paper=paper,
-                      params={"display": "grey = 0, each map scaled to its 98th percentile of |g|"},
+                      technique="guided backpropagation (class; and a hidden unit: on fashion_net "
+                      "the channel that varies most over the image, on a photo the deep unit "
+                      "that adds most to the class)", formula=formula, paper=paper,
+                      params={"display": "grey = 0, each map scaled to its 98th percentile of |g|",
+                              "photo's unit": "of a deep block, the (channel, row, column) "
+                                              "whose activation × ∂y_c/∂activation is largest"},
                       photo_cell=3.2)
+
+
+def guided_unit_layer(info):
+    """The deep layer whose units the photo's guided figure explains: EfficientNet's block 12
+    output (7×7: a unit sees a part — a cup's bowl, a cat's nose; its ReLU6 layers hold
+    saturated units, which pass no gradient), else the architecture's deep layer."""
+    return {"efficientnet_lite0": "_blocks.12"}.get(info.name, _photo_layers(info)[2])
+
+
+def top_contributing_unit(info, x, t, layer):
+    """The unit (c, i, j) of ``layer`` with the largest activation × ∂y_t/∂activation for
+    image x (C, H, W): to first order, the one that adds most to the class score. (The
+    strongest activation is no guide: on the cup it sits on the picture's border.)"""
+    from ...backend import to_numpy
+    from ...nn import capture
+    from ...techniques.common import frozen
+    from ...techniques.gradients import backward_from_target, image_batch
+    with frozen(info.model, eval_mode=False), capture(info.model, [layer]) as acts:
+        xt, _ = image_batch(info.model, x, requires_grad=True)
+        backward_from_target(info.model(xt), t)
+        a, g = to_numpy(acts[layer].data)[0], to_numpy(acts[layer].grad)[0]
+    return tuple(int(k) for k in np.unravel_index((a * g).argmax(), a.shape))
 
 
 def varying_channel(info, x, layer):

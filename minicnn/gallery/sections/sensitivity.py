@@ -68,9 +68,19 @@ def black_image(info, x):
     return pre.preprocess(np.zeros(shape, np.uint8))[0].astype(x.dtype)
 
 
-# the saliency figure's settings: (SmoothGrad samples, noise, kind; IG steps) per model kind
-SALIENCY_SETTINGS = {"small": dict(n=32, noise=0.15, kind="gradient", steps=128),
-                     "photo": dict(n=16, noise=0.3, kind="square", steps=64)}
+# the saliency figure's settings: (SmoothGrad samples, noise, kind; IG steps; the power of
+# the plain gradient drawn beside SmoothGrad) per model kind
+SALIENCY_SETTINGS = {"small": dict(n=32, noise=0.15, kind="gradient", steps=128, power=1),
+                     "photo": dict(n=16, noise=0.3, kind="square", steps=64, power=2)}
+
+
+def plain_saliency(m):
+    """The saliency figure's plain map (H, W) from its maps ``m``: max over channels of
+    |∂y/∂x|^power, at the power of the SmoothGrad beside it (on a photo SmoothGrad² is a mean
+    of (∂y/∂x)²: the single gradient squared is the same quantity without the noise, and
+    its share of mass in a box compares like with like; |∂y/∂x| against a mean of squares
+    would credit the squaring to the noise)."""
+    return np.abs(m["saliency"]).max(axis=0) ** m["power"]
 
 
 def saliency_maps(info, x, t, seed=0, quick=False, with_ig=True):
@@ -98,7 +108,7 @@ def saliency_maps(info, x, t, seed=0, quick=False, with_ig=True):
     ig, gap = adaptive_integrated_gradients(info.model, x, t, black, steps=steps,
                                             batch_size=batch) if with_ig else (None, None)
     return {"saliency": input_gradient(info.model, x, t), "smoothgrad": sg, "ig": ig,
-            "ig_gap": gap, "n": n, "steps": steps}
+            "ig_gap": gap, "n": n, "steps": steps, "power": cfg["power"]}
 
 
 @section("saliency", "7 · Saliency maps, SmoothGrad, integrated gradients")
@@ -109,14 +119,23 @@ def saliency_section(ctx):
     def row(info, x, pix, t, name=None, with_ig=True):
         m = maps[(info.name, name)] = saliency_maps(info, x, t, ctx.seed, ctx.quick, with_ig)
         box = _photo_box(name, pix.shape[0]) if name else None
+        chance = (box[2] - box[0]) * (box[3] - box[1]) / (pix.shape[0] * pix.shape[1]) \
+            if box else None
 
         def inside(a):
-            return f"\n{mass_in_box(np.abs(a).max(axis=0), box):.0%} in the box" if box else ""
+            a = np.abs(a).max(axis=0) if a.ndim == 3 else a
+            return f"\n{mass_in_box(a, box):.0%} in the box (chance {chance:.0%})" if box \
+                else ""
+        plain = plain_saliency(m)
+        plain_title = ("saliency |∂y/∂x|, one gradient" if m["power"] == 1 else
+                       "saliency (∂y/∂x)², one gradient\n(squared like SmoothGrad²)")
         sg_title = (f"SmoothGrad ⊙ (x − black):\nmean ∂y/∂x, {m['n']} noisy copies"
                     if info.kind == "small" else
                     f"SmoothGrad²: mean (∂y/∂x)²,\n{m['n']} noisy copies")
-        return [_box_img(pix, _name(info, t), box),
-                _magnitude(m["saliency"], "saliency |∂y/∂x|" + inside(m["saliency"])),
+        return [_box_img(pix, _name(info, t) + (f"\nbox: the {_box_what(name)}, {chance:.0%} "
+                                                 "of the image" if box else ""), box),
+                _magnitude(plain[None], plain_title + inside(plain),
+                           "|map| / p99" if m["power"] == 1 else "map / p99"),
                 _magnitude(m["smoothgrad"], sg_title + inside(m["smoothgrad"])),
                 None if m["ig"] is None else
                 _magnitude(m["ig"], f"IG from black, {m['steps']} steps:\n"
@@ -146,10 +165,15 @@ def saliency_section(ctx):
             sg = ("SmoothGrad²: mean of (∂y_c/∂x)² over x + N(0, (0.3·range)²) (Hooker et al. "
                   "2019's SmoothGrad-Squared: the strong gradients on the object outweigh the "
                   "speckle; the red box is the object's, the titles give each map's share of "
-                  "mass in it)")
+                  "mass in it and the box's share of the image: what a map spread evenly "
+                  "would score)")
+        plain = ("saliency S = max_ch |∂y_c/∂x|" if cfg["power"] == 1 else
+                 "saliency S = max_ch (∂y_c/∂x)² (one gradient, squared as SmoothGrad² "
+                 "squares each of its gradients, so the two shares of mass in the box compare "
+                 "like with like)")
         return Figure(f"{info.name}-saliency", build,
                       "saliency beside SmoothGrad and integrated gradients",
-                      "saliency S = max_ch |∂y_c/∂x|;  " + sg + ";  IG: (x − x')·∫ ∂y_c/∂x "
+                      plain + ";  " + sg + ";  IG: (x − x')·∫ ∂y_c/∂x "
                       "along x' → x from the black image x', trapezoids refined where their "
                       "sum misses the score's rise; Σ IG = y_c(x) − y_c(x') (completeness: the "
                       "miss in the titles)",
@@ -164,16 +188,27 @@ def saliency_section(ctx):
     if photo is not None:
         def segment():
             from ...plot.attribution import segmentation_figure
-            from ...techniques.grabcut import saliency_segmentation
+            from ...techniques.grabcut import iou, saliency_segmentation
             name, x, pix = ctx.photos()[0]
             key = (photo.name, name)
             if key not in maps:
                 row(photo, x[0], pix, ctx.target(photo, x), name, with_ig=False)
             m = maps[key]
             s = np.abs(m["smoothgrad"]).max(axis=0)
-            step = ctx.pick(2, 1)                   # --quick: the graph cut at half resolution
-            pix, s = pix[::step, ::step], s[::step, ::step]
-            return segmentation_figure(pix, s, saliency_segmentation(pix, s, seed=ctx.seed),
+            # the graph cut on every second pixel, the mask drawn at full size: at full size
+            # the cut is bistable (on the cup, GMM seed 0 takes the saucer too, 67% of the
+            # picture, seed 1 the cup alone); at half size seeds 0-2 all give the cup
+            H, W = s.shape
+            half = saliency_segmentation(pix[::2, ::2], s[::2, ::2], seed=ctx.seed)
+            mask = half.repeat(2, axis=0).repeat(2, axis=1)[:H, :W]
+            box = _photo_box(name, H)
+            xy_box, title = None, None
+            if box is not None:
+                top, left, bottom, right = box
+                xy_box = (left, top, right, bottom)
+                title = (f"{_name(photo, ctx.target(photo, x))}: the mask's IoU\nwith the "
+                         f"{_box_what(name)}'s box (red) {iou(mask, box=xy_box):.2f}")
+            return segmentation_figure(pix, s, mask, box=xy_box, title=title,
                                        map_title=f"SmoothGrad²: mean (∂y/∂x)² over "
                                                  f"{m['n']} copies")
         figs.append(Figure(f"{photo.name}-segmentation", segment,
@@ -187,6 +222,8 @@ def saliency_section(ctx):
                             "border": "1/56 of the short side, top, left and right (GrabCut's "
                             "prior: the frame's border is background; not the bottom, which a "
                             "portrait's shoulders cross)",
+                            "resolution": "the cut on every second pixel (stable across "
+                            "GMM seeds), the mask drawn at full size",
                             "map": "the saliency figure's SmoothGrad²: the single gradient of "
                             "this net is speckle, its seeds scatter"}, photo))
     return figs
@@ -198,6 +235,14 @@ def _photo_box(name, size):
     if name not in SAMPLE_PHOTOS or SAMPLE_PHOTOS[name].box is None:
         return None
     return photo_box(name, size)
+
+
+def _box_what(name):
+    """What a sample photo's box holds, from its description: "an espresso cup on a saucer"
+    -> "espresso cup"."""
+    from ...data.samples import SAMPLE_PHOTOS
+    what = SAMPLE_PHOTOS[name].what.split(" on ")[0]
+    return what.split(" ", 1)[1] if what.startswith(("a ", "an ", "the ")) else what
 
 
 def _box_img(pix, title, box):
