@@ -308,6 +308,12 @@ def test_probes_of_hand_made_filters_light_the_rim_side_and_the_hue_they_were_ma
     assert r["hue_strength"][1] > 0.5
     with pytest.raises(ValueError, match="3 channels"):
         probe_responses(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1)))
+    with pytest.raises(ValueError, match="no preprocess"):
+        probe_responses(nn.Sequential(nn.Conv2d(3, 2, 3, padding=1)))
+    unpadded = _probe_net([edge])
+    unpadded[0].padding = (0, 0)
+    with pytest.raises(ValueError, match="changes the image size"):
+        probe_responses(unpadded)
 
 
 def _cifar_net_or_skip():

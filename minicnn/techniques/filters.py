@@ -141,7 +141,7 @@ def _circular_mean(angles, weights):
 
 def probe_responses(model, layer=None, size=48):
     """What each filter of an RGB conv layer answers: its rectified output max(0, W_f * I + b_f)
-    on the two ``probe_charts`` (the layer alone, on images of any size).
+    on the two ``probe_charts`` (the net run up to that layer, in evaluation mode).
 
     On the disk only brightness changes, so only the rim can light, and where it lights says
     which edge direction the filter wants (a 3×3 filter's linear response to a smooth edge is
@@ -165,8 +165,13 @@ def probe_responses(model, layer=None, size=48):
         raise ValueError("probe_responses: the model has no preprocess, so the charts' pixels "
                          "cannot be turned into its inputs; set model.preprocess")
     x = np.concatenate([pre.preprocess(charts[k]) for k in ("disk", "wheel")])
-    with no_grad(), capture(model, layer, stop=True) as acts:
-        model(as_input(model, x))
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad(), capture(model, layer, stop=True) as acts:
+            model(as_input(model, x))
+    finally:
+        model.train(was_training)
     out = np.maximum(np.asarray(to_numpy(acts[layer].data), dtype=np.float64), 0)
     if out.shape[-2:] != (size, size):
         raise ValueError(f"probe_responses: {layer!r} changes the image size ({size} -> "
