@@ -1,4 +1,6 @@
 """Sections 11–14: class visualization, inversion, DeepDream, style transfer."""
+import time
+
 import numpy as np
 
 from ..figure import Figure, Skip
@@ -18,15 +20,18 @@ SMALL_CLASS_VIS_STEPS = (100, 300)
 # a swirl of fine curls over every image) makes objects a few blobs large; a weak L2 (1e-4,
 # no decay: with 1e-3 and decay 0.01 the images were pale grey) lets them take colour.
 # The classes were chosen among 20 rendered with these settings as the ones a person names
-# at a glance (measured p 0.99–1.00 each): the daisy's yellow heart and white petals, the
+# at a glance (p 0.99–1.00 each): the daisy's yellow heart and white petals, the
 # monarch's orange wing with black veins, the ladybug's red spotted shell, the starfish's
 # five arms, the fly agaric's red cap with white spots, the tarantula's radiating legs.
 # Left out: strawberry (p 0.45 here), lemon, volcano, broccoli, goldfinch, zebra, banana,
 # orange, jellyfish, spider web (right p, but hard to recognise), flamingo and pineapple.
-# The full-size octave takes 16 steps: with 6, where the last octave lands depends on the
-# BLAS kernel's summation order (a class ended at p = 0.003 with two threads).
+# The full-size octave takes 24 steps: the path of the ascent depends on the BLAS kernel's
+# summation order (the pictures differ from one kernel to another, the classes still show),
+# and with 16 the monarch ended at p = 0.80 on OpenBLAS's Prescott kernel (with 6, a class
+# ended at p = 0.003 with two threads). With 24, p >= 0.99 for all six on the default kernel
+# with 1 and 2 threads and on the Prescott kernel.
 PHOTO_CLASSES = (985, 323, 301, 327, 992, 76)
-PHOTO_CLASS_VIS = dict(octaves=4, octave_steps=(30, 20, 10, 16), upsample_octaves=False,
+PHOTO_CLASS_VIS = dict(octaves=4, octave_steps=(30, 20, 10, 24), upsample_octaves=False,
                        spectrum_power=2.0, decorrelate_colours=True, lr=0.05, l2=1e-4,
                        jitter=8, blur_sigma=0.5, blur_every=4, init="random",
                        relu_rule="redirected")
@@ -89,13 +94,15 @@ def class_vis_section(ctx):
         def photo_grid(opts=opts):
             from ...plot.optimization import class_visualization_panel
             from ...training import predict
+            start = time.perf_counter()
             ims = [class_visualization(photo.model, k, shape=(3, side, side), **opts)[0]
                    for k in classes]
             probs = [_softmax(predict(photo.model, im))[0, k] for im, k in zip(ims, classes)]
             return class_visualization_panel(
                 ims, [_name(photo, k) for k in classes], probs, photo.preprocess,
                 ncols=3, cell=3.2, suptitle="argmax_I S_c(I) − λ‖I‖², 4 octaves with jitter, "
-                "blur, 1/f² and decorrelated-colour steps; p = the net's softmax")
+                "blur, 1/f² and decorrelated-colour steps; p = the net's softmax "
+                f"({time.perf_counter() - start:.0f} s for the six)")
         figs.append(Figure(f"{photo.name}-classes", photo_grid, "class visualization by gradient "
                            "ascent", formula + "; steps filtered by 1/f² and colour (Olah et "
                            "al. 2017)", paper + "; Olah, Mordvintsev & Schubert 2017",
@@ -220,7 +227,9 @@ def style_section(ctx):
         from ...plot.optimization import inversion_figure
         from ...techniques.style import style_distance
         _, s = images()
+        start = time.perf_counter()
         out, _ = texture_synthesis(info.model, s, style_layers, seed=ctx.seed, **PHOTO_TEXTURE)
+        seconds = time.perf_counter() - start
         noise = info.preprocess.preprocess(
             np.random.default_rng(ctx.seed).uniform(0, 255, (side, side, 3)))
         ratio = style_distance(info.model, noise, s, style_layers) / \
@@ -229,7 +238,7 @@ def style_section(ctx):
             s, {"synthesized texture": out}, info.preprocess, cell=2.6, first="style",
             suptitle=f"texture synthesis: the Gram statistics of the style, not its layout\n"
                      f"(style loss ÷{ratio:.0f} from white noise; {PHOTO_TEXTURE['octaves']} "
-                     f"octaves × {PHOTO_TEXTURE['steps']} L-BFGS steps)")
+                     f"octaves × {PHOTO_TEXTURE['steps']} L-BFGS steps, {seconds:.0f} s)")
     params = {"size": side, "L-BFGS steps": steps, "content": content_layer,
               "style": style_layers, "beta": beta,
               "style image": f"{STYLE_TEXTURE} (scikit-image), its central {STYLE_CROP:.0%}",
