@@ -52,10 +52,11 @@ PHOTO_STYLE = ((128, 35), (160, 40))     # 15 steps at 128 px: Gram loss only ÷
 # the style: scikit-image's brick wall, its central half (so a brick stays several pixels
 # tall at the working size); the texture statistics are compared at a layer not optimised
 STYLE_TEXTURE, STYLE_CROP, STYLE_HELD_OUT = "brick", 0.5, "_blocks.3._depthwise_relu"
-# the texture: three octaves (71, 107, 160 px) of 40 L-BFGS steps. Measured Gram loss ÷30
-# from white noise (20 steps with octaves 40, 80, 160 px: ÷11; 40 steps there: ÷25, the
-# bricks less regular); TV 1e-2 left rainbow speckle
-PHOTO_TEXTURE = dict(steps=40, octaves=3, octave_scale=1.5, tv_weight=1.0)
+# the texture: three octaves (71, 107, 160 px) of 40 L-BFGS steps, TV 10. Measured Gram loss
+# ÷27 from white noise (20 steps with octaves 40, 80, 160 px and TV 1: ÷11; 40 steps there:
+# ÷25, the bricks less regular); TV 1 left purple and green speckle (÷30), 30 blurred the
+# mortar lines (÷19), 1e-2 a rainbow speckle
+PHOTO_TEXTURE = dict(steps=40, octaves=3, octave_scale=1.5, tv_weight=10.0)
 
 
 # ============================================================ image optimization
