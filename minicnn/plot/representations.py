@@ -9,7 +9,8 @@ import numpy as np
 from ..backend import to_numpy
 from .core import plt, show_image
 
-__all__ = ["tile", "plot_filters", "plot_filter_parts", "activation_scale",
+__all__ = ["tile", "plot_filters", "plot_filter_parts", "plot_filter_probes", "hue_name",
+           "edge_arrow", "activation_scale",
            "plot_activation_grid", "plot_activation_grids", "plot_top_patches", "plot_neighbors",
            "plot_embedding", "thumbnail_canvas", "plot_thumbnails", "grid_mosaic",
            "plot_grid_mosaic", "erf_theory_figure"]
@@ -341,4 +342,61 @@ def plot_filter_parts(model, layer=None, title=None, cell=0.55):
     fig.suptitle(title or f"{layer}: luminance carries {np.median(share):.0%} of a filter's "
                           f"energy (median), colour contrast the rest", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def hue_name(degrees):
+    """The nearest of six hue names for an HSV hue angle (0 red, 60 yellow, 120 green, ...)."""
+    names = ("red", "yellow", "green", "cyan", "blue", "magenta")
+    return names[int(((degrees + 30) % 360) // 60)]
+
+
+def edge_arrow(degrees):
+    """An arrow pointing along ``degrees`` in image coordinates (0° right, 90° down)."""
+    return "→↘↓↙←↖↑↗"[int(((degrees + 22.5) % 360) // 45)]
+
+
+def plot_filter_probes(probes, weights, min_strength=0.5, ncols=16, cell=0.7):
+    """What each RGB filter answers (``techniques.filters.probe_responses``): per filter a
+    column of three tiles — the filter (grey = 0, one symmetric scale per filter), its
+    rectified response to the light disk on dark (lights where the rim is the edge it
+    wants) and to the colour wheel (lights the hues it wants), each map scaled to its own
+    maximum (the wheel's response drawn in the wheel's own colours). Columns run by
+    preferred hue; a title names the hue (and the dark → light
+    direction of the edge, an arrow, when the rim response is concentrated:
+    rim_strength >= ``min_strength``). The first column shows the two charts.
+    weights: the layer's (F, 3, kh, kw) weights in RGB order."""
+    w = np.asarray(weights, dtype=np.float64).transpose(0, 2, 3, 1)
+    tiles = 0.5 + 0.5 * w / np.abs(w).max(axis=(1, 2, 3), keepdims=True)
+    order = np.argsort(probes["hue"], kind="stable")
+    n = len(order)
+    blocks = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(3 * blocks, ncols + 1,
+                             figsize=(cell * (ncols + 1) + 0.4, 3 * blocks * cell * 1.12 + 0.7))
+    for b in range(blocks):
+        rows = axes[3 * b:3 * b + 3]
+        rows[0, 0].text(0.5, 0.5, "filter\n(3×3)", ha="center", va="center", fontsize=7)
+        show_image(rows[1, 0], probes["disk"])
+        show_image(rows[2, 0], probes["wheel"])
+        if b == 0:
+            rows[1, 0].set_title("disk →", fontsize=7)
+            rows[2, 0].set_title("wheel →", fontsize=7)
+        for j in range(ncols):
+            k = b * ncols + j
+            for ax in rows[:, j + 1]:
+                ax.set_axis_off()
+            if k >= n:
+                continue
+            f = order[k]
+            rows[0, j + 1].imshow(tiles[f], interpolation="nearest", vmin=0, vmax=1)
+            label = hue_name(probes["hue"][f])
+            if probes["rim_strength"][f] >= min_strength:
+                label += " " + edge_arrow(probes["rim_angle"][f] + 180)
+            rows[0, j + 1].set_title(label, fontsize=6)
+            disk, wheel = (probes[k][f] for k in ("disk_response", "wheel_response"))
+            rows[1, j + 1].imshow(disk / max(disk.max(), 1e-12), cmap="gray", vmin=0, vmax=1)
+            # the wheel seen through the filter: each hue as bright as the filter answers it
+            seen = probes["wheel"] / 255 * (wheel / max(wheel.max(), 1e-12))[..., None]
+            rows[2, j + 1].imshow(np.clip(seen, 0, 1))
+        rows[0, 0].set_axis_off()
     return fig

@@ -19,6 +19,7 @@ visualization", 2015; Karpathy's ConvNetJS): every channel of every layer for on
 input, side by side — many are zero (ReLU), some respond to edges, some to parts.
 
     imgs = filter_images(model)                       # (F, kh, kw, 3) or (F, kh, kw), in [0, 1]
+    probes = probe_responses(model)                   # what each RGB filter answers on two charts
     acts = activation_grids(model, image)             # {layer: (C, h, w) or (D,)}
 """
 import numpy as np
@@ -29,7 +30,8 @@ from ..backend import to_numpy
 from ..nn import capture
 from .common import as_input, check_layer
 
-__all__ = ["first_conv_layer", "filter_images", "colour_parts", "activation_grids"]
+__all__ = ["first_conv_layer", "filter_images", "colour_parts", "probe_charts",
+           "probe_responses", "activation_grids"]
 
 
 def first_conv_layer(model):
@@ -102,6 +104,87 @@ def colour_parts(model, layer=None):
     colour = w - lum
     share = 3 * (lum ** 2).sum(axis=(1, 2, 3)) / (w ** 2).sum(axis=(1, 2, 3))
     return dict(luminance=lum[:, 0], colour=colour.transpose(0, 2, 3, 1), share=share)
+
+
+def probe_charts(size=48):
+    """Two test charts, (size, size, 3) float pixels 0–255, and their polar coordinates:
+
+    disk:  a light grey disk on a dark ground — its rim is an edge of every orientation,
+           dark outside, light inside (at angle θ the brightness rises toward the centre);
+    wheel: the same disk painted with every hue (hue = angle θ, HSV saturation 1) on mid
+           grey — inside, each small patch is one flat colour.
+    Angles θ are in image coordinates: 0° to the right, 90° down. Returns a dict with
+    disk, wheel, angle (size, size) in degrees [0, 360), radius (size, size) in pixels and
+    r0, the disk's radius."""
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    radius, angle = np.hypot(yy, xx), np.degrees(np.arctan2(yy, xx)) % 360
+    r0 = 0.38 * size
+    inside = radius < r0
+    disk = np.where(inside, 230.0, 25.0)[..., None].repeat(3, axis=-1)
+    # HSV -> RGB at saturation 1, value 0.9: channel n is 0.9·(1 − clip(min(k, 4 − k), 0, 1)),
+    # k = (n + θ/60) mod 6 with n = 5, 3, 1 for R, G, B
+    k = (np.array([5, 3, 1]) + angle[..., None] / 60) % 6
+    hues = 0.9 * (1 - np.clip(np.minimum(k, 4 - k), 0, 1))
+    wheel = np.where(inside[..., None], 255 * hues, 128.0)
+    return dict(disk=disk, wheel=wheel, angle=angle, radius=radius, r0=r0)
+
+
+def _circular_mean(angles, weights):
+    """(mean angle in degrees, vector strength in [0, 1]) of ``angles`` weighted by ``weights``
+    (F, ...) over the last axes: strength 1 when all the weight sits at one angle, 0 when it
+    spreads evenly around the circle."""
+    z = np.exp(1j * np.radians(angles))
+    total = weights.sum(axis=(1, 2))
+    v = (weights * z).sum(axis=(1, 2)) / np.where(total > 0, total, 1)
+    return np.degrees(np.angle(v)) % 360, np.abs(v)
+
+
+def probe_responses(model, layer=None, size=48):
+    """What each filter of an RGB conv layer answers: its rectified output max(0, W_f * I + b_f)
+    on the two ``probe_charts`` (the net run up to that layer, in evaluation mode).
+
+    On the disk only brightness changes, so only the rim can light, and where it lights says
+    which edge direction the filter wants (a 3×3 filter's linear response to a smooth edge is
+    m_f · ∇I, m_f = Σ_p L_f(p)·p the first moment of its luminance part: strongest where the
+    edge's brightness rises along m_f). On the wheel each patch is a flat colour c, answered by
+    s_f · c + b_f with s_f the filter's weights summed over its taps: a colour filter lights
+    the sector of the hues it favours.
+    Returns a dict: the charts (``probe_charts``), disk and wheel responses (F, size, size),
+    rim_angle / rim_strength (F,): where on the rim the disk lights (circular mean, degrees,
+    image coordinates) and how concentrated (1 = one point, 0 = evenly), hue / hue_strength
+    (F,): the same over the wheel's interior — its preferred hue in degrees (0 red, 120
+    green, 240 blue)."""
+    layer = first_conv_layer(model) if layer is None else check_layer(model, layer)
+    m = model.get_submodule(layer)
+    if not isinstance(m, nn.Conv2d) or m.weight.shape[1] != 3:
+        raise ValueError(f"probe_responses needs a Conv2d on 3 channels, {layer!r} has weights "
+                         f"of shape {tuple(m.weight.shape)}")
+    charts = probe_charts(size)
+    pre = getattr(model, "preprocess", None)
+    if pre is None:
+        raise ValueError("probe_responses: the model has no preprocess, so the charts' pixels "
+                         "cannot be turned into its inputs; set model.preprocess")
+    x = np.concatenate([pre.preprocess(charts[k]) for k in ("disk", "wheel")])
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad(), capture(model, layer, stop=True) as acts:
+            model(as_input(model, x))
+    finally:
+        model.train(was_training)
+    out = np.maximum(np.asarray(to_numpy(acts[layer].data), dtype=np.float64), 0)
+    if out.shape[-2:] != (size, size):
+        raise ValueError(f"probe_responses: {layer!r} changes the image size ({size} -> "
+                         f"{out.shape[-1]}): only 'same'-padded, stride-1 layers are probed")
+    disk, wheel = out[0], out[1]
+    radius, r0 = charts["radius"], charts["r0"]
+    rim = (np.abs(radius - r0) < 2.5)[None]
+    interior = ((radius > 4) & (radius < r0 - 3))[None]
+    rim_angle, rim_strength = _circular_mean(charts["angle"], disk * rim)
+    hue, hue_strength = _circular_mean(charts["angle"], wheel * interior)
+    return dict(charts, layer=layer, disk_response=disk, wheel_response=wheel,
+                rim_angle=rim_angle, rim_strength=rim_strength, hue=hue,
+                hue_strength=hue_strength)
 
 
 def activation_grids(model, image, layers=None):

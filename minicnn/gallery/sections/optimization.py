@@ -1,4 +1,6 @@
 """Sections 11–14: class visualization, inversion, DeepDream, style transfer."""
+import time
+
 import numpy as np
 
 from ..figure import Figure, Skip
@@ -13,17 +15,25 @@ SMALL_CLASS_VIS = dict(lr=0.02, optimizer="sgd", l2=0.3, tv=1.0, background="bla
 SMALL_CLASS_VIS_STEPS = (100, 300)
 # The ImageNet model's class visualizations at 224 px: four octaves (82 → 224 px) shown to
 # the net at their own size, so the coarse ones are cheap; each step filtered as in Lucid's
-# Fourier and decorrelated-colour parameterizations (1/f, colour C Cᵀ) — without them the
-# images were a speckle of every colour with p 0.02–0.99; jitter, a light blur, decay.
-# The classes: measured p flamingo 1.00, zebra 1.00, strawberry 1.00, jellyfish 1.00,
-# monarch 0.98, pineapple 1.00 (lemon 0.53, broccoli 0.22, goldfinch 0.02 were left out).
-# The full-size octave takes 16 steps: with 6, where the last octave lands depends on the
-# BLAS kernel's summation order, and monarch ended at p = 0.003 with two threads (0.98-1.00
-# with 16, on OpenBLAS's default kernel with 1 and 2 threads and on its Prescott kernel).
-PHOTO_CLASSES = (130, 340, 949, 107, 323, 953)
-PHOTO_CLASS_VIS = dict(octaves=4, octave_steps=(30, 20, 10, 16), upsample_octaves=False,
-                       spectrum_power=1.0, decorrelate_colours=True, lr=0.05, l2=1e-3,
-                       decay=0.01, jitter=8, blur_sigma=0.5, blur_every=4, init="random",
+# Fourier and decorrelated-colour parameterizations (1/f², colour C Cᵀ) — without them the
+# images were a speckle of every colour; jitter and a light blur. The 1/f² filter (1/f gave
+# a swirl of fine curls over every image) makes objects a few blobs large; a weak L2 (1e-4,
+# no decay: with 1e-3 and decay 0.01 the images were pale grey) lets them take colour.
+# The classes were chosen among 20 rendered with these settings as the ones a person names
+# at a glance (p 0.99–1.00 each): the daisy's yellow heart and white petals, the
+# monarch's orange wing with black veins, the ladybug's red spotted shell, the starfish's
+# five arms, the fly agaric's red cap with white spots, the tarantula's radiating legs.
+# Left out: strawberry (p 0.45 here), lemon, volcano, broccoli, goldfinch, zebra, banana,
+# orange, jellyfish, spider web (right p, but hard to recognise), flamingo and pineapple.
+# The full-size octave takes 24 steps: the path of the ascent depends on the BLAS kernel's
+# summation order (the pictures differ from one kernel to another, the classes still show),
+# and with 16 the monarch ended at p = 0.80 on OpenBLAS's Prescott kernel (with 6, a class
+# ended at p = 0.003 with two threads). With 24, p >= 0.99 for all six on the default kernel
+# with 1 and 2 threads and on the Prescott kernel.
+PHOTO_CLASSES = (985, 323, 301, 327, 992, 76)
+PHOTO_CLASS_VIS = dict(octaves=4, octave_steps=(30, 20, 10, 24), upsample_octaves=False,
+                       spectrum_power=2.0, decorrelate_colours=True, lr=0.05, l2=1e-4,
+                       jitter=8, blur_sigma=0.5, blur_every=4, init="random",
                        relu_rule="redirected")
 # features.8 needs 300 L-BFGS steps: at 100 its code error is still ~38%
 SMALL_INVERSION_STEPS = (500, 500)
@@ -42,7 +52,11 @@ PHOTO_STYLE = ((128, 35), (160, 40))     # 15 steps at 128 px: Gram loss only ÷
 # the style: scikit-image's brick wall, its central half (so a brick stays several pixels
 # tall at the working size); the texture statistics are compared at a layer not optimised
 STYLE_TEXTURE, STYLE_CROP, STYLE_HELD_OUT = "brick", 0.5, "_blocks.3._depthwise_relu"
-PHOTO_TEXTURE = dict(steps=20, octaves=3, tv_weight=1.0)     # TV 1e-2 left rainbow speckle
+# the texture: three octaves (71, 107, 160 px) of 40 L-BFGS steps, TV 10. Measured Gram loss
+# ÷27 from white noise (20 steps with octaves 40, 80, 160 px and TV 1: ÷11; 40 steps there:
+# ÷25, the bricks less regular); TV 1 left purple and green speckle (÷30), 30 blurred the
+# mortar lines (÷19), 1e-2 a rainbow speckle
+PHOTO_TEXTURE = dict(steps=40, octaves=3, octave_scale=1.5, tv_weight=10.0)
 
 
 # ============================================================ image optimization
@@ -81,16 +95,18 @@ def class_vis_section(ctx):
         def photo_grid(opts=opts):
             from ...plot.optimization import class_visualization_panel
             from ...training import predict
+            start = time.perf_counter()
             ims = [class_visualization(photo.model, k, shape=(3, side, side), **opts)[0]
                    for k in classes]
             probs = [_softmax(predict(photo.model, im))[0, k] for im, k in zip(ims, classes)]
             return class_visualization_panel(
                 ims, [_name(photo, k) for k in classes], probs, photo.preprocess,
                 ncols=3, cell=3.2, suptitle="argmax_I S_c(I) − λ‖I‖², 4 octaves with jitter, "
-                "blur, decay, 1/f and decorrelated-colour steps; p = the net's softmax")
+                "blur, 1/f² and decorrelated-colour steps; p = the net's softmax "
+                f"({time.perf_counter() - start:.0f} s for the six)")
         figs.append(Figure(f"{photo.name}-classes", photo_grid, "class visualization by gradient "
-                           "ascent", formula + "; steps filtered by 1/f and colour (Olah et al. "
-                           "2017)", paper + "; Olah, Mordvintsev & Schubert 2017",
+                           "ascent", formula + "; steps filtered by 1/f² and colour (Olah et "
+                           "al. 2017)", paper + "; Olah, Mordvintsev & Schubert 2017",
                            {"size": side, "classes": list(classes), **opts}, photo))
     if not figs:
         _models(ctx)                                   # raises Skip with the reasons
@@ -212,7 +228,9 @@ def style_section(ctx):
         from ...plot.optimization import inversion_figure
         from ...techniques.style import style_distance
         _, s = images()
+        start = time.perf_counter()
         out, _ = texture_synthesis(info.model, s, style_layers, seed=ctx.seed, **PHOTO_TEXTURE)
+        seconds = time.perf_counter() - start
         noise = info.preprocess.preprocess(
             np.random.default_rng(ctx.seed).uniform(0, 255, (side, side, 3)))
         ratio = style_distance(info.model, noise, s, style_layers) / \
@@ -221,7 +239,7 @@ def style_section(ctx):
             s, {"synthesized texture": out}, info.preprocess, cell=2.6, first="style",
             suptitle=f"texture synthesis: the Gram statistics of the style, not its layout\n"
                      f"(style loss ÷{ratio:.0f} from white noise; {PHOTO_TEXTURE['octaves']} "
-                     f"octaves × {PHOTO_TEXTURE['steps']} L-BFGS steps)")
+                     f"octaves × {PHOTO_TEXTURE['steps']} L-BFGS steps, {seconds:.0f} s)")
     params = {"size": side, "L-BFGS steps": steps, "content": content_layer,
               "style": style_layers, "beta": beta,
               "style image": f"{STYLE_TEXTURE} (scikit-image), its central {STYLE_CROP:.0%}",

@@ -8,7 +8,7 @@ from ._common import _models, _photo_layers, _try, section
 # ============================================================ representations
 @section("filters", "1 · Filters")
 def filters(ctx):
-    from ...plot.representations import plot_filter_parts, plot_filters
+    from ...plot.representations import plot_filters
     from ...techniques.filters import first_conv_layer
     what = "first-layer filters"
     formula = "show(W_f) = (W_f − min W_f) / (max W_f − min W_f), each filter on its own"
@@ -27,22 +27,54 @@ def filters(ctx):
         cifar = _try(ctx.cifar)
         if cifar is not None and not ctx.model_name and cifar.trained:
             figs.append(Figure(
-                "cifar_net-first", lambda: plot_filter_parts(cifar.model),
-                "colour filters learned on CIFAR-10, split into luminance and colour. At 3×3 a "
-                "filter is nine numbers per channel: spots, corners and steps, not the Gabor "
-                "stripes of AlexNet's 11×11 filters — VGG-style first layers look like this "
-                "(the net is trained: its test accuracy is in the model line)",
-                "W_f = L_f + C_f, L_f = the mean of W_f over R, G, B (every channel alike), "
-                "C_f = W_f − L_f; drawn 0.5 + 0.5·W/max|W_f|, grey = 0, one scale per filter",
-                "Krizhevsky, Sutskever & Hinton 2012, Fig. 3; Simonyan & Zisserman 2015",
+                "cifar_net-first", lambda: cifar_filter_probes(cifar.model),
+                "what cifar_net's 3×3 colour filters measure, read from their answers to two "
+                "charts. A 3×3 kernel holds nine numbers per channel: the finest stripe it could "
+                "draw is one pixel light, one dark — too few taps for the several-cycle Gabor "
+                "stripes of AlexNet's 11×11 filters, so as pictures they look like noise. Their "
+                "answers do not: each lights one sector of the colour wheel (a colour "
+                "detector) and many light one side of the disk's rim (an edge whose brightness "
+                "rises along the arrow). Stripes and textures appear one layer up, where 3×3 "
+                "filters of these answers cover 5×5 pixels (VGG's design; the net is trained: "
+                "its test accuracy is in the model line)",
+                "response_f(I) = max(0, W_f * I + b_f) on a light disk (every edge orientation) "
+                "and a colour wheel (every hue); rim angle and preferred hue = response-weighted "
+                "circular means",
+                "Krizhevsky, Sutskever & Hinton 2012, Fig. 3; Simonyan & Zisserman 2015; "
+                "Hubel & Wiesel 1962 (probing units with edges)",
                 {"layer": first_conv_layer(cifar.model), "kernel": "3×3",
-                 "order": "most luminance first"}, cifar))
+                 "order": "by preferred hue", "arrow": "dark → light direction of the edge"},
+                cifar))
         elif cifar is not None and not ctx.model_name:
             figs.append(Figure("cifar_net-first", lambda: plot_filters(cifar.model),
                                f"{what} — untrained: random weights show no structure, for "
                                "contrast", formula, paper,
                                {"layer": first_conv_layer(cifar.model)}, cifar))
     return figs
+
+
+def cifar_filter_probes(model, min_strength=0.5):
+    """The cifar_net filter figure: ``plot_filter_probes`` with the counts in its title."""
+    from ...plot.representations import plot_filter_probes
+    from ...techniques.filters import probe_responses
+    probes = probe_responses(model)
+    w = model.get_submodule(probes["layer"]).weight.data
+    n = len(probes["hue"])
+    colour = int((probes["hue_strength"] >= min_strength).sum())
+    edge = int((probes["rim_strength"] >= min_strength).sum())
+    fig = plot_filter_probes(probes, _rgb_weights(model, w), min_strength)
+    fig.suptitle(f"{probes['layer']}: {colour} of {n} filters light one sector of the colour "
+                 f"wheel, {edge} of {n} one side of the disk's rim (circular vector strength "
+                 f"≥ {min_strength}); maps each scaled to their maximum", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _rgb_weights(model, w):
+    from ...backend import to_numpy
+    w = np.asarray(to_numpy(w))
+    order = getattr(getattr(model, "preprocess", None), "channel_order", "RGB")
+    return w[:, ::-1] if order == "BGR" else w
 
 
 # activation grids: full brightness at this percentile of the layer's positive values
