@@ -245,7 +245,7 @@ def depthwise_grads(g, layout, *, groups, w=None, w_shape=None):
         dx_rows = layout.array(g_grid, layout.stride, G * Cg, layout.length)
         buffer = xp.empty(max(g_grid[gs, 0, qs].size for gs, qs in blocks), dtype=g_grid.dtype)
     if layout.rows is not None:
-        dw = xp.zeros((G, F // G, Cg, kh, kw), dtype=xp.result_type(g, layout.rows))
+        dw = xp.empty((G, F // G, Cg, kh, kw), dtype=xp.result_type(g, layout.rows))
     for gs, qs in blocks:
         g_b = g_grid[gs, :, qs]
         if dx_rows is not None:
@@ -254,7 +254,14 @@ def depthwise_grads(g, layout, *, groups, w=None, w_shape=None):
             run = slice(shift + qs.start, shift + qs.stop)
             if dw is not None:
                 x_b = layout.rows[a, b].reshape(G, Cg, -1)[gs, :, run]
-                dw[gs, ..., u, v] += _dots(g_b, x_b, layout.channels_last)
+                # dot products over q: one batched matmul (BLAS dots, twice einsum's speed
+                # measured) along rows; channels-last (q strided) einsum, six times matmul's
+                dots = (xp.einsum("gfq,gcq->gfc", g_b, x_b) if layout.channels_last
+                        else xp.matmul(g_b, x_b.swapaxes(-1, -2)))
+                if qs.start == 0:                 # a group's first block of positions
+                    dw[gs, ..., u, v] = dots
+                else:
+                    dw[gs, ..., u, v] += dots
             if dx_rows is not None:
                 dx_g = dx_rows[a, b].reshape(G, Cg, -1)[gs]
                 for c in range(Cg):
@@ -263,16 +270,6 @@ def depthwise_grads(g, layout, *, groups, w=None, w_shape=None):
                         dx_g[:, c, run] += term
     return (layout.to_image(dx_rows) if dx_rows is not None else None,
             dw.reshape(F, Cg, kh, kw) if dw is not None else None)
-
-
-def _dots(g_b, x_b, channels_last):
-    """(G, F/G, q) · (G, C/G, q) -> (G, F/G, C/G): the dot products over q. Rows along q:
-    one batched matmul (BLAS dot products, measured twice einsum's speed); channels-last
-    (q strided): einsum (six times matmul's speed there)."""
-    xp = get_array_module(g_b, x_b)
-    if channels_last:
-        return xp.einsum("gfq,gcq->gfc", g_b, x_b)
-    return xp.matmul(g_b, x_b.swapaxes(-1, -2))
 
 
 def depthwise_input_grad(g, w, layout, *, groups):
