@@ -142,6 +142,39 @@ def test_every_road_gives_the_same_values_and_gradients(backend_name, rng, road,
                                    err_msg=f"conv_transpose2d {name}")
 
 
+# (x shape, w shape, stride, padding, groups, block bytes, blocks): the depthwise road's
+# passes run block by block; float64 blocks of whole channels, of runs of positions within
+# one channel's row, and of runs of positions of every channel (channels-last rows)
+DEPTHWISE_BLOCKS = [((2, 6, 9, 8), (6, 1, 3, 3), 1, 1, 6, 8 * 200 * 2, 3),
+                    ((2, 3, 9, 8), (6, 1, 5, 5), 2, 2, 3, 8 * 2 * 7, 33),
+                    ((2, 40, 4, 5), (40, 1, 3, 3), 2, 1, 40, 8 * 40 * 3, 7)]
+
+
+@pytest.mark.parametrize("xs,ws,s,p,g,block_bytes,blocks", DEPTHWISE_BLOCKS,
+                         ids=["channels", "positions-in-a-row", "positions-channels-last"])
+def test_depthwise_blocks_give_the_same_values_and_gradients(backend_name, rng, xs, ws, s, p,
+                                                             g, block_bytes, blocks):
+    """Split into blocks (the count checked, so the split is the one named), the depthwise
+    road gives the naive loops' output and the same dx, dW, db as the im2col road: a block
+    boundary loses no position and counts none twice, in values and in both gradients."""
+    from minicnn.ops.conv_depthwise import PhaseRows
+    layout = PhaseRows(xs, (p, p), (s, s), ws[2:], block_bytes)
+    assert len(list(layout.blocks(g, ws[0] // g, 8))) == blocks
+    x, w, b = (on(backend_name, a) for a in draw(rng, xs, ws, (ws[0],)))
+    dout = on(backend_name, rng.standard_normal(conv2d_naive(x, w, b, s, p, g).shape))
+    conv = lambda x, w, b: conv2d(x, w, b, s, p, g)                       # noqa: E731
+    with forced_road("im2col"):
+        _, textbook = _values_and_grads(conv, [x, w, b], dout)
+    with forced_road("depthwise", block_bytes=block_bytes):
+        taken, blocked = _values_and_grads(conv, [x, w, b], dout)
+    assert taken.name == "depthwise" and taken.block_bytes == block_bytes
+    np.testing.assert_allclose(to_numpy(blocked[0]), conv2d_naive(x, w, b, s, p, g),
+                               rtol=1e-12, atol=1e-12)
+    for name, a, ref in zip(["y", "dx", "dw", "db"], blocked, textbook):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(ref), rtol=1e-11, atol=1e-11,
+                                   err_msg=name)
+
+
 def test_forcing_an_unknown_road_names_the_roads():
     with pytest.raises(ValueError, match=r"unknown road 'fast'.*'im2col', 'depthwise', 'blocked'"):
         with forced_road("fast"):

@@ -24,12 +24,27 @@ in one run. The price is the q between valid outputs (j ≥ Wo, or i ≥ Ho betw
 images): computed and dropped (``off_grid``); a gradient is put back on the grid with
 zeros there (``on_grid``), so they add nothing to dx or dW.
 
+Each multiply-add pass reads and writes as much memory as it computes: on a map larger
+than the cache (144 channels of 16 images of 28×28, 8 MB) all kh·kw passes run at the
+speed of main memory. So the passes run block by block (``PhaseRows.blocks``): a few
+channels at a time (or, channels-last, a few hundred positions), about ``block_bytes``
+of outputs whose kh·kw passes stay in the cache.
+
+What bounds this road: NumPy has no fused multiply-add, so an offset costs two passes
+(multiply into a scratch block, add it to y), measured at about 4.7·10⁹ elements per
+second per core in the cache — 32 channels of 112×112 (13 k positions each with the
+dropped ones) take 9 offsets × 416 k elements ≈ 0.8 ms at best, where PyTorch's
+vectorized kernel takes 0.2 ms. Blocks remove the memory traffic, not that floor.
+
 Read ``DepthwiseRoad`` in conv_fast.py for the four steps; the tests hold this road to
 the naive loops and to the im2col columns.
 """
 from ..backend import get_array_module
 
-__all__ = ["PhaseRows", "depthwise_filters", "depthwise_input_grad", "depthwise_weight_grad"]
+__all__ = ["PhaseRows", "depthwise_filters", "depthwise_grads", "depthwise_input_grad",
+           "depthwise_weight_grad", "BLOCK_BYTES"]
+
+BLOCK_BYTES = 1 << 20      # outputs per block: its kh·kw multiply-add passes stay in the cache
 
 
 def _phase_starts(size, pad, stride, phase):
@@ -47,7 +62,7 @@ class PhaseRows:
     kernel, valid where i < Ho and j < Wo.
     """
 
-    def __init__(self, x_shape, padding, stride, kernel):
+    def __init__(self, x_shape, padding, stride, kernel, block_bytes=BLOCK_BYTES):
         N, C, H, W = x_shape
         (ph, pw), (sh, sw), (kh, kw) = padding, stride, kernel
         self.batch, self.channels, self.in_hw = N, C, (H, W)
@@ -60,7 +75,24 @@ class PhaseRows:
         reach = (kh - 1) // sh * self.width + (kw - 1) // sw
         self.length = max(N * self.height * self.width, self.count + reach)
         self.channels_last = 4 * C >= self.count      # measured: 240 channels of 28×28 gain
+        self.block_bytes = block_bytes
         self.rows = None
+
+    def blocks(self, groups, per_group, itemsize):
+        """(group slice, position slice) of the (G, F/G, count) outputs, block by block, each
+        about ``block_bytes``: whole channels where rows are channel-major (positions as well
+        where one group's row is larger), a run of positions of every channel where they are
+        channels-last — each block a few contiguous runs of memory."""
+        G, L = groups, self.count
+        per_position = per_group * itemsize
+        if self.channels_last:
+            n_g, n_q = G, max(1, self.block_bytes // (per_position * G))
+        else:
+            n_g = min(G, max(1, self.block_bytes // (per_position * L)))
+            n_q = L if n_g > 1 else max(1, self.block_bytes // per_position)
+        for g0 in range(0, G, n_g):
+            for q0 in range(0, L, n_q):
+                yield slice(g0, g0 + n_g), slice(q0, min(q0 + n_q, L))
 
     def array(self, like, lead, channels, length, *, zero=True):
         """A (*lead, channels, length) array on ``like``'s backend and dtype, stored with the
@@ -73,6 +105,21 @@ class PhaseRows:
         if self.channels_last:
             return make(lead + (length, channels), dtype=like.dtype).swapaxes(-1, -2)
         return make(lead + (channels, length), dtype=like.dtype)
+
+    def shape_only(self):
+        """This layout without x's rows (what dx alone needs)."""
+        if self.rows is None:
+            return self
+        return PhaseRows((self.batch, self.channels) + self.in_hw, self.padding, self.stride,
+                         self.kernel, self.block_bytes)
+
+    def scratch(self, buffer, shape):
+        """A (G, F/G, n) block-shaped array in ``buffer`` (flat, reused block after block, so
+        it stays in the cache), stored like a block of ``array``'s rows."""
+        G, Fg, n = shape
+        if self.channels_last:
+            return buffer[:n * G * Fg].reshape(n, G, Fg).transpose(1, 2, 0)
+        return buffer[:G * Fg * n].reshape(G, Fg, n)
 
     def fill(self, x):
         """Lay x out in the phase rows (one copy of x, zeros around it); returns self."""
@@ -149,7 +196,7 @@ def _per_group(w, groups):
 def depthwise_filters(x_rows, w, b=None, *, groups):
     """y = Σ_{u, v} w[..., u, v] · (offset (u, v)'s slice of the phase rows) + b, on the flat
     grid, then ``off_grid``: (N, F, Ho, Wo). One multiply and one add of (G, F/G, count) per
-    offset and input channel of a group (one, in a depthwise layer)."""
+    offset and input channel of a group (one, in a depthwise layer), block by block."""
     xp = get_array_module(x_rows.rows, w)
     F, Cg = w.shape[:2]
     G, L = groups, x_rows.count
@@ -157,51 +204,80 @@ def depthwise_filters(x_rows, w, b=None, *, groups):
     dtype = xp.result_type(x_rows.rows, w)
     y = x_rows.array(x_rows.rows.astype(dtype, copy=False), (), F, L, zero=False)
     y = y.reshape(G, F // G, L)
-    term = xp.empty_like(y)
-    first = True
-    for u, v, a, b_, shift in x_rows.offsets():
-        x_g = x_rows.rows[a, b_].reshape(G, Cg, -1)
-        for c in range(Cg):
-            xp.multiply(x_g[:, c:c + 1, shift:shift + L], w5[:, :, c, u, v, None],
-                        out=y if first else term)
-            if not first:
-                y += term
-            first = False
+    blocks = list(x_rows.blocks(G, F // G, y.itemsize))
+    buffer = xp.empty(max(y[gs, :, qs].size for gs, qs in blocks), dtype=dtype)
+    for gs, qs in blocks:
+        y_b = y[gs, :, qs]
+        term = x_rows.scratch(buffer, y_b.shape)
+        first = True
+        for u, v, a, b_, shift in x_rows.offsets():
+            x_g = x_rows.rows[a, b_].reshape(G, Cg, -1)[gs]
+            for c in range(Cg):
+                xp.multiply(x_g[:, c:c + 1, shift + qs.start:shift + qs.stop],
+                            w5[gs, :, c, u, v, None], out=y_b if first else term)
+                if not first:
+                    y_b += term
+                first = False
     y = x_rows.off_grid(y.reshape(F, L))
     if b is not None:
         y += b.reshape(1, F, 1, 1)
     return y
 
 
-def depthwise_input_grad(g, w, layout, *, groups):
-    """dx: every offset's slice of the phase rows receives w[..., u, v] · g (g on the grid,
-    zeros at the dropped positions) — the adjoint of ``depthwise_filters``. ``layout``: the
-    ``PhaseRows`` of x's shape (no data needed). (N, C, H, W)."""
-    xp = get_array_module(g, w)
-    F, Cg = w.shape[:2]
+def depthwise_grads(g, layout, *, groups, w=None, w_shape=None):
+    """dx (where ``w`` is given) and dW (where ``layout`` holds x's rows), one pass over the
+    blocks of g on the grid (zeros at the dropped positions), each block used for both while
+    it is in the cache:
+
+        dx: every offset's slice of the phase rows receives w[..., u, v] · g — the adjoint of
+            ``depthwise_filters``; (N, C, H, W), or None
+        dW[f, c, u, v] = Σ_q g[f, q] · (offset (u, v)'s slice of channel c's rows)[q]: one dot
+            product per filter, input channel of its group and offset; (F, C/G, kh, kw), or None
+    """
+    xp = get_array_module(g)
+    F, Cg, kh, kw = w.shape if w is not None else w_shape
     G, L = groups, layout.count
-    w5 = _per_group(w, G)
-    g_grid = layout.on_grid(g).reshape(G, F // G, -1)
-    dx_rows = layout.array(g_grid, layout.stride, G * Cg, layout.length)
-    term = xp.empty_like(g_grid[:, 0])
-    for u, v, a, b, shift in layout.offsets():
-        dx_g = dx_rows[a, b].reshape(G, Cg, -1)
-        for c in range(Cg):
-            for f in range(F // G):
-                xp.multiply(g_grid[:, f], w5[:, f, c, u, v, None], out=term)
-                dx_g[:, c, shift:shift + L] += term
-    return layout.to_image(dx_rows)
+    g_grid = layout.on_grid(g).reshape(G, F // G, L)
+    blocks = list(layout.blocks(G, F // G, g_grid.itemsize))
+    dx_rows = dw = None
+    if w is not None:
+        w5 = _per_group(w, G)
+        dx_rows = layout.array(g_grid, layout.stride, G * Cg, layout.length)
+        buffer = xp.empty(max(g_grid[gs, 0, qs].size for gs, qs in blocks), dtype=g_grid.dtype)
+    if layout.rows is not None:
+        dw = xp.empty((G, F // G, Cg, kh, kw), dtype=xp.result_type(g, layout.rows))
+    for gs, qs in blocks:
+        g_b = g_grid[gs, :, qs]
+        if dx_rows is not None:
+            term = layout.scratch(buffer, (g_b.shape[0], 1, g_b.shape[2]))[:, 0]
+        for u, v, a, b, shift in layout.offsets():
+            run = slice(shift + qs.start, shift + qs.stop)
+            if dw is not None:
+                x_b = layout.rows[a, b].reshape(G, Cg, -1)[gs, :, run]
+                # dot products over q: one batched matmul (BLAS dots, twice einsum's speed
+                # measured) along rows; channels-last (q strided) einsum, six times matmul's
+                dots = (xp.einsum("gfq,gcq->gfc", g_b, x_b) if layout.channels_last
+                        else xp.matmul(g_b, x_b.swapaxes(-1, -2)))
+                if qs.start == 0:                 # a group's first block of positions
+                    dw[gs, ..., u, v] = dots
+                else:
+                    dw[gs, ..., u, v] += dots
+            if dx_rows is not None:
+                dx_g = dx_rows[a, b].reshape(G, Cg, -1)[gs]
+                for c in range(Cg):
+                    for f in range(F // G):
+                        xp.multiply(g_b[:, f], w5[gs, f, c, u, v, None], out=term)
+                        dx_g[:, c, run] += term
+    return (layout.to_image(dx_rows) if dx_rows is not None else None,
+            dw.reshape(F, Cg, kh, kw) if dw is not None else None)
+
+
+def depthwise_input_grad(g, w, layout, *, groups):
+    """dx alone (``depthwise_grads``); ``layout``: the ``PhaseRows`` of x's shape, no data
+    needed. (N, C, H, W)."""
+    return depthwise_grads(g, layout.shape_only(), groups=groups, w=w)[0]
 
 
 def depthwise_weight_grad(g, x_rows, *, w_shape, groups):
-    """dW[f, c, u, v] = Σ_q g_grid[f, q] · (offset (u, v)'s slice of channel c's rows)[q]: one
-    dot product per filter, input channel of its group and offset. (F, C/G, kh, kw)."""
-    xp = get_array_module(g, x_rows.rows)
-    F, Cg, kh, kw = w_shape
-    G, L = groups, x_rows.count
-    g_grid = x_rows.on_grid(g).reshape(G, F // G, L)
-    dw = xp.empty((G, F // G, Cg, kh, kw), dtype=xp.result_type(g, x_rows.rows))
-    for u, v, a, b, shift in x_rows.offsets():
-        x_g = x_rows.rows[a, b].reshape(G, Cg, -1)[..., shift:shift + L]
-        dw[..., u, v] = xp.einsum("gfq,gcq->gfc", g_grid, x_g)
-    return dw.reshape(w_shape)
+    """dW alone (``depthwise_grads``). (F, C/G, kh, kw)."""
+    return depthwise_grads(g, x_rows, groups=groups, w_shape=w_shape)[1]

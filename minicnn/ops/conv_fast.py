@@ -23,7 +23,8 @@ The roads:
              a time from ``PaddedRows`` and used while they are in the cache
              (conv_blocked.py).
 
-Tests force a road with ``with forced_road("blocked", block_bytes=...):`` and check
+Tests force a road with ``with forced_road("blocked", block_bytes=...):`` (blocks of that
+size on the blocked and the depthwise road) and check
 every road against the naive loops, im2col and finite differences.
 
 Memory order: conv2d's output is an (N, F, Ho, Wo) view of (F, N, Ho, Wo) memory, and
@@ -37,8 +38,9 @@ from typing import ClassVar
 from ..backend import get_array_module
 from .conv_blocked import (BLOCK_BYTES, PaddedRows, blocked_filters, blocked_grads,
                            blocked_weight_grad)
-from .conv_depthwise import (PhaseRows, depthwise_filters, depthwise_input_grad,
-                             depthwise_weight_grad)
+from .conv_depthwise import BLOCK_BYTES as DEPTHWISE_BLOCK_BYTES
+from .conv_depthwise import (PhaseRows, depthwise_filters, depthwise_grads,
+                             depthwise_input_grad, depthwise_weight_grad)
 from .im2col import col2im, im2col
 
 __all__ = ["choose_road", "forced_road", "ROADS", "filter_major"]
@@ -129,11 +131,14 @@ class Im2colRoad:
 @dataclass(frozen=True, kw_only=True)
 class DepthwiseRoad(Im2colRoad):
     """Sums over the kh·kw kernel offsets, no columns (conv_depthwise.py): x laid out in
-    ``PhaseRows``, where every offset's slice is one long run; that is what it keeps for dW."""
+    ``PhaseRows``, where every offset's slice is one long run; that is what it keeps for dW.
+    The passes run ``block_bytes`` of outputs at a time."""
     name: ClassVar[str] = "depthwise"
+    block_bytes: int = DEPTHWISE_BLOCK_BYTES
 
     def _layout(self):
-        return PhaseRows(self.x_shape, self.padding, self.stride, self.w_shape[2:])
+        return PhaseRows(self.x_shape, self.padding, self.stride, self.w_shape[2:],
+                         self.block_bytes)
 
     def unfold(self, x):
         return self._layout().fill(x)
@@ -146,6 +151,10 @@ class DepthwiseRoad(Im2colRoad):
 
     def weight_grad(self, g, x_rows):
         return depthwise_weight_grad(g, x_rows, w_shape=self.w_shape, groups=self.groups)
+
+    def grads(self, g, w, x_rows):
+        """dx and dW from one pass over the blocks of g."""
+        return depthwise_grads(g, x_rows, groups=self.groups, w=w)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,7 +195,7 @@ class _Forcing:
     """What ``forced_road`` asks of ``choose_road`` (None: the usual choice)."""
     name: str | None = None
     flip_dx: bool | None = None
-    block_bytes: int = BLOCK_BYTES
+    block_bytes: int | None = None     # None: each road's own
 
 
 _FORCED = contextvars.ContextVar("minicnn_forced_conv_road", default=_Forcing())
@@ -216,18 +225,18 @@ def choose_road(x_shape, w_shape, *, stride, padding, groups):
     if forced.flip_dx is not None:
         flip = forced.flip_dx and flips_kernel(x_shape, w_shape, stride=stride,
                                                padding=padding, any_width=True)
-    if road is BlockedRoad:
+    if road in (BlockedRoad, DepthwiseRoad) and forced.block_bytes is not None:
         options["block_bytes"] = forced.block_bytes
     return road(x_shape=x_shape, w_shape=w_shape, stride=stride, padding=padding,
                 groups=groups, flip_dx=flip, **options)
 
 
 @contextlib.contextmanager
-def forced_road(name=None, *, flip_dx=None, block_bytes=BLOCK_BYTES):
+def forced_road(name=None, *, flip_dx=None, block_bytes=None):
     """Within the block, every convolution that can takes road ``name`` ("im2col",
     "depthwise", "blocked"; None: the usual choice), dx by the flipped kernel where
     possible if ``flip_dx`` (False: col2im; None: the usual choice), blocks of
-    ``block_bytes``. For tests and benchmarks: the roads give the same numbers."""
+    ``block_bytes`` on the blocked and the depthwise road (None: their usual size). For tests and benchmarks: the roads give the same numbers."""
     if name is not None and name not in ROADS:
         raise ValueError(f"forced_road: unknown road {name!r}; the roads are {list(ROADS)}")
     token = _FORCED.set(_Forcing(name, flip_dx, block_bytes))
