@@ -10,7 +10,8 @@ So both versions run at once, each in a worker process of its own (both are call
 is timed in the two workers in turn, ``repeat`` times; each side's time is its fastest
 run. Both run this checkout's bench sections, copied over the other checkout's engine,
 so the rows are the same work; a section the other engine cannot run is reported.
-The table gives both times, after / before, and the load average as it went.
+The table gives both times, after / before, and the load average as it went. Each worker
+runs BLAS on one thread unless ``OPENBLAS_NUM_THREADS`` is set.
 """
 import argparse
 import json
@@ -70,7 +71,11 @@ def _worker():
 
 class _Worker:
     def __init__(self, root):
+        # One BLAS thread per worker unless the caller chose: two workers' OpenBLAS threads
+        # compete for the cores, and rows of unchanged code then swung 0.55-1.58x (one
+        # thread each: 0.91-1.05x).
         env = dict(os.environ, PYTHONPATH=root)
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
         self.proc = subprocess.Popen([sys.executable, "-c", "from minicnn.bench.before_after "
                                       "import _worker; _worker()"], env=env, cwd=root,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
