@@ -45,12 +45,14 @@ SMALL_DREAM_STEPS, SMALL_DREAM_SIDE = (10, 20), 84
 # ReLU6 outputs saturate at 6 (dreaming _blocks.5._depthwise_relu raised ½‖a‖² only ×1.6);
 # a block's output (its projection, unclipped) can grow. _blocks.5 (stride 16, 80 channels)
 # painted wavy stripes over the cup; _blocks.11 (stride 32, the first 192-channel block)
-# paints eyes, a dog-like face and fur into it, the cup's outline still there. Four octaves
-# of 1.4 (the large shapes come from the smallest, 81 px at full size). Measured on the cup:
-# ×3.9 and 24 grey levels at 224 px; ×3.7 and 30 at 128 px with 30 steps (with 20: ×3.0;
-# 4-pixel steps: the cup dissolved, 38 levels). _blocks.9 shows eyes too, but its ½‖a‖²
-# grew only ×2.3 to ×2.7; _blocks.12 to 14 paint fur-like texture without faces.
-PHOTO_DREAM = dict(layer="_blocks.11", step_size=3.0, octaves=4, octave_scale=1.4, jitter=8)
+# paints eyes, fur and a dog-like face into it, the cup's outline still there. Four octaves
+# of 1.4 (the large shapes come from the smallest, 81 px at full size). Measured on the cup
+# (seed 0): ×3.9 and 24 grey levels at 224 px, ×4.0 and 30 at 128 px with 30 steps (20 steps
+# of 4 pixels, jitter 8: ×3.0). With jitter 8 the full dream painted fur balls but no face
+# (seeds 0, 1, 2), with 4 a face in the cup (0, 2); 4-pixel steps dissolved the cup at 128 px.
+# _blocks.9 shows eyes too, but its ½‖a‖² grew only ×2.3 to ×2.7; _blocks.12 to 14 paint
+# fur-like texture without faces.
+PHOTO_DREAM = dict(layer="_blocks.11", step_size=3.0, octaves=4, octave_scale=1.4, jitter=4)
 PHOTO_DREAM_SIZES = ((128, 30), (224, 20))
 # style transfer on the ImageNet model: (side, L-BFGS steps) quick and full, and the texture
 PHOTO_STYLE = ((128, 35), (160, 40))     # 15 steps at 128 px: Gram loss only ÷5
