@@ -13,6 +13,7 @@ forward and backward (the selected unit's panel).
 """
 import sys
 import threading
+from contextlib import contextmanager
 
 __all__ = ["screenshot", "train_screenshot", "neuron_screenshot"]
 
@@ -20,39 +21,47 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run"]
 
 
-def screenshot(out, chromium="/usr/bin/chromium", sample=6, layer="features.6", unit=22):
+@contextmanager
+def _served_page(app, chromium):
+    """Serve ``app`` on a free port of 127.0.0.1 and open it in headless Chromium; yields the
+    page, then stops the browser and the server."""
     from playwright.sync_api import sync_playwright
     from werkzeug.serving import make_server
-    from .server import build, create_app
-    ex = build("fashion_net")
-    ex.top_images.wait()
-    server = make_server("127.0.0.1", 0, create_app(ex), threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with sync_playwright() as p:
+        with sync_playwright() as p:   # (leaving its block closes the browser)
             browser = p.chromium.launch(executable_path=chromium, headless=True, args=FLAGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(f"http://127.0.0.1:{server.server_port}/")
-            page.click(f"#samples img[data-sample='{sample}']")
-            page.wait_for_selector("#prediction li")
-            page.evaluate(f"selectUnit({layer!r}, {unit})")
-            page.wait_for_function("document.querySelectorAll('#unit-top img').length === 9")
-            page.select_option("#rule", "guided")
-            page.wait_for_function("document.getElementById('unit-projection').dataset.key"
-                                   f" === '{layer}/{unit}/guided'")
-            page.click("#neuron-button")
-            page.wait_for_function("document.getElementById('unit-neuron').naturalWidth > 0",
-                                   timeout=120000)
-            page.click("#class-button")
-            page.wait_for_function("document.getElementById('map-occlusion').naturalWidth > 0")
-            page.wait_for_timeout(300)
-            page.evaluate("window.scrollTo(0, 0)")
-            page.screenshot(path=str(out), full_page=True,
-                            clip={"x": 0, "y": 0, "width": 1400, "height": 1600})
+            yield page
             browser.close()
-    finally:                         # (leaving sync_playwright's block closes the browser)
+    finally:
         server.shutdown()
         server.server_close()
+
+
+def screenshot(out, chromium="/usr/bin/chromium", sample=6, layer="features.6", unit=22):
+    from .server import build, create_app
+    ex = build("fashion_net")
+    ex.top_images.wait()
+    with _served_page(create_app(ex), chromium) as page:
+        page.click(f"#samples img[data-sample='{sample}']")
+        page.wait_for_selector("#prediction li")
+        page.evaluate(f"selectUnit({layer!r}, {unit})")
+        page.wait_for_function("document.querySelectorAll('#unit-top img').length === 9")
+        page.select_option("#rule", "guided")
+        page.wait_for_function("document.getElementById('unit-projection').dataset.key"
+                               f" === '{layer}/{unit}/guided'")
+        page.click("#neuron-button")
+        page.wait_for_function("document.getElementById('unit-neuron').naturalWidth > 0",
+                               timeout=120000)
+        page.click("#class-button")
+        page.wait_for_function("document.getElementById('map-occlusion').naturalWidth > 0")
+        page.wait_for_timeout(300)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(out), full_page=True,
+                        clip={"x": 0, "y": 0, "width": 1400, "height": 1600})
 
 
 def neuron_screenshot(out, chromium="/usr/bin/chromium", sample=0, layer="features.2", unit=5,
@@ -60,55 +69,36 @@ def neuron_screenshot(out, chromium="/usr/bin/chromium", sample=0, layer="featur
     """How one unit's number is computed, forward and backward: fashion_net on a shipped
     sample (the top-9 tables over the shipped samples only), conv unit ``unit`` of ``layer``
     with the mouse on position ``at`` of its activation map, the ``rule`` for the backward."""
-    from playwright.sync_api import sync_playwright
-    from werkzeug.serving import make_server
     from .server import build, create_app
     ex = build("fashion_net", installed=False)
-    server = make_server("127.0.0.1", 0, create_app(ex), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"http://127.0.0.1:{server.server_port}/")
-            page.wait_for_function("state.input !== null")
-            page.click(f"#samples img[data-sample='{sample}']")
-            page.wait_for_selector("#prediction li")
-            page.select_option("#rule", rule)
-            page.evaluate(f"selectUnit({layer!r}, {unit})")
-            page.wait_for_function("document.getElementById('unit-activation').naturalWidth > 0")
-            # the unit's panel alone, wide enough for the numbers
-            page.add_style_tag(content="#unit-top-panel, #unit-hint, #neuron-button, "
-                               "#neuron-figure, #unit-panel > h3:last-of-type { display: none }"
-                               " #unit-panel { width: 760px; max-width: none; }")
-            box = page.locator("#unit-activation").bounding_box()
-            h, w = ex.shapes[layer][1:]
-            page.mouse.move(box["x"] + box["width"] * (at[1] + 0.5) / w,
-                            box["y"] + box["height"] * (at[0] + 0.5) / h)
-            page.wait_for_function("document.getElementById('arith').dataset.key === "
-                                   f"'{layer}/{unit}/{at[0]}/{at[1]}' && document."
-                                   f"getElementById('arith').dataset.rule === {rule!r}")
-            page.wait_for_timeout(300)
-            page.locator("#unit-panel").screenshot(path=str(out))
-            browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _served_page(create_app(ex), chromium) as page:
+        page.wait_for_function("state.input !== null")
+        page.click(f"#samples img[data-sample='{sample}']")
+        page.wait_for_selector("#prediction li")
+        page.select_option("#rule", rule)
+        page.evaluate(f"selectUnit({layer!r}, {unit})")
+        page.wait_for_function("document.getElementById('unit-activation').naturalWidth > 0")
+        # the unit's panel alone, wide enough for the numbers
+        page.add_style_tag(content="#unit-top-panel, #unit-hint, #neuron-button, "
+                           "#neuron-figure, #unit-panel > h3:last-of-type { display: none }"
+                           " #unit-panel { width: 760px; max-width: none; }")
+        box = page.locator("#unit-activation").bounding_box()
+        h, w = ex.shapes[layer][1:]
+        page.mouse.move(box["x"] + box["width"] * (at[1] + 0.5) / w,
+                        box["y"] + box["height"] * (at[0] + 0.5) / h)
+        page.wait_for_function("document.getElementById('arith').dataset.key === "
+                               f"'{layer}/{unit}/{at[0]}/{at[1]}' && document."
+                               f"getElementById('arith').dataset.rule === {rule!r}")
+        page.wait_for_timeout(300)
+        page.locator("#unit-panel").screenshot(path=str(out))
 
 
 def train_screenshot(out, chromium="/usr/bin/chromium", steps=300):
     """The Train tab mid-training (Fashion-MNIST must be installed)."""
-    from playwright.sync_api import sync_playwright
-    from werkzeug.serving import make_server
     from .server import build, create_app
     app = create_app(build("fashion_net", installed=False))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"http://127.0.0.1:{server.server_port}/")
+        with _served_page(app, chromium) as page:
             page.wait_for_function("state.input !== null")
             page.click("#tabs button[data-tab='train']")
             page.wait_for_function("document.querySelectorAll('#train-model option').length")
@@ -118,11 +108,8 @@ def train_screenshot(out, chromium="/usr/bin/chromium", steps=300):
             page.wait_for_timeout(1500)              # the pictures of the latest step
             page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=str(out), full_page=True)
-            browser.close()
     finally:
         app.trainer.pause()                          # the training thread ends with the page
-        server.shutdown()
-        server.server_close()
 
 
 if __name__ == "__main__":
