@@ -132,7 +132,7 @@ def inversion_section(ctx):
             ctx.full_only("inversion")
             continue
         if info.kind == "small":
-            layers = ctx.pick(["features.1", "features.8", "classifier.1"],
+            layers = ctx.pick(["features.1", "features.8"],        # --quick: 500 steps each
                               ["features.1", "features.4", "features.8", "classifier.1"])
             steps = ctx.pick(*SMALL_INVERSION_STEPS)
         else:
