@@ -13,7 +13,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["minicnn", "minicnn.*"]),
     package_data={"minicnn": ["data/labels/*.txt", "homework/assignment_tests/*.py",
-                               "explore/static/*"]},
+                               "explore/static/*", "models/torch_templates/*.txt"]},
     # the shipped weights and sample images: a non-editable install finds them under
     # <prefix>/share/minicnn/weights (minicnn.models.pretrained.INSTALLED_WEIGHTS)
     data_files=[("share/minicnn/weights", sorted(glob("weights/*.npz") + glob("weights/*.json"))),
