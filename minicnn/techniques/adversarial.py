@@ -257,22 +257,33 @@ def smallest_eps(model, x, label, attack=fgsm, *, eps_start=1 / 255, eps_max=0.5
         if int(_probabilities(model, xi).argmax()) != yi:
             eps[i] = 0.0
             continue
-        lo, hi = 0.0, float(eps_start)
-        flips, adv = flipped(hi)
-        while not flips and hi < eps_max:
-            lo, hi = hi, min(2 * hi, eps_max)
-            flips, adv = flipped(hi)
-        if not flips:
-            continue
-        while hi - lo > rtol * hi:
-            mid = (lo + hi) / 2
-            flips, adv_mid = flipped(mid)
-            if flips:
-                hi, adv = mid, adv_mid
-            else:
-                lo = mid
-        eps[i], advs[i] = hi, adv[0]
+        e, adv = _smallest_flip(flipped, float(eps_start), eps_max,
+                                close=lambda lo, hi: hi - lo <= rtol * hi,
+                                middle=lambda lo, hi: (lo + hi) / 2)
+        if e is not None:
+            eps[i], advs[i] = e, adv[0]
     return eps, advs
+
+
+def _smallest_flip(flipped, start, limit, *, close, middle):
+    """Double v from ``start`` until ``flipped(v)`` -> (flips, x_adv) flips (v ≤ ``limit``),
+    then bisect between the last v that did not flip and the first that did until
+    ``close(lo, hi)``. Returns (that v, its x_adv), or (None, None) if ``limit`` does not flip."""
+    lo, hi = 0, start
+    flips, adv = flipped(hi)
+    while not flips and hi < limit:
+        lo, hi = hi, min(2 * hi, limit)
+        flips, adv = flipped(hi)
+    if not flips:
+        return None, None
+    while not close(lo, hi):
+        mid = middle(lo, hi)
+        flips, adv_mid = flipped(mid)
+        if flips:
+            hi, adv = mid, adv_mid
+        else:
+            lo = mid
+    return hi, adv
 
 
 def smallest_grey_levels(model, x, label, attack=fgsm, *, max_levels=64, **options):
@@ -307,22 +318,12 @@ def smallest_grey_levels(model, x, label, attack=fgsm, *, max_levels=64, **optio
             return int(_probabilities(model, adv).argmax()) != yi, adv
         if int(_probabilities(model, xi).argmax()) != yi:
             continue                                  # misclassified: 0 grey levels
-        lo, hi = 0, 1
-        flips, adv = flipped(hi)
-        while not flips and hi < max_levels:
-            lo, hi = hi, min(2 * hi, max_levels)
-            flips, adv = flipped(hi)
-        if not flips:
+        k, adv = _smallest_flip(flipped, 1, max_levels, close=lambda lo, hi: hi - lo <= 1,
+                                middle=lambda lo, hi: (lo + hi) // 2)
+        if k is None:
             levels[i] = -1
-            continue
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            flips, adv_mid = flipped(mid)
-            if flips:
-                hi, adv = mid, adv_mid
-            else:
-                lo = mid
-        levels[i], advs[i] = hi, adv[0]
+        else:
+            levels[i], advs[i] = k, adv[0]
     return levels, advs
 
 
