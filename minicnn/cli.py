@@ -440,6 +440,8 @@ def main(argv=None):
     Ctrl-C in 130; an unexpected internal error in one line naming the log file holding
     its traceback, and exit 3."""
     args = build_parser().parse_args(argv)
+    from .backend import keep_freed_memory
+    keep_freed_memory()        # arrays' memory reused step after step (backend.py says why)
     try:
         return args.fn(args)
     except KeyboardInterrupt:

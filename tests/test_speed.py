@@ -1,6 +1,8 @@
 """What the engine's speed work rests on, beyond the conv roads (those are in test_conv.py)."""
 import os
 
+import pytest
+
 
 def test_the_depthwise_bench_rows_time_the_depthwise_road():
     """Every shape of the depthwise_conv2d bench section takes the depthwise road (the rows
@@ -30,3 +32,49 @@ def test_before_after_times_every_row_in_both_checkouts():
     assert len(lines) == 2 and lines[1].startswith("max_pool2d 2x2 fwd+bwd")
     before, after, ratio = (float(v.rstrip("x")) for v in lines[1].split()[-4:-1])
     assert before > 0 and after > 0 and abs(ratio - after / before) < 0.01 + 0.01 * ratio
+
+
+_FREED_RSS = """
+import sys
+import numpy as np
+from minicnn import backend
+took = backend.keep_freed_memory() if sys.argv[1] == "keep" else None
+
+def resident_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+before = resident_mb()
+a = np.ones(4 * 2**20, np.float32)       # 16 MB, every page written
+del a
+print(took, resident_mb() - before)
+"""
+
+
+def _linux_with_glibc():
+    try:
+        return os.path.exists("/proc/self/statm") and bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+@pytest.mark.skipif(not _linux_with_glibc(), reason="needs Linux with glibc (/proc, mallopt)")
+def test_keep_freed_memory_keeps_a_freed_array_in_the_process():
+    """After keep_freed_memory a freed 16 MB array's pages stay with the process (the next
+    array of that size reuses them, no fresh zero-filled pages); without it glibc hands
+    them back at once. Each case in a process of its own: the setting is process-wide."""
+    import subprocess
+    import sys
+
+    def kept_mb(mode):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        r = subprocess.run([sys.executable, "-c", _FREED_RSS, mode], capture_output=True,
+                           text=True, check=True, cwd=root)
+        took, mb = r.stdout.split()
+        return took, float(mb)
+
+    took, kept = kept_mb("keep")
+    assert took == "True"
+    assert kept > 12, f"only {kept:.1f} MB of the freed 16 MB stayed resident"
+    _, default = kept_mb("default")
+    assert default < 4, f"{default:.1f} MB stayed without keep_freed_memory"

@@ -39,7 +39,11 @@ def _worker():
     minicnn side once per {"time": 1} ({"ms": ...}) until {"next": 1}; then {"done": 1}.
     The rows are timed while the section builds them (their closures see the loop's
     variables of that moment)."""
+    from minicnn import backend
     from minicnn.bench import core
+    keep = getattr(backend, "keep_freed_memory", None)   # each engine's memory as its
+    if keep is not None:                                  # commands run it
+        keep()
     core._load_section_modules()
 
     def record(label, ours, theirs=None, flops=None, repeat=5):

@@ -229,6 +229,8 @@ def _load_section_modules():
 
 def run(sections=None, repeat=5, file=sys.stdout):
     """Print the benchmark table for ``sections`` (names in SECTIONS; default: all)."""
+    from ..backend import keep_freed_memory
+    keep_freed_memory()             # as minicnn's commands run
     _load_section_modules()
     names = list(SECTIONS) if sections is None else list(sections)
     unknown = [n for n in names if n not in SECTIONS]
