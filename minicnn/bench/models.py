@@ -39,11 +39,42 @@ def _fashion_batches(batch, steps, rng):
     return [(x[i:i + batch], y[i:i + batch]) for i in range(0, n, batch)]
 
 
+def _step_matmuls(model, step):
+    """The matrix products of one training step, as (a, b) operand pairs: every
+    ``numpy.matmul`` call during ``step()`` (the conv roads call ``xp.matmul``), caught by
+    swapping the function for the step, and each Linear layer's three products (x Wᵀ,
+    g W, gᵀ x, made with ``@``), on arrays of their shapes."""
+    from ..nn import Linear
+    made, matmul = [], np.matmul
+
+    def record(a, b, *args, **kwargs):
+        made.append((a, b))
+        return matmul(a, b, *args, **kwargs)
+    np.matmul = record
+    try:
+        batch = step()
+    finally:
+        np.matmul = matmul
+    rng = np.random.default_rng(0)
+    for layer in model.modules():
+        if isinstance(layer, Linear):
+            n_out, n_in = layer.weight.data.shape
+            x, w, g = (rng.standard_normal(s).astype(np.float32)
+                       for s in ((batch, n_in), (n_out, n_in), (batch, n_out)))
+            made += [(x, w.T), (g, w), (g.T, x)]
+    return made
+
+
 @section("fashion_net_epoch")
 def bench_fashion_epoch(repeat):
     """One training epoch of fashion_net (60k images, batch 128, Adam), extrapolated from
     runs of CHUNK steps timed alternately with the same net in PyTorch; the steps cycle
-    through STEPS distinct batches."""
+    through STEPS distinct batches.
+
+    A second row times only the matrix products of those steps (``_step_matmuls``: the
+    same operands, BLAS alone) against the same PyTorch epoch: how much of the ratio the
+    products take, and what is left for everything else (ReLU, pooling, the columns' copies,
+    the loss, Adam)."""
     from ..nn.optim import Adam
     torch = _torch()
     rng = np.random.default_rng(0)
@@ -74,13 +105,32 @@ def bench_fashion_epoch(repeat):
                 loss.backward()
                 topt.step()
 
-    row = compare(f"fashion_net epoch (60k, from {CHUNK}-step runs)", ours, theirs,
-                  repeat=2 * repeat)
+    def one_step():
+        x, y = batches[0]
+        loss = ops.cross_entropy(model(Tensor(x)), y)
+        opt.zero_grad()
+        loss.backward()
+        return len(x)
+    products = _step_matmuls(model, one_step)
+
+    def products_only():
+        for _ in range(CHUNK):
+            for a, b in products:
+                np.matmul(a, b)
+
+    rows = [compare(f"fashion_net epoch (60k, from {CHUNK}-step runs)", ours, theirs,
+                    repeat=2 * repeat),
+            compare(f"  its {len(products)} matmuls a step alone", products_only, theirs,
+                    flops=CHUNK * sum(2 * a[..., :1].size * a.shape[-1] * b.shape[-1]
+                                      for a, b in products), repeat=2 * repeat)]
     scale = EPOCH_IMAGES / (CHUNK * batch)
-    row["ms"] *= scale
-    if row["torch_ms"] is not None:
-        row["torch_ms"] *= scale
-    return [row]
+    for row in rows:
+        row["ms"] *= scale
+        if row["torch_ms"] is not None:
+            row["torch_ms"] *= scale
+        if row["flops"]:
+            row["flops"] *= scale
+    return rows
 
 
 @section("imagenet_models")
