@@ -78,3 +78,29 @@ def test_keep_freed_memory_keeps_a_freed_array_in_the_process():
     assert kept > 12, f"only {kept:.1f} MB of the freed 16 MB stayed resident"
     _, default = kept_mb("default")
     assert default < 4, f"{default:.1f} MB stayed without keep_freed_memory"
+
+
+def test_the_bench_catches_every_matrix_product_of_a_fashion_net_step():
+    """The bench's 'matmuls alone' row replays _step_matmuls: for fashion_net its products
+    must hold the step's whole arithmetic, forward, dW of the four convs, dx of the last
+    three (the images need none) and the linear layers' three products each, 2·N·(F·C·kh·kw)·
+    Ho·Wo per conv product, give or take the blocked road's dropped positions (≤ 15%)."""
+    import numpy as np
+    from minicnn import models, ops
+    from minicnn.autograd import Tensor
+    from minicnn.bench.models import _step_matmuls
+    N = 8
+    model = models.fashion_net()
+    x = np.random.default_rng(0).standard_normal((N, 1, 28, 28)).astype(np.float32)
+
+    def step():
+        ops.cross_entropy(model(Tensor(x)), np.arange(N) % 10).backward()
+        return N
+    products = _step_matmuls(model, step)
+    flops = sum(2 * a[..., :1].size * a.shape[-1] * b.shape[-1] for a, b in products)
+    convs = [(1, 16, 28), (16, 16, 28), (16, 32, 14), (32, 32, 14)]     # C, F, side
+    conv = [2 * N * F * C * 9 * side ** 2 for C, F, side in convs]
+    linear = [2 * N * 1568 * 128, 2 * N * 128 * 10]
+    expected = 2 * sum(conv) + sum(conv[1:]) + 3 * sum(linear)
+    assert expected <= flops <= 1.15 * expected, (flops, expected)
+    assert np.matmul.__name__ == "matmul"           # put back after the step
