@@ -91,91 +91,87 @@ class Identity(Module):
         return x
 
 
-class Conv2d(Module):
+class _Convolution(Module):
+    """What Conv2d and ConvTranspose2d share: their arguments, checked and kept; the input's
+    channel count checked in forward; and how they print."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, groups,
+                 output_padding=None):
+        super().__init__()
+        name = type(self).__name__
+        in_channels, out_channels, groups = (_count(name, n, v) for n, v in (
+            ("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)))
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{name}: in_channels {in_channels} and out_channels "
+                             f"{out_channels} must both be divisible by groups {groups}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = pair(name, "kernel_size", kernel_size, minimum=1)
+        self.stride = pair(name, "stride", stride, minimum=1)
+        self.padding = pair(name, "padding", padding)
+        if output_padding is not None:
+            self.output_padding = pair(name, "output_padding", output_padding)
+
+    def _check_input(self, x):
+        _expect(self, x, 4, "(N, C, H, W)")
+        if shape_of(x)[1] != self.in_channels:
+            raise ValueError(f"{self.label()} expects {self.in_channels} input channels, "
+                             f"got input of shape {shape_of(x)}")
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if getattr(self, "output_padding", (0, 0)) != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s + (", bias=False" if self.bias is None else "")
+
+
+class Conv2d(_Convolution):
     """The layer (a Module); its op is ``minicnn.ops.conv.Conv2d``.
 
     2-D convolution. weight: (out, in / groups, kh, kw), bias: (out,)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1,
                  bias=True, rng=None):
-        super().__init__()
-        in_channels, out_channels, groups = (_count("Conv2d", n, v) for n, v in (
-            ("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)))
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: in_channels {in_channels} and out_channels {out_channels} "
-                             f"must both be divisible by groups {groups}")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = pair("Conv2d", "kernel_size", kernel_size, minimum=1)
-        self.stride = pair("Conv2d", "stride", stride, minimum=1)
-        self.padding = pair("Conv2d", "padding", padding)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, groups)
         rng = np.random.default_rng(rng)
-        fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
+        kh, kw = self.kernel_size
+        fan_in = self.in_channels // self.groups * kh * kw
         self.weight = new_parameter(_uniform(
-            rng, (out_channels, in_channels // groups, *self.kernel_size), fan_in))
-        self.bias = new_parameter(_uniform(rng, (out_channels,), fan_in)) if bias else None
+            rng, (self.out_channels, self.in_channels // self.groups, kh, kw), fan_in))
+        self.bias = new_parameter(_uniform(rng, (self.out_channels,), fan_in)) if bias else None
 
     def forward(self, x):
-        _expect(self, x, 4, "(N, C, H, W)")
-        if shape_of(x)[1] != self.in_channels:
-            raise ValueError(f"{self.label()} expects {self.in_channels} input channels, "
-                             f"got input of shape {shape_of(x)}")
+        self._check_input(x)
         return ops.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
                           groups=self.groups)
 
-    def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        return s + (", bias=False" if self.bias is None else "")
 
-
-class ConvTranspose2d(Module):
+class ConvTranspose2d(_Convolution):
     """The layer (a Module); its op is ``minicnn.ops.conv.ConvTranspose2d``.
 
     Transposed convolution (the adjoint of Conv2d). weight: (in, out / groups, kh, kw)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, groups=1, bias=True, rng=None):
-        super().__init__()
-        in_channels, out_channels, groups = (_count("ConvTranspose2d", n, v) for n, v in (
-            ("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)))
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"ConvTranspose2d: in_channels {in_channels} and out_channels "
-                             f"{out_channels} must both be divisible by groups {groups}")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = pair("ConvTranspose2d", "kernel_size", kernel_size, minimum=1)
-        self.stride = pair("ConvTranspose2d", "stride", stride, minimum=1)
-        self.padding = pair("ConvTranspose2d", "padding", padding)
-        self.output_padding = pair("ConvTranspose2d", "output_padding", output_padding)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, groups,
+                         output_padding)
         rng = np.random.default_rng(rng)
+        kh, kw = self.kernel_size
         # PyTorch computes fan_in from weight.shape[1]: out / groups · kh · kw.
-        fan_in = out_channels // groups * self.kernel_size[0] * self.kernel_size[1]
+        fan_in = self.out_channels // self.groups * kh * kw
         self.weight = new_parameter(_uniform(
-            rng, (in_channels, out_channels // groups, *self.kernel_size), fan_in))
-        self.bias = new_parameter(_uniform(rng, (out_channels,), fan_in)) if bias else None
+            rng, (self.in_channels, self.out_channels // self.groups, kh, kw), fan_in))
+        self.bias = new_parameter(_uniform(rng, (self.out_channels,), fan_in)) if bias else None
 
     def forward(self, x):
-        _expect(self, x, 4, "(N, C, H, W)")
-        if shape_of(x)[1] != self.in_channels:
-            raise ValueError(f"{self.label()} expects {self.in_channels} input channels, "
-                             f"got input of shape {shape_of(x)}")
+        self._check_input(x)
         return ops.conv_transpose2d(x, self.weight, self.bias, stride=self.stride,
                                     padding=self.padding, output_padding=self.output_padding,
                                     groups=self.groups)
-
-    def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.output_padding != (0, 0):
-            s += f", output_padding={self.output_padding}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        return s + (", bias=False" if self.bias is None else "")
 
 
 class Linear(Module):
