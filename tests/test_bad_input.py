@@ -36,14 +36,6 @@ def shipped_unchanged():
     assert _hashes(ROOT / "weights") == before
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A fresh cache (MINICNN_HOME): imports, training results and logs go here."""
-    folder = tmp_path / "home"
-    monkeypatch.setenv("MINICNN_HOME", str(folder))
-    return folder
-
-
 def _one_clear_line(err, *words):
     assert "Traceback" not in err, err
     lines = [line for line in err.splitlines() if line.startswith("minicnn ")]
@@ -192,30 +184,12 @@ def test_demo_whose_figures_fail_exits_non_zero_and_names_them(tmp_path, monkeyp
 
 
 # ------------------------------------------------------------------ training (13-15, Ctrl-C)
-@pytest.fixture
-def tiny_training(monkeypatch, home):
-    """fashion_net's recipe on 48 random images, 2 epochs of 2 steps: fast, deterministic."""
-    calls = {"dataset": 0}
-
-    def tiny_dataset(name, root):
-        calls["dataset"] += 1
-        rng = np.random.default_rng(0)
-        x = rng.integers(0, 256, (48, 28, 28), dtype=np.uint8)
-        y = rng.integers(0, 10, 48)
-        return x[:32], y[:32], x[32:], y[32:], [str(i) for i in range(10)], "a tiny test set"
-    monkeypatch.setattr(recipes, "_dataset", tiny_dataset)
-    monkeypatch.setitem(training.RECIPES, "fashion_net",
-                        dict(dataset="fashion_mnist", epochs=2, batch_size=16, lr=1e-3,
-                             optimizer="adam", augment={"pad": 2, "flip": True}))
-    return calls
-
-
 @pytest.mark.parametrize("epochs", ["0", "-3"])
 def test_train_with_no_epochs_is_a_clear_error(epochs, tiny_training, tmp_path, capsys,
                                                shipped_unchanged):
     assert cli.main(["train", "fashion_net", "--epochs", epochs, "--out", str(tmp_path / "o")]) == 2
     _one_clear_line(capsys.readouterr().err, "epochs must be a positive int", epochs)
-    assert tiny_training["dataset"] == 0 and not (tmp_path / "o" / "fashion_net.npz").exists()
+    assert tiny_training.calls == 0 and not (tmp_path / "o" / "fashion_net.npz").exists()
     assert cli.main(["train", "segnet", "--epochs", epochs, "--out", str(tmp_path / "o")]) == 2
     _one_clear_line(capsys.readouterr().err, "epochs must be a positive int")
 
@@ -225,7 +199,7 @@ def test_train_with_a_nonsense_learning_rate_is_refused_before_training(lr, tiny
                                                                         tmp_path, capsys):
     assert cli.main(["train", "fashion_net", "--lr", lr, "--out", str(tmp_path / "o")]) == 2
     _one_clear_line(capsys.readouterr().err, "lr must be a finite number > 0")
-    assert tiny_training["dataset"] == 0
+    assert tiny_training.calls == 0
 
 
 def test_diverging_training_stops_and_writes_nothing(tiny_training, tmp_path, capsys,
@@ -250,7 +224,7 @@ def test_train_data_path_that_does_not_exist_is_an_error(tiny_training, tmp_path
     assert cli.main(["train", "fashion_net", "--data", str(missing),
                      "--out", str(tmp_path / "o")]) == 2
     _one_clear_line(capsys.readouterr().err, f"--data {missing}", "no such file")
-    assert tiny_training["dataset"] == 0       # never fell back to the standard locations
+    assert tiny_training.calls == 0       # never fell back to the standard locations
 
 
 def test_train_out_that_is_a_file_fails_before_the_first_step(tiny_training, tmp_path, capsys):
@@ -258,7 +232,7 @@ def test_train_out_that_is_a_file_fails_before_the_first_step(tiny_training, tmp
     blocker.write_text("keep me")
     assert cli.main(["train", "fashion_net", "--out", str(blocker)]) == 2
     _one_clear_line(capsys.readouterr().err, f"--out {blocker}", "is a file")
-    assert blocker.read_text() == "keep me" and tiny_training["dataset"] == 0
+    assert blocker.read_text() == "keep me" and tiny_training.calls == 0
 
 
 def test_training_by_default_writes_to_the_cache_and_never_touches_shipped_weights(
@@ -294,7 +268,7 @@ def test_out_into_the_shipped_folder_needs_the_flag_and_a_worse_run_never_replac
     before = _hashes(fake_repo)
     assert cli.main(["train", "fashion_net", "--epochs", "1", "--out", str(fake_repo)]) == 2
     _one_clear_line(capsys.readouterr().err, "--replace-shipped", str(fake_repo))
-    assert tiny_training["dataset"] == 0
+    assert tiny_training.calls == 0
     assert cli.main(["train", "fashion_net", "--epochs", "1", "--replace-shipped"]) == 1
     _one_clear_line(capsys.readouterr().err, f"kept {fake_repo / 'fashion_net.npz'}: it scores "
                     "1.0000 on a tiny test set", "on the same images", "fashion_net.candidate.npz")

@@ -13,13 +13,6 @@ from minicnn.data import fetch
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("MINICNN_DATASET_DIRS", "")
-    return tmp_path / "home"
-
-
-@pytest.fixture
 def mirror(tmp_path):
     """A folder served over HTTP on 127.0.0.1; yields (folder, base URL, list of requested paths)."""
     folder = tmp_path / "mirror"

@@ -39,31 +39,8 @@ def one_line(err, *words):
         assert word in lines[0], (word, lines[0])
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MINICNN_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("MINICNN_DATASET_DIRS", "")
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def tiny(monkeypatch, home):
-    """fashion_net's recipe on 48 random images (32 to train, 16 to test), 2 epochs of 2
-    steps: fast and deterministic."""
-    def tiny_dataset(name, root):
-        rng = np.random.default_rng(0)
-        x = rng.integers(0, 256, (48, 28, 28), dtype=np.uint8)
-        y = rng.integers(0, 10, 48)
-        return x[:32], y[:32], x[32:], y[32:], [str(i) for i in range(10)], "a tiny test set"
-    monkeypatch.setattr(recipes, "_dataset", tiny_dataset)
-    monkeypatch.setitem(training.RECIPES, "fashion_net",
-                        dict(dataset="fashion_mnist", epochs=2, batch_size=16, lr=1e-3,
-                             optimizer="adam", augment={"pad": 2, "flip": True}))
-    return tiny_dataset
-
-
 # ------------------------------------------------------------ exploding training
-def test_a_run_whose_loss_explodes_but_stays_finite_writes_nothing_and_fails(tiny, tmp_path,
+def test_a_run_whose_loss_explodes_but_stays_finite_writes_nothing_and_fails(tiny_training, tmp_path,
                                                                               capsys):
     """lr 1e4: the loss jumps from 2.3 to ~1e32 -- finite, so it used to train on, exit 0
     and save weights whose outputs are absurd. A loss a million times the first one ends
@@ -238,7 +215,7 @@ def test_fashion_mnist_labels_of_the_wrong_kind_are_refused(tmp_path, home, labe
 
 
 # ------------------------------------------------------------ --replace-shipped
-def test_replace_shipped_compares_both_nets_on_the_same_test_set(tiny, tmp_path, monkeypatch,
+def test_replace_shipped_compares_both_nets_on_the_same_test_set(tiny_training, tmp_path, monkeypatch,
                                                                  capsys):
     """The shipped file's manifest says 0.0 on 3,000 other images; on this run's test set
     it gets every image right. It used to be replaced by a run scoring less on the images
@@ -256,7 +233,7 @@ def test_replace_shipped_compares_both_nets_on_the_same_test_set(tiny, tmp_path,
     net = mc.models.fashion_net(pretrained=True)
 
     def test_set_the_shipped_net_gets_right(name, root):
-        xtr, ytr, xte, _, labels, on = tiny(name, root)
+        xtr, ytr, xte, _, labels, on = tiny_training(name, root)
         return xtr, ytr, xte, loop.predict(net, net.preprocess.preprocess(xte)).argmax(1), labels, on
     monkeypatch.setattr(recipes, "_dataset", test_set_the_shipped_net_gets_right)
     before = hashes(fake_repo)
