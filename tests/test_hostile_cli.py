@@ -16,7 +16,7 @@ import minicnn as mc
 from minicnn import cli
 from minicnn.data.images import load_image
 
-from .test_hostile_runs import home, one_line, tiny  # noqa: F401 — fixtures
+from .test_hostile_runs import one_line
 
 
 def usage_error(argv, capsys, *words):
@@ -71,8 +71,8 @@ def test_a_cifar_batch_whose_pickle_is_refused_is_a_one_line_error(tmp_path, hom
     one_line(capsys.readouterr().err, "data_batch_1", "refused to load global", "print")
 
 
-def test_resume_names_the_checkpoint_when_it_is_damaged_or_past_the_run(tiny, tmp_path, home,
-                                                                        capsys):
+def test_resume_names_the_checkpoint_when_it_is_damaged_or_past_the_run(tiny_training, tmp_path,
+                                                                        home, capsys):
     out = str(tmp_path / "o")
     assert cli.main(["train", "fashion_net", "--out", out]) == 0          # 2 epochs
     checkpoint = home / "train" / "fashion_net-seed0.ckpt.npz"
@@ -85,7 +85,8 @@ def test_resume_names_the_checkpoint_when_it_is_damaged_or_past_the_run(tiny, tm
     one_line(capsys.readouterr().err, str(checkpoint), "cannot be used", "delete it")
 
 
-def test_init_from_a_manifest_whose_history_is_a_string_trains(tiny, tmp_path, home, capsys):
+def test_init_from_a_manifest_whose_history_is_a_string_trains(tiny_training, tmp_path, home,
+                                                               capsys):
     """A hand-edited manifest (history "oops") used to end in an internal error."""
     net = mc.models.fashion_net(pretrained=False)
     init = tmp_path / "start.npz"
@@ -160,7 +161,7 @@ def test_a_model_called_on_a_list_or_text_says_what_it_takes(x):
         net(x)
 
 
-def test_an_unwritable_checkpoint_folder_is_found_before_the_first_step(tiny, tmp_path,
+def test_an_unwritable_checkpoint_folder_is_found_before_the_first_step(tiny_training, tmp_path,
                                                                          monkeypatch, capsys):
     """It used to be found when the first checkpoint was written, after a full epoch."""
     blocker = tmp_path / "a-file"

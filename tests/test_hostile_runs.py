@@ -40,8 +40,8 @@ def one_line(err, *words):
 
 
 # ------------------------------------------------------------ exploding training
-def test_a_run_whose_loss_explodes_but_stays_finite_writes_nothing_and_fails(tiny_training, tmp_path,
-                                                                              capsys):
+def test_a_run_whose_loss_explodes_but_stays_finite_writes_nothing_and_fails(tiny_training,
+                                                                              tmp_path, capsys):
     """lr 1e4: the loss jumps from 2.3 to ~1e32 -- finite, so it used to train on, exit 0
     and save weights whose outputs are absurd. A loss a million times the first one ends
     the run: exit non-zero, the step named, nothing written."""
@@ -215,8 +215,8 @@ def test_fashion_mnist_labels_of_the_wrong_kind_are_refused(tmp_path, home, labe
 
 
 # ------------------------------------------------------------ --replace-shipped
-def test_replace_shipped_compares_both_nets_on_the_same_test_set(tiny_training, tmp_path, monkeypatch,
-                                                                 capsys):
+def test_replace_shipped_compares_both_nets_on_the_same_test_set(tiny_training, tmp_path,
+                                                                 monkeypatch, capsys):
     """The shipped file's manifest says 0.0 on 3,000 other images; on this run's test set
     it gets every image right. It used to be replaced by a run scoring less on the images
     it was compared on; now both are measured on this run's test set and it is kept."""
