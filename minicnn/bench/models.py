@@ -65,6 +65,12 @@ def _step_matmuls(model, step):
     return made
 
 
+def _flops(products):
+    """2·m·k·n summed over (a, b) operand pairs, a: (…, m, k) @ b: (k, n), each batch entry
+    of a batched product counted."""
+    return sum(2 * a[..., :1].size * a.shape[-1] * b.shape[-1] for a, b in products)
+
+
 @section("fashion_net_epoch")
 def bench_fashion_epoch(repeat):
     """One training epoch of fashion_net (60k images, batch 128, Adam), extrapolated from
@@ -121,8 +127,7 @@ def bench_fashion_epoch(repeat):
     rows = [compare(f"fashion_net epoch (60k, from {CHUNK}-step runs)", ours, theirs,
                     repeat=2 * repeat),
             compare(f"  its {len(products)} matmuls a step alone", products_only, theirs,
-                    flops=CHUNK * sum(2 * a[..., :1].size * a.shape[-1] * b.shape[-1]
-                                      for a, b in products), repeat=2 * repeat)]
+                    flops=CHUNK * _flops(products), repeat=2 * repeat)]
     scale = EPOCH_IMAGES / (CHUNK * batch)
     for row in rows:
         row["ms"] *= scale
