@@ -236,7 +236,8 @@ def forced_road(name=None, *, flip_dx=None, block_bytes=None):
     """Within the block, every convolution that can takes road ``name`` ("im2col",
     "depthwise", "blocked"; None: the usual choice), dx by the flipped kernel where
     possible if ``flip_dx`` (False: col2im; None: the usual choice), blocks of
-    ``block_bytes`` on the blocked and the depthwise road (None: their usual size). For tests and benchmarks: the roads give the same numbers."""
+    ``block_bytes`` on the blocked and the depthwise road (None: their usual size).
+    For tests and benchmarks: the roads give the same numbers."""
     if name is not None and name not in ROADS:
         raise ValueError(f"forced_road: unknown road {name!r}; the roads are {list(ROADS)}")
     token = _FORCED.set(_Forcing(name, flip_dx, block_bytes))
